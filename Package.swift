@@ -1,0 +1,140 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "portier",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "portierd", targets: ["portierd"]),
+        .executable(name: "portier", targets: ["portier"]),
+        .library(name: "PortierClient", targets: ["PortierClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // Pure rules and value types: no I/O.
+        .target(name: "PortierDomain"),
+
+        // Frames, JSON values and the request/reply envelope, shared by server and clients.
+        .target(
+            name: "PortierProtocol",
+            dependencies: [
+                "PortierDomain",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+
+        // libpq, linked from the system (Debian: libpq-dev).
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+
+        // PostgreSQL access: connections, pool, transactions, migrations, queries.
+        .target(
+            name: "PortierStorage",
+            dependencies: [
+                "CLibPQ",
+                "PortierDomain",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // A private PostgreSQL cluster under the state folder.
+        .target(
+            name: "PortierEmbeddedPostgres",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
+
+        // The operations: validate params, run one transaction, shape the result.
+        .target(
+            name: "PortierService",
+            dependencies: [
+                "PortierDomain",
+                "PortierProtocol",
+                "PortierStorage",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // SwiftNIO transport: the two Unix sockets, limits, timeouts, peer credentials.
+        .target(
+            name: "PortierServer",
+            dependencies: [
+                "PortierProtocol",
+                "PortierService",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
+        // Async, pipelined client used by the CLI, the tests and the load generator.
+        .target(
+            name: "PortierClient",
+            dependencies: [
+                "PortierProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+
+        .executableTarget(
+            name: "portierd",
+            dependencies: [
+                "PortierServer",
+                "PortierService",
+                "PortierStorage",
+                "PortierEmbeddedPostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "portier",
+            dependencies: [
+                "PortierClient",
+                "PortierProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // Shared by the test targets: a fresh migrated database per test, a running server.
+        .target(
+            name: "PortierTestSupport",
+            dependencies: [
+                "PortierStorage",
+                "PortierServer",
+                "PortierService",
+                "PortierClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/PortierTestSupport"
+        ),
+        .testTarget(name: "PortierDomainTests", dependencies: ["PortierDomain"]),
+        .testTarget(name: "PortierProtocolTests", dependencies: [
+            "PortierProtocol",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
+        .testTarget(name: "PortierStorageTests", dependencies: ["PortierStorage", "PortierTestSupport"]),
+        .testTarget(name: "PortierServerTests", dependencies: [
+            "PortierServer", "PortierClient", "PortierProtocol", "PortierTestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+    ],
+    swiftLanguageModes: [.v6]
+)

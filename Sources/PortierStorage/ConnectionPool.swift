@@ -1,0 +1,170 @@
+import Logging
+import NIOPosix
+import PortierDomain
+import Synchronization
+
+/// How to reach PostgreSQL and how many connections to keep.
+public struct DatabaseConfiguration: Sendable {
+    /// A libpq connection string or URI; empty means libpq's defaults (`PG*` variables).
+    public var conninfo: String
+    /// Most connections open at once; also the number of threads doing blocking libpq calls.
+    public var poolSize: Int
+    /// The role every request runs as (`SET ROLE` at connect). It owns nothing and
+    /// is not a superuser, so row-level security applies (R-ENV-1).
+    public var applicationRole: String
+
+    public init(conninfo: String, poolSize: Int = 8, applicationRole: String = Schema.applicationRole) {
+        self.conninfo = conninfo
+        self.poolSize = poolSize
+        self.applicationRole = applicationRole
+    }
+}
+
+/// A bounded pool of libpq connections whose blocking calls run on a dedicated
+/// `NIOThreadPool`, never on the Swift concurrency pool.
+///
+/// Broken connections are dropped on release and replaced on demand, so service
+/// resumes by itself once PostgreSQL is back.
+public final class ConnectionPool: Sendable {
+    public let configuration: DatabaseConfiguration
+    private let threads: NIOThreadPool
+    private let state = Mutex(State())
+    private let logger: Logger
+
+    private struct State: ~Copyable {
+        var idle: [PostgresConnection] = []
+        var open = 0
+        var waiters: [CheckedContinuation<Grant, Never>] = []
+        var closed = false
+    }
+
+    /// What an acquirer is given: a connection, or leave to open a new one.
+    private enum Grant: @unchecked Sendable {
+        case connection(PostgresConnection)
+        case open
+        case closed
+    }
+
+    public init(configuration: DatabaseConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        threads = NIOThreadPool(numberOfThreads: max(1, configuration.poolSize))
+        threads.start()
+    }
+
+    /// Closes idle connections and stops the threads; later calls fail with `unavailable`.
+    public func shutdown() async {
+        let (idle, waiters) = state.withLock { s in
+            s.closed = true
+            defer { s.idle = []; s.waiters = [] }
+            return (s.idle, s.waiters)
+        }
+        for w in waiters { w.resume(returning: .closed) }
+        _ = idle
+        try? await threads.shutdownGracefully()
+    }
+
+    /// Runs `body` with a connection on a pool thread.
+    public func withConnection<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> R) async throws -> R {
+        let connection = try await acquire()
+        do {
+            let result = try await threads.runIfActive { try body(connection) }
+            release(connection)
+            return result
+        } catch {
+            release(connection)
+            throw error
+        }
+    }
+
+    /// Runs `body` in one transaction scoped to `environments` (row-level security
+    /// sees only their rows; the scope can be widened inside with
+    /// `Transaction.setEnvironments`). Commits if `body` returns, rolls back if it
+    /// throws. Serialization failures are retried; a connection found dead before
+    /// anything ran is replaced once.
+    public func transaction<R: Sendable>(
+        environments: [EnvironmentID] = [],
+        _ body: @escaping @Sendable (Transaction) throws -> R
+    ) async throws -> R {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await withConnection { connection in
+                    try Transaction.run(on: connection, environments: environments, body)
+                }
+            } catch let error as DatabaseError where attempt < 3 {
+                switch error.kind {
+                case .retryable: continue
+                case .connection where error.sqlState == Transaction.notStartedState: continue
+                default: throw error
+                }
+            }
+        }
+    }
+
+    private func acquire() async throws -> PostgresConnection {
+        let grant: Grant? = state.withLock { s in
+            if s.closed { return .closed }
+            if let c = s.idle.popLast() { return .connection(c) }
+            if s.open < configuration.poolSize { s.open += 1; return .open }
+            return nil
+        }
+        let decided: Grant
+        if let grant { decided = grant } else {
+            decided = await withCheckedContinuation { continuation in
+                let immediate: Grant? = state.withLock { s in
+                    if s.closed { return .closed }
+                    if let c = s.idle.popLast() { return .connection(c) }
+                    if s.open < configuration.poolSize { s.open += 1; return .open }
+                    s.waiters.append(continuation)
+                    return nil
+                }
+                if let immediate { continuation.resume(returning: immediate) }
+            }
+        }
+        switch decided {
+        case .connection(let c): return c
+        case .closed: throw DatabaseError(kind: .connection, sqlState: nil, message: "the connection pool is closed")
+        case .open:
+            do {
+                let configuration = self.configuration
+                return try await threads.runIfActive { try Self.open(configuration) }
+            } catch {
+                abandonSlot()
+                logger.warning("cannot connect to PostgreSQL", metadata: ["error": "\(error)"])
+                throw error
+            }
+        }
+    }
+
+    private static func open(_ configuration: DatabaseConfiguration) throws -> PostgresConnection {
+        let connection = try PostgresConnection(conninfo: configuration.conninfo)
+        try connection.execute("SET ROLE \(Schema.quoteIdentifier(configuration.applicationRole))")
+        return connection
+    }
+
+    private func release(_ connection: PostgresConnection) {
+        let healthy = connection.isHealthy
+        let waiter: (CheckedContinuation<Grant, Never>, Grant)? = state.withLock { s in
+            if s.closed { s.open -= 1; return nil }
+            guard let w = s.waiters.first else {
+                if healthy { s.idle.append(connection) } else { s.open -= 1 }
+                return nil
+            }
+            s.waiters.removeFirst()
+            // A dead connection's slot goes to the waiter, who opens a fresh one.
+            return (w, healthy ? .connection(connection) : .open)
+        }
+        if let (w, grant) = waiter { w.resume(returning: grant) }
+    }
+
+    private func abandonSlot() {
+        let waiter = state.withLock { s -> CheckedContinuation<Grant, Never>? in
+            guard let w = s.waiters.first else { s.open -= 1; return nil }
+            s.waiters.removeFirst()
+            return w
+        }
+        waiter?.resume(returning: .open)
+    }
+}

@@ -1,0 +1,14 @@
+/// One versioned schema change. Applied once, in a transaction, recorded in
+/// `schema_migrations`. Never edit a released migration: add a new one.
+public struct Migration: Sendable {
+    public let version: Int
+    public let name: String
+    public let sql: String
+}
+
+/// Every migration, in order. The SQL lives in Swift so the binary carries it.
+public enum Migrations {
+    public static let all: [Migration] = [
+        Migration(version: 1, name: "schema v1", sql: schemaV1),
+    ]
+}
