@@ -29,7 +29,13 @@ public enum AdministratorRule {
     }
 
     /// R-USR-9: the warnings an environment reports for its administrator count.
+    /// `no_active_administrator` is ours: a new environment before its first
+    /// activation, or one where support must appoint someone (R-SUP-1).
     public static func warnings(activeAdministrators: Int) -> [String] {
-        activeAdministrators == 1 ? ["single_administrator"] : []
+        switch activeAdministrators {
+        case 0: ["no_active_administrator"]
+        case 1: ["single_administrator"]
+        default: []
+        }
     }
 }

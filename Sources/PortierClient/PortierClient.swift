@@ -1,0 +1,171 @@
+import NIOCore
+import NIOPosix
+import PortierDomain
+import PortierProtocol
+import Synchronization
+
+/// An async client for one connection to `portierd`.
+///
+/// Any number of tasks may call `send` at once: requests are pipelined on the one
+/// connection and each reply is matched to its request by id.
+public final class PortierClient: Sendable {
+    private let channel: any Channel
+    private let pending: PendingReplies
+    private let nextID = Atomic<Int64>(1)
+
+    private init(channel: any Channel, pending: PendingReplies) {
+        self.channel = channel
+        self.pending = pending
+    }
+
+    /// Connects to the socket at `path`.
+    public static func connect(
+        path: String, limits: FrameLimits = FrameLimits(), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> PortierClient {
+        let pending = PendingReplies()
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(FrameDecoder(maximumFrameBytes: limits.maximumFrameBytes)),
+                        ReplyHandler(pending: pending, maximumDepth: limits.maximumJSONDepth),
+                    ])
+                }
+            }
+            .connect(unixDomainSocketPath: path).get()
+        return PortierClient(channel: channel, pending: pending)
+    }
+
+    /// Sends a request and waits for its reply (success or error reply alike).
+    /// Throws only when the connection fails.
+    public func send(_ op: String, actor: String? = nil, params: JSONObject = [:], consistency: Consistency? = nil) async throws -> Reply {
+        let id = RequestID.int(nextID.add(1, ordering: .relaxed).oldValue)
+        let request = Request(id: id, op: op, actor: actor, params: params, consistency: consistency)
+        var buffer = channel.allocator.buffer(capacity: 128)
+        buffer.writeRequestFrame(request)
+        return try await withCheckedThrowingContinuation { continuation in
+            guard pending.register(id, continuation) else { return }
+            channel.writeAndFlush(buffer).whenFailure { [pending] error in
+                pending.fail(id, with: error)
+            }
+        }
+    }
+
+    /// Sends a request and returns its result; an error reply throws its `PortierError`.
+    @discardableResult
+    public func call(_ op: String, actor: String? = nil, params: JSONObject = [:], consistency: Consistency? = nil) async throws -> JSONObject {
+        let reply = try await send(op, actor: actor, params: params, consistency: consistency)
+        switch reply.outcome {
+        case .success(let result, _): return result
+        case .failure(let error): throw error
+        }
+    }
+
+    /// Writes raw bytes (tests of malformed input).
+    public func sendRaw(_ bytes: [UInt8]) async throws {
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        try await channel.writeAndFlush(buffer)
+    }
+
+    /// Replies that matched no request of ours (id null or unknown), in arrival order.
+    public var unmatchedReplies: AsyncStream<Reply> { pending.unmatched }
+
+    /// Whether the server still has the connection open.
+    public var isConnected: Bool { channel.isActive }
+
+    public func close() async {
+        try? await channel.close()
+    }
+}
+
+/// The continuations waiting for replies, keyed by request id.
+final class PendingReplies: Sendable {
+    private struct State: ~Copyable {
+        var waiting: [RequestID: CheckedContinuation<Reply, any Error>] = [:]
+        var closedError: (any Error)?
+    }
+
+    private let state = Mutex(State())
+    let unmatched: AsyncStream<Reply>
+    private let unmatchedSink: AsyncStream<Reply>.Continuation
+
+    init() {
+        (unmatched, unmatchedSink) = AsyncStream.makeStream(of: Reply.self)
+    }
+
+    /// False (and the continuation already failed) when the connection is closed.
+    func register(_ id: RequestID, _ continuation: CheckedContinuation<Reply, any Error>) -> Bool {
+        let closed: (any Error)? = state.withLock { s in
+            if let e = s.closedError { return e }
+            s.waiting[id] = continuation
+            return nil
+        }
+        if let closed { continuation.resume(throwing: closed) }
+        return closed == nil
+    }
+
+    func deliver(_ reply: Reply) {
+        let waiter = reply.id.flatMap { id in state.withLock { $0.waiting.removeValue(forKey: id) } }
+        if let waiter {
+            waiter.resume(returning: reply)
+        } else {
+            unmatchedSink.yield(reply)
+            // An error with no id is about the connection itself (overloaded,
+            // frame_too_large, forbidden): every request still waiting gets it.
+            if reply.id == nil, case .failure(let error) = reply.outcome { failAll(error) }
+        }
+    }
+
+    func fail(_ id: RequestID, with error: any Error) {
+        state.withLock { $0.waiting.removeValue(forKey: id) }?.resume(throwing: error)
+    }
+
+    func failAll(_ error: any Error) {
+        let waiters = state.withLock { s in
+            if s.closedError == nil { s.closedError = error }
+            defer { s.waiting = [:] }
+            return Array(s.waiting.values)
+        }
+        for w in waiters { w.resume(throwing: error) }
+    }
+
+    func finish() {
+        failAll(PortierError.unavailable("the connection to portierd closed"))
+        unmatchedSink.finish()
+    }
+}
+
+/// Decodes reply frames and hands them to `PendingReplies`.
+final class ReplyHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+
+    private let pending: PendingReplies
+    private let maximumDepth: Int
+
+    init(pending: PendingReplies, maximumDepth: Int) {
+        self.pending = pending
+        self.maximumDepth = maximumDepth
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        let parsed: JSONValue? = frame.withUnsafeReadableBytes { try? JSONParser.parse($0, maximumDepth: maximumDepth + 8) }
+        guard let parsed, let reply = try? Reply.decode(parsed) else {
+            pending.failAll(PortierError.internal("portierd sent a reply that is not valid"))
+            context.close(promise: nil)
+            return
+        }
+        pending.deliver(reply)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        pending.finish()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        pending.failAll(error)
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,199 @@
+import Logging
+import NIOCore
+import PortierDomain
+import PortierProtocol
+import PortierService
+
+/// Asks a connection to finish what it has and close (graceful stop).
+struct DrainEvent: Sendable {}
+
+/// One client connection: frames in, replies out, many requests in flight.
+///
+/// Event-loop confined. Reads stop while `maximumInFlight` requests are being
+/// worked on (backpressure instead of unbounded buffering); a frame started but
+/// not finished within the partial-frame timeout, or a connection idle for the
+/// idle timeout, is closed. Replies go out in completion order, matched by id.
+final class ConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let service: PortierService
+    private let socket: SocketKind
+    private let settings: ServerConfiguration
+    private let allowedUIDs: Set<UInt32>?
+    private let counter: ConnectionCounter
+    private let logger: Logger
+
+    private var buffer: ByteBuffer?
+    private var inFlight = 0
+    private var readWithheld = false
+    private var draining = false
+    private var closing = false
+    private var admitted = false
+    private var counted = false
+    private var peer: PeerCredentials?
+    private var partialFrameTimer: Scheduled<Void>?
+
+    init(service: PortierService, socket: SocketKind, settings: ServerConfiguration, allowedUIDs: Set<UInt32>?, counter: ConnectionCounter, logger: Logger) {
+        self.service = service
+        self.socket = socket
+        self.settings = settings
+        self.allowedUIDs = allowedUIDs
+        self.counter = counter
+        self.logger = logger
+    }
+
+    // MARK: Admission
+
+    func channelActive(context: ChannelHandlerContext) {
+        counted = true
+        guard counter.tryEnter(limit: settings.maximumConnections) else {
+            counted = false
+            refuse(context: context, PortierError(.overloaded, "too many connections; retry later"))
+            return
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.channel.peerCredentials().whenSuccess { credentials in
+            let (handler, context) = bound.value
+            handler.admit(credentials, context: context)
+        }
+        context.fireChannelActive()
+    }
+
+    private func admit(_ credentials: PeerCredentials?, context: ChannelHandlerContext) {
+        peer = credentials
+        if let allowed = allowedUIDs, !(credentials.map { allowed.contains($0.uid) } ?? false) {
+            logger.warning("refused peer", metadata: ["socket": "\(socket.rawValue)", "peer": "\(credentials.map(\.description) ?? "unknown")"])
+            refuse(context: context, .forbidden("this user may not connect to the \(socket.rawValue) socket"))
+            return
+        }
+        admitted = true
+        processFrames(context: context)
+    }
+
+    /// Sends one error frame and closes.
+    private func refuse(context: ChannelHandlerContext, _ error: PortierError) {
+        closing = true
+        var out = context.channel.allocator.buffer(capacity: 128)
+        out.writeReplyFrame(.failure(nil, error))
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in bound.value.close(promise: nil) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        partialFrameTimer?.cancel()
+        partialFrameTimer = nil
+        if counted { counter.leave(); counted = false }
+        context.fireChannelInactive()
+    }
+
+    // MARK: Reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        guard !closing else { return }
+        if buffer == nil { buffer = incoming } else { buffer!.writeBuffer(&incoming) }
+        if admitted { processFrames(context: context) }
+    }
+
+    private func processFrames(context: ChannelHandlerContext) {
+        while !closing, inFlight < settings.maximumInFlightPerConnection, buffer != nil {
+            let frame: ByteBuffer?
+            do {
+                frame = try FrameDecoder.nextFrame(from: &buffer!, maximumFrameBytes: settings.frameLimits.maximumFrameBytes)
+            } catch {
+                logger.debug("frame too large", metadata: ["announced": "\(error.announcedBytes)"])
+                refuse(context: context, PortierError(.frameTooLarge, "frame of \(error.announcedBytes) bytes is over the limit of \(error.limit)"))
+                return
+            }
+            guard let frame else { break }
+            handleFrame(frame, context: context)
+        }
+        if let b = buffer, b.readableBytes == 0 {
+            buffer = nil
+        } else {
+            buffer?.discardReadBytes()
+        }
+        updatePartialFrameTimer(context: context)
+        if draining, inFlight == 0 { context.close(promise: nil) }
+    }
+
+    private func handleFrame(_ frame: ByteBuffer, context: ChannelHandlerContext) {
+        inFlight += 1
+        let request: Request
+        do {
+            request = try Request.decode(payload: frame, maximumDepth: settings.frameLimits.maximumJSONDepth)
+        } catch {
+            send(.failure(error.id, error.error), context: context)
+            return
+        }
+        let service = self.service
+        let requestContext = RequestContext(socket: socket, peer: peer)
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        Task {
+            let reply = await service.handle(request, context: requestContext)
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.send(reply, context: context)
+            }
+        }
+    }
+
+    private func send(_ reply: Reply, context: ChannelHandlerContext) {
+        inFlight -= 1
+        var out = context.channel.allocator.buffer(capacity: 256)
+        out.writeReplyFrame(reply)
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        if buffer != nil { processFrames(context: context) }
+        if draining, inFlight == 0, buffer == nil { context.close(promise: nil) }
+        if readWithheld, inFlight < settings.maximumInFlightPerConnection, !draining {
+            readWithheld = false
+            context.read()
+        }
+    }
+
+    /// Backpressure: no new reads while the connection is at its in-flight bound.
+    func read(context: ChannelHandlerContext) {
+        if inFlight >= settings.maximumInFlightPerConnection || draining || closing {
+            readWithheld = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func updatePartialFrameTimer(context: ChannelHandlerContext) {
+        let partial = (buffer?.readableBytes ?? 0) > 0 && inFlight < settings.maximumInFlightPerConnection
+        if partial, partialFrameTimer == nil {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            partialFrameTimer = context.eventLoop.scheduleTask(in: settings.partialFrameTimeout) {
+                bound.value.close(promise: nil)
+            }
+        } else if !partial, let timer = partialFrameTimer {
+            timer.cancel()
+            partialFrameTimer = nil
+        }
+    }
+
+    // MARK: Events
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is DrainEvent {
+            draining = true
+            if inFlight == 0 { processFrames(context: context) }
+            return
+        }
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .all {
+            if inFlight == 0 { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // Connection resets and the like: nothing to answer, just close.
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,108 @@
+import Logging
+import NIOCore
+import NIOPosix
+import PortierService
+import ServiceLifecycle
+import Synchronization
+
+/// The two Unix sockets of SPEC §12 in front of a `PortierService`.
+///
+/// Runs as a swift-service-lifecycle `Service`: on graceful shutdown it stops
+/// accepting, lets every connection finish its in-flight requests, then returns.
+public final class PortierServer: Service, Sendable {
+    public let configuration: ServerConfiguration
+    private let service: PortierService
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let counter = ConnectionCounter()
+    private let state = Mutex<State>(State())
+
+    private struct State {
+        var listeners: [any Channel] = []
+        var connections: [ObjectIdentifier: any Channel] = [:]
+    }
+
+    public init(configuration: ServerConfiguration, service: PortierService, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
+        self.configuration = configuration
+        self.service = service
+        self.group = group
+        self.logger = logger
+    }
+
+    /// Binds both sockets. Refuses when a running server already answers on one.
+    public func start() async throws {
+        for (socket, kind) in [(configuration.service, SocketKind.service), (configuration.support, SocketKind.support)] {
+            if SocketFile.isInUse(socket.path) {
+                throw ServerError("\(socket.path) is in use by a running server; stop it first or choose another --state-dir")
+            }
+            SocketFile.removeStale(socket.path)
+            let channel = try await bootstrap(kind, allowedUIDs: socket.allowedUIDs)
+                .bind(unixDomainSocketPath: socket.path, cleanupExistingSocketFile: false).get()
+            try SocketFile.setMode(socket.path, socket.mode)
+            state.withLock { $0.listeners.append(channel) }
+            logger.info("listening", metadata: ["socket": "\(kind.rawValue)", "path": "\(socket.path)"])
+        }
+    }
+
+    /// Stops accepting, drains connections (bounded by the grace period), removes the socket files.
+    public func stop() async {
+        let (listeners, connections) = state.withLock { s in (s.listeners, Array(s.connections.values)) }
+        for listener in listeners { try? await listener.close() }
+        for connection in connections { connection.pipeline.fireUserInboundEventTriggered(DrainEvent()) }
+        let deadline = ContinuousClock.now + .nanoseconds(configuration.shutdownGracePeriod.nanoseconds)
+        for connection in connections {
+            while connection.isActive, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+            if connection.isActive { try? await connection.close() }
+        }
+        for socket in [configuration.service, configuration.support] { SocketFile.removeStale(socket.path) }
+        state.withLock { $0.listeners = [] }
+    }
+
+    /// Service: serve until graceful shutdown is requested.
+    public func run() async throws {
+        try await start()
+        try? await gracefulShutdown()
+        await stop()
+        logger.info("server stopped")
+    }
+
+    /// Open connections now, over both sockets.
+    public var openConnections: Int { counter.current }
+
+    private func bootstrap(_ kind: SocketKind, allowedUIDs: Set<UInt32>?) -> ServerBootstrap {
+        let settings = configuration
+        let service = self.service
+        let counter = self.counter
+        let logger = self.logger
+        return ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.autoRead, value: true)
+            .childChannelInitializer { [weak self] channel in
+                self?.track(channel)
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        IdleStateHandler(allTimeout: settings.idleTimeout),
+                        ConnectionHandler(service: service, socket: kind, settings: settings, allowedUIDs: allowedUIDs, counter: counter, logger: logger),
+                    ])
+                }
+            }
+    }
+
+    private func track(_ channel: any Channel) {
+        let key = ObjectIdentifier(channel)
+        state.withLock { $0.connections[key] = channel }
+        channel.closeFuture.whenComplete { [weak self] _ in
+            _ = self?.state.withLock { $0.connections.removeValue(forKey: key) }
+        }
+    }
+}
+
+extension PortierServer {
+    /// Fails with a clear message if a running server answers on either socket.
+    /// Call before starting anything that a second server must not touch.
+    public static func ensureSocketsAvailable(_ configuration: ServerConfiguration) throws {
+        for socket in [configuration.service, configuration.support] where SocketFile.isInUse(socket.path) {
+            throw ServerError("\(socket.path) is in use by a running server; stop it first or choose another --state-dir")
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import NIOCore
+import PortierProtocol
+
+/// Transport settings: where the sockets are, who may connect, and the limits
+/// that keep one client from hurting the others.
+public struct ServerConfiguration: Sendable {
+    /// One listening socket.
+    public struct Socket: Sendable {
+        public var path: String
+        /// File mode of the socket file (default 0660 service, 0600 support).
+        public var mode: UInt32
+        /// If set, only peers with these uids (SO_PEERCRED) are served.
+        public var allowedUIDs: Set<UInt32>?
+
+        public init(path: String, mode: UInt32, allowedUIDs: Set<UInt32>? = nil) {
+            self.path = path
+            self.mode = mode
+            self.allowedUIDs = allowedUIDs
+        }
+    }
+
+    public var service: Socket
+    public var support: Socket
+    public var frameLimits: FrameLimits
+    /// Requests of one connection being worked on at once; past it, the server
+    /// stops reading from that connection until replies go out (backpressure).
+    public var maximumInFlightPerConnection: Int
+    /// Connections open at once over both sockets; past it, `overloaded` and close.
+    public var maximumConnections: Int
+    /// A connection with nothing in flight and no traffic for this long is closed.
+    public var idleTimeout: TimeAmount
+    /// A frame begun but not finished within this time closes the connection.
+    public var partialFrameTimeout: TimeAmount
+    /// How long a graceful stop waits for in-flight requests.
+    public var shutdownGracePeriod: TimeAmount
+
+    public init(
+        service: Socket, support: Socket,
+        frameLimits: FrameLimits = FrameLimits(),
+        maximumInFlightPerConnection: Int = 128,
+        maximumConnections: Int = 1024,
+        idleTimeout: TimeAmount = .seconds(300),
+        partialFrameTimeout: TimeAmount = .seconds(10),
+        shutdownGracePeriod: TimeAmount = .seconds(10)
+    ) {
+        self.service = service
+        self.support = support
+        self.frameLimits = frameLimits
+        self.maximumInFlightPerConnection = maximumInFlightPerConnection
+        self.maximumConnections = maximumConnections
+        self.idleTimeout = idleTimeout
+        self.partialFrameTimeout = partialFrameTimeout
+        self.shutdownGracePeriod = shutdownGracePeriod
+    }
+
+    /// The layout of SPEC §12: `<state>/portier.sock` and `<state>/support.sock`.
+    public static func standard(stateDirectory: String) -> ServerConfiguration {
+        ServerConfiguration(
+            service: Socket(path: stateDirectory + "/portier.sock", mode: 0o660),
+            support: Socket(path: stateDirectory + "/support.sock", mode: 0o600)
+        )
+    }
+}

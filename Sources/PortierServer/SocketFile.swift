@@ -1,0 +1,46 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Checks and preparation of a Unix socket's file before and after binding.
+enum SocketFile {
+    /// Whether a server is accepting connections on `path` right now.
+    static func isInUse(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return result == 0
+    }
+
+    /// Removes a socket file left behind by a server that is gone.
+    static func removeStale(_ path: String) {
+        var st = stat()
+        if lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+    }
+
+    static func setMode(_ path: String, _ mode: UInt32) throws(ServerError) {
+        guard chmod(path, mode_t(mode)) == 0 else {
+            throw ServerError("cannot set mode \(String(mode, radix: 8)) on \(path): errno \(errno)")
+        }
+    }
+}
+
+/// A transport failure at start-up, with a message for the operator.
+public struct ServerError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,73 @@
+import PortierDomain
+import PortierProtocol
+import PortierStorage
+
+extension PortierService {
+    /// `user.activate` (R-USR-2, R-ENV-7): token and new password make the user active.
+    func activate(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["token", "password"])
+        let presented = try request.params.requiredString("token")
+        let password = try request.params.requiredString("password")
+        try PasswordHasher.validate(password)
+        guard let token = SecretToken(presented: presented) else { throw PortierError(.expiredToken, "the token is not valid") }
+        // Hash before the transaction: no lock is held during the slow part.
+        let passwordHash = try await passwords.hash(password)
+        return try await pool.transaction(environments: [token.environment]) { tx in
+            let environment = token.environment
+            let record = try Self.usableToken(tx, token, purpose: .activation)
+            guard let user = try tx.user(environment, record.userID, lock: true) else {
+                throw PortierError(.expiredToken, "the token is not valid")
+            }
+            guard user.status == .invited else { throw PortierError.invalidState("the user is already activated") }
+            // Serialise with role changes: who is administrator must not move under us.
+            try tx.lockEnvironment(environment)
+            let promote = try tx.activeAdministrators(environment).isEmpty && user.role != .administrator
+            let activated = try tx.activateUser(environment, user.id, passwordHash: passwordHash, promote: promote)
+            try tx.markTokenUsed(environment: environment, id: record.id)
+            try tx.markEnvironmentActivated(environment)
+            let email = try EmailAddress(user.email)
+            let confirmed = try tx.confirmClaim(email.domain, environment: environment)
+            let target = user.scopedID.description
+            let details: JSONValue = ["confirmed_domain": confirmed ? .string(email.domain) : .null]
+            try tx.audit(environment: environment, actor: activated.auditActor, op: "user.activate", target: target, details: details.jsonText)
+            if promote {
+                // R-ENV-7: the environment is never left without an administrator.
+                let change: JSONValue = ["before": ["role": .string(user.role.rawValue)], "after": ["role": "administrator"],
+                                         "reason": "first activation in an environment without an active administrator"]
+                try tx.audit(environment: environment, actor: .system, op: "user.set_role", target: target, details: change.jsonText)
+            }
+            return .result(["user": activated.json], revision: try tx.bumpRevision(environment))
+        }
+    }
+
+    /// The token row if it can still be used; otherwise the reason why not.
+    static func usableToken(_ tx: Transaction, _ token: SecretToken, purpose: TokenPurpose) throws -> TokenRecord {
+        guard let record = try tx.token(environment: token.environment, hash: token.hash), record.purpose == purpose else {
+            throw PortierError(.expiredToken, "the token is not valid")
+        }
+        if record.isUsed { throw PortierError(.expiredToken, "the token was already used") }
+        if record.isRevoked { throw PortierError(.expiredToken, "the token was replaced by a newer one") }
+        if record.isExpired { throw PortierError(.expiredToken, "the token has expired") }
+        return record
+    }
+
+    /// `user.authenticate` (R-USR-4): the same `invalid_credentials` for every wrong
+    /// case, `blocked` only with the right password. Unknown users cost the same time.
+    func authenticate(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["email", "password"])
+        let email = try EmailAddress(try request.params.requiredString("email"))
+        let password = try request.params.requiredString("password")
+        let found: (UserRecord, EnvironmentRecord)? = try await pool.transaction { tx in
+            guard let owner = try tx.emailOwner(email.normalized), owner.isPrimary else { return nil }
+            try tx.setEnvironments([owner.environment])
+            guard let user = try tx.user(owner.environment, owner.user), let env = try tx.environment(owner.environment) else { return nil }
+            return (user, env)
+        }
+        let user = found?.0
+        let stored = user?.status == .invited ? nil : user?.passwordHash
+        let matches = try await passwords.verify(password, against: stored)
+        guard let user, let environment = found?.1, matches else { throw PortierError.invalidCredentials }
+        if user.status == .blocked { throw PortierError(.blocked, "the user is blocked; ask an administrator") }
+        return .result(["user": user.json, "environment": environment.json])
+    }
+}

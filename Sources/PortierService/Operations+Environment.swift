@@ -1,0 +1,35 @@
+import PortierDomain
+import PortierProtocol
+import PortierStorage
+
+extension PortierService {
+    /// `environment.get`: the actor's environment with its domains, administrators
+    /// and warnings (R-USR-9).
+    func environmentGet(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: [])
+        let actor = try await actorReference(request)
+        return try await pool.transaction(environments: [actor.environment]) { tx in
+            _ = try Self.activeActor(tx, actor)
+            guard let record = try tx.environment(actor.environment) else { throw PortierError.notFound("environment") }
+            return .result(["environment": record.json])
+        }
+    }
+
+    /// Deletes environments nobody activated within the window, freeing their
+    /// domain claims (R-ENV-7). Returns how many were deleted. Run periodically.
+    public func purgeUnactivatedEnvironments(batch: Int = 100) async throws -> Int {
+        let expired = try await pool.transaction { tx in try tx.expiredUnactivatedEnvironments(limit: batch) }
+        var deleted = 0
+        for environment in expired {
+            let gone = try await pool.transaction(environments: [environment]) { tx in
+                // Re-check inside the transaction: an activation may have just landed.
+                guard try tx.isExpiredUnactivated(environment) else { return false }
+                try tx.deleteEnvironment(environment)
+                return true
+            }
+            if gone { deleted += 1 }
+        }
+        if deleted > 0 { logger.info("deleted unactivated environments", metadata: ["count": "\(deleted)"]) }
+        return deleted
+    }
+}

@@ -1,0 +1,26 @@
+import PortierDomain
+import PortierProtocol
+
+extension PortierService {
+    /// `hello`: who is answering and with which limits.
+    func hello(_ request: Request, context: RequestContext) throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: [])
+        return .result([
+            "server": "portierd",
+            "version": .string(configuration.version),
+            "protocol": .int(Int64(ProtocolVersion.current)),
+            "socket": .string(context.socket.rawValue),
+            "limits": [
+                "max_frame_bytes": .int(Int64(configuration.frameLimits.maximumFrameBytes)),
+                "max_json_depth": .int(Int64(configuration.frameLimits.maximumJSONDepth)),
+                "max_in_flight": .int(Int64(configuration.maximumInFlightPerConnection)),
+            ],
+        ])
+    }
+
+    /// `ping`: an empty answer.
+    func ping(_ request: Request) throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: [])
+        return .result([:])
+    }
+}

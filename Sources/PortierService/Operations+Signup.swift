@@ -1,0 +1,82 @@
+import PortierDomain
+import PortierProtocol
+import PortierStorage
+
+extension PortierService {
+    /// `signup` (R-ENV-2…R-ENV-8): a new environment, or joining the one that
+    /// claims the email's domain. The user starts `invited`; the activation link
+    /// goes to the outbox.
+    func signup(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["email", "name"])
+        let email = try EmailAddress(try request.params.requiredString("email"))
+        let name = try Self.personName(request.params.optionalString("name"))
+        let configuration = self.configuration
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await pool.transaction { tx in try Self.signup(tx, email: email, name: name, configuration: configuration) }
+            } catch let error as DatabaseError where error.kind == .uniqueViolation {
+                switch error.constraint {
+                // Two first sign-ups on one domain raced: the loser retries and joins.
+                case "domain_claims_pkey" where attempt < 3: continue
+                case "email_directory_pkey": throw PortierError.conflict("an account with this email already exists")
+                default: throw error
+                }
+            }
+        }
+    }
+
+    private static func signup(_ tx: Transaction, email: EmailAddress, name: String, configuration: ServiceConfiguration) throws -> OperationOutput {
+        if try tx.emailOwner(email.normalized) != nil {
+            throw PortierError.conflict("an account with this email already exists")
+        }
+        var claimant = try tx.domainClaim(email.domain)?.environment
+        if let stale = claimant, try tx.isExpiredUnactivated(stale) {
+            // R-ENV-7: nobody activated in time; the claim is free again.
+            try tx.setEnvironments([stale])
+            try tx.deleteEnvironment(stale)
+            claimant = nil
+        }
+        let environment: EnvironmentID
+        let user: UserRecord
+        let joined: String
+        switch SignupPlan.decide(email: email, claimedBy: claimant?.raw, shared: configuration.sharedMailDomains) {
+        case .createEnvironment(let claim):
+            environment = try tx.createEnvironment(
+                name: claim ?? email.normalized, claim: claim, activationDeadlineSeconds: configuration.activationWindowSeconds
+            )
+            user = try tx.insertUser(environment: environment, email: email, name: name, role: .administrator)
+            joined = "created"
+        case .joinEnvironment(let raw):
+            environment = EnvironmentID(raw)
+            try tx.setEnvironments([environment])
+            user = try tx.insertUser(environment: environment, email: email, name: name, role: .basic)
+            joined = "existing"
+            // R-ENV-8: nobody joins unnoticed.
+            for admin in try tx.users(environment, role: .administrator, excludingStatus: .blocked) {
+                let details: JSONValue = ["user": .string(user.scopedID.description), "email": .string(email.display)]
+                try tx.enqueueMessage(environment: environment, kind: .domainJoin, to: admin.email, payload: details.jsonText)
+            }
+        }
+        let token = SecretToken(environment: environment)
+        try tx.issueToken(
+            environment: environment, user: user.id, purpose: .activation, hash: token.hash,
+            emailNorm: nil, lifetimeSeconds: configuration.tokenLifetimeSeconds
+        )
+        let message: JSONValue = ["user": .string(user.scopedID.description)]
+        try tx.enqueueMessage(environment: environment, kind: .activation, to: email.display, token: token.text, payload: message.jsonText)
+        let details: JSONValue = ["joined": .string(joined), "role": .string(user.role.rawValue), "email": .string(email.display)]
+        try tx.audit(environment: environment, actor: user.auditActor, op: "signup", target: user.scopedID.description, details: details.jsonText)
+        let revision = try tx.bumpRevision(environment)
+        guard let record = try tx.environment(environment) else { throw PortierError.internal() }
+        return .result(["user": user.json, "environment": record.json, "joined": .string(joined)], revision: revision)
+    }
+
+    /// A person's display name: trimmed, at most 200 characters.
+    static func personName(_ raw: String?) throws(PortierError) -> String {
+        let name = (raw ?? "").split(whereSeparator: \.isNewline).joined(separator: " ")
+        guard name.count <= 200 else { throw .badRequest("name is longer than 200 characters") }
+        return name.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+    }
+}

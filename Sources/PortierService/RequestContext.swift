@@ -1,0 +1,39 @@
+import PortierProtocol
+
+/// Which socket a request arrived on: the support socket alone accepts `support.*`.
+public enum SocketKind: String, Sendable {
+    case service, support
+}
+
+/// Credentials of the peer process, read once per connection with SO_PEERCRED.
+public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
+    public let pid: Int32
+    public let uid: UInt32
+    public let gid: UInt32
+
+    public init(pid: Int32, uid: UInt32, gid: UInt32) {
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+    }
+
+    public var description: String { "pid=\(pid) uid=\(uid) gid=\(gid)" }
+}
+
+/// What the transport knows about a request's origin.
+public struct RequestContext: Sendable {
+    public let socket: SocketKind
+    public let peer: PeerCredentials?
+
+    public init(socket: SocketKind, peer: PeerCredentials?) {
+        self.socket = socket
+        self.peer = peer
+    }
+}
+
+/// What an operation returns: its result object, and the revision token when it
+/// committed a change.
+public struct OperationOutput: Sendable {
+    public let result: JSONObject
+    public let revision: String?
+}

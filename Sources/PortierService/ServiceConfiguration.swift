@@ -1,0 +1,44 @@
+import PortierDomain
+import PortierProtocol
+
+/// Settings of the operations (limits, lifetimes, lists), independent of transport.
+public struct ServiceConfiguration: Sendable {
+    /// How long activation and verification tokens live (R-USR-2; default 7 days).
+    public var tokenLifetimeSeconds: Int64
+    /// How long a new environment waits for its first activation before it is
+    /// deleted and its domain claim freed (R-ENV-7; default: the token lifetime).
+    public var activationWindowSeconds: Int64
+    /// Shared mail domains, built-in plus configured additions (R-ENV-4).
+    public var sharedMailDomains: SharedMailDomains
+    /// scrypt cost for stored passwords.
+    public var passwordHashing: PasswordHasher.Parameters
+    /// Frame limits reported by `hello`.
+    public var frameLimits: FrameLimits
+    /// Bound on in-flight requests per connection, reported by `hello`.
+    public var maximumInFlightPerConnection: Int
+    /// The server version string reported by `hello`.
+    public var version: String
+
+    public init(
+        tokenLifetimeSeconds: Int64 = 7 * 24 * 3600,
+        activationWindowSeconds: Int64? = nil,
+        sharedMailDomains: SharedMailDomains = try! SharedMailDomains(),
+        passwordHashing: PasswordHasher.Parameters = .default,
+        frameLimits: FrameLimits = FrameLimits(),
+        maximumInFlightPerConnection: Int = 128,
+        version: String = PortierVersion.current
+    ) {
+        self.tokenLifetimeSeconds = tokenLifetimeSeconds
+        self.activationWindowSeconds = activationWindowSeconds ?? tokenLifetimeSeconds
+        self.sharedMailDomains = sharedMailDomains
+        self.passwordHashing = passwordHashing
+        self.frameLimits = frameLimits
+        self.maximumInFlightPerConnection = maximumInFlightPerConnection
+        self.version = version
+    }
+}
+
+/// The version of this build.
+public enum PortierVersion {
+    public static let current = "0.1.0"
+}

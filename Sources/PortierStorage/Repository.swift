@@ -1,0 +1,268 @@
+import PortierDomain
+
+// The statements the operations are made of. Each takes the environment it acts
+// on explicitly (row-level security is the safety net, and Citus routes on it).
+
+extension Transaction {
+    // MARK: Global lookups
+
+    /// The environment claiming `domain`, locked against a concurrent claim.
+    public func domainClaim(_ domain: String) throws -> (environment: EnvironmentID, status: DomainClaimStatus)? {
+        guard let row = try query("SELECT environment_id, status FROM domain_claims WHERE domain = $1 FOR UPDATE", [domain]).first
+        else { return nil }
+        return (EnvironmentID(try row.int64("environment_id")), DomainClaimStatus(rawValue: try row.string("status")) ?? .pending)
+    }
+
+    /// Who owns an address, primary or extra (R-ENV-6).
+    public func emailOwner(_ emailNorm: String) throws -> (environment: EnvironmentID, user: Int64, isPrimary: Bool)? {
+        guard let row = try query("SELECT environment_id, user_id, is_primary FROM email_directory WHERE email_norm = $1", [emailNorm]).first
+        else { return nil }
+        return (EnvironmentID(try row.int64("environment_id")), try row.int64("user_id"), try row.bool("is_primary"))
+    }
+
+    public func registerEmail(_ emailNorm: String, environment: EnvironmentID, user: Int64, isPrimary: Bool) throws {
+        try query(
+            "INSERT INTO email_directory (email_norm, environment_id, user_id, is_primary) VALUES ($1, $2, $3, $4)",
+            [emailNorm, environment.raw, user, isPrimary]
+        )
+    }
+
+    // MARK: Environments
+
+    /// Allocates an environment id and widens the scope to it, then creates the row.
+    public func createEnvironment(name: String, claim: String?, activationDeadlineSeconds: Int64) throws -> EnvironmentID {
+        let id = EnvironmentID(try query("SELECT nextval('environment_ids') AS id").first!.int64("id"))
+        try setEnvironments([id])
+        try query("INSERT INTO environments (environment_id, name) VALUES ($1, $2)", [id.raw, name])
+        if let claim {
+            try query("INSERT INTO domain_claims (domain, environment_id, status) VALUES ($1, $2, 'pending')", [claim, id.raw])
+        }
+        try query(
+            "INSERT INTO unactivated_environments (environment_id, deadline) VALUES ($1, now() + make_interval(secs => $2))",
+            [id.raw, activationDeadlineSeconds]
+        )
+        return id
+    }
+
+    public func environment(_ id: EnvironmentID) throws -> EnvironmentRecord? {
+        guard let row = try query("SELECT name, revision FROM environments WHERE environment_id = $1", [id.raw]).first
+        else { return nil }
+        let domains = try query(
+            "SELECT domain, status FROM domain_claims WHERE environment_id = $1 ORDER BY domain", [id.raw]
+        ).rows.map { r in (try r.string("domain"), DomainClaimStatus(rawValue: try r.string("status")) ?? .pending) }
+        return EnvironmentRecord(
+            id: id, name: try row.string("name"), revision: try row.int64("revision"),
+            domains: domains, activeAdministrators: try activeAdministrators(id)
+        )
+    }
+
+    /// Ids of the environment's active administrators, oldest first.
+    public func activeAdministrators(_ environment: EnvironmentID) throws -> [Int64] {
+        try query(
+            "SELECT user_id FROM users WHERE environment_id = $1 AND role = 'administrator' AND status = 'active' ORDER BY user_id",
+            [environment.raw]
+        ).rows.map { try $0.int64("user_id") }
+    }
+
+    /// Advances the environment's revision; call last in the transaction so the
+    /// row lock is held briefly. Returns the new revision (R-PRM-5).
+    public func bumpRevision(_ environment: EnvironmentID) throws -> RevisionToken {
+        let row = try query(
+            "UPDATE environments SET revision = revision + 1 WHERE environment_id = $1 RETURNING revision", [environment.raw]
+        ).first
+        guard let row else { throw DatabaseError(kind: .other, sqlState: nil, message: "environment vanished") }
+        return RevisionToken(environment: environment, revision: try row.int64("revision"))
+    }
+
+    /// Locks the environment row: serialises changes that must see a stable set of
+    /// administrators (R-USR-8).
+    public func lockEnvironment(_ environment: EnvironmentID) throws {
+        try query("SELECT 1 FROM environments WHERE environment_id = $1 FOR UPDATE", [environment.raw])
+    }
+
+    /// Environments whose activation window has passed.
+    public func expiredUnactivatedEnvironments(limit: Int) throws -> [EnvironmentID] {
+        try query(
+            "SELECT environment_id FROM unactivated_environments WHERE deadline < now() ORDER BY deadline LIMIT $1", [limit]
+        ).rows.map { EnvironmentID(try $0.int64("environment_id")) }
+    }
+
+    /// Deletes an environment with everything in it and its global rows.
+    public func deleteEnvironment(_ environment: EnvironmentID) throws {
+        try query("DELETE FROM email_directory WHERE environment_id = $1", [environment.raw])
+        try query("DELETE FROM domain_claims WHERE environment_id = $1", [environment.raw])
+        try query("DELETE FROM unactivated_environments WHERE environment_id = $1", [environment.raw])
+        try query("DELETE FROM environments WHERE environment_id = $1", [environment.raw])
+    }
+
+    // MARK: Users
+
+    public func insertUser(environment: EnvironmentID, email: EmailAddress, name: String, role: EnvironmentRole) throws -> UserRecord {
+        let row = try query(
+            """
+            INSERT INTO users (environment_id, email, email_norm, name, role, status)
+            VALUES ($1, $2, $3, $4, $5, 'invited') RETURNING *
+            """,
+            [environment.raw, email.display, email.normalized, name, role.rawValue]
+        ).first!
+        let user = try UserRecord(row: row)
+        try registerEmail(email.normalized, environment: environment, user: user.id, isPrimary: true)
+        return user
+    }
+
+    /// The user, optionally locked for update.
+    public func user(_ environment: EnvironmentID, _ id: Int64, lock: Bool = false) throws -> UserRecord? {
+        let sql = "SELECT * FROM users WHERE environment_id = $1 AND user_id = $2" + (lock ? " FOR UPDATE" : "")
+        return try query(sql, [environment.raw, id]).first.map(UserRecord.init(row:))
+    }
+
+    public func users(_ environment: EnvironmentID, role: EnvironmentRole, excludingStatus: UserStatus) throws -> [UserRecord] {
+        try query(
+            "SELECT * FROM users WHERE environment_id = $1 AND role = $2 AND status <> $3 ORDER BY user_id",
+            [environment.raw, role.rawValue, excludingStatus.rawValue]
+        ).rows.map(UserRecord.init(row:))
+    }
+
+    public func activateUser(_ environment: EnvironmentID, _ id: Int64, passwordHash: String, promote: Bool) throws -> UserRecord {
+        let row = try query(
+            """
+            UPDATE users SET status = 'active', password_hash = $3, activated_at = now(),
+                role = CASE WHEN $4 THEN 'administrator' ELSE role END
+            WHERE environment_id = $1 AND user_id = $2 RETURNING *
+            """,
+            [environment.raw, id, passwordHash, promote]
+        ).first!
+        return try UserRecord(row: row)
+    }
+
+    // MARK: Tokens
+
+    /// Stores a token's hash; earlier live tokens of the same purpose for the user
+    /// (and address) stop working (R-USR-3).
+    public func issueToken(environment: EnvironmentID, user: Int64, purpose: TokenPurpose, hash: [UInt8], emailNorm: String?, lifetimeSeconds: Int64) throws {
+        try query(
+            """
+            UPDATE tokens SET revoked_at = now()
+            WHERE environment_id = $1 AND user_id = $2 AND purpose = $3 AND used_at IS NULL AND revoked_at IS NULL
+              AND email_norm IS NOT DISTINCT FROM $4
+            """,
+            [environment.raw, user, purpose.rawValue, emailNorm]
+        )
+        try query(
+            """
+            INSERT INTO tokens (environment_id, user_id, purpose, token_hash, email_norm, expires_at)
+            VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+            """,
+            [environment.raw, user, purpose.rawValue, ByteaValue(hash), emailNorm, lifetimeSeconds]
+        )
+    }
+
+    /// The token with this hash, locked so that two concurrent uses cannot both win.
+    public func token(environment: EnvironmentID, hash: [UInt8]) throws -> TokenRecord? {
+        guard let row = try query(
+            """
+            SELECT token_id, user_id, purpose, email_norm, expires_at < now() AS expired,
+                   used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked
+            FROM tokens WHERE environment_id = $1 AND token_hash = $2 FOR UPDATE
+            """,
+            [environment.raw, ByteaValue(hash)]
+        ).first else { return nil }
+        return TokenRecord(
+            id: try row.int64("token_id"), userID: try row.int64("user_id"),
+            purpose: TokenPurpose(rawValue: try row.string("purpose")) ?? .activation,
+            emailNorm: row["email_norm"], isExpired: try row.bool("expired"),
+            isUsed: try row.bool("used"), isRevoked: try row.bool("revoked")
+        )
+    }
+
+    public func markTokenUsed(environment: EnvironmentID, id: Int64) throws {
+        try query("UPDATE tokens SET used_at = now() WHERE environment_id = $1 AND token_id = $2", [environment.raw, id])
+    }
+
+    // MARK: Outbox and audit
+
+    /// Queues a message to a person (R-OUT-1); `payload` is a JSON object text.
+    @discardableResult
+    public func enqueueMessage(environment: EnvironmentID, kind: OutboxKind, to recipient: String, token: String? = nil, payload: String = "{}") throws -> Int64 {
+        try query(
+            """
+            INSERT INTO outbox (environment_id, kind, recipient, token, payload)
+            VALUES ($1, $2, $3, $4, $5::jsonb) RETURNING message_id
+            """,
+            [environment.raw, kind.rawValue, recipient, token, payload]
+        ).first!.int64("message_id")
+    }
+
+    /// Unacknowledged messages of every environment, oldest first. Needs `becomeMailer()`.
+    public func pendingMessages(after cursor: Int64, limit: Int) throws -> [OutboxRecord] {
+        try query(
+            """
+            SELECT environment_id, message_id, kind, recipient, token, payload::text AS payload, created_at::text AS created_at
+            FROM outbox WHERE acked_at IS NULL AND message_id > $1 ORDER BY message_id LIMIT $2
+            """,
+            [cursor, limit]
+        ).rows.map { r in
+            OutboxRecord(
+                environment: EnvironmentID(try r.int64("environment_id")), id: try r.int64("message_id"),
+                kind: try r.string("kind"), recipient: try r.string("recipient"), token: r["token"],
+                payload: try r.string("payload"), createdAt: try r.string("created_at")
+            )
+        }
+    }
+
+    /// Marks messages delivered and erases their clear tokens. Returns the ids that
+    /// exist (acknowledged now or before). Needs `becomeMailer()`.
+    public func acknowledgeMessages(_ ids: [(environment: EnvironmentID, id: Int64)]) throws -> Set<Int64> {
+        let envs = BigIntArray(ids.map(\.environment.raw))
+        let msgs = BigIntArray(ids.map(\.id))
+        try query(
+            """
+            UPDATE outbox SET acked_at = now(), token = NULL
+            FROM unnest($1::bigint[], $2::bigint[]) AS a(environment_id, message_id)
+            WHERE outbox.environment_id = a.environment_id AND outbox.message_id = a.message_id AND outbox.acked_at IS NULL
+            """,
+            [envs, msgs]
+        )
+        return Set(try query(
+            """
+            SELECT o.message_id FROM outbox o
+            JOIN unnest($1::bigint[], $2::bigint[]) AS a(environment_id, message_id)
+              ON o.environment_id = a.environment_id AND o.message_id = a.message_id
+            """,
+            [envs, msgs]
+        ).rows.map { try $0.int64("message_id") })
+    }
+
+    /// Records who did what to whom (R-AUD-1); `details` is a JSON object text.
+    public func audit(environment: EnvironmentID, actor: AuditActor, op: String, target: String?, details: String = "{}") throws {
+        try query(
+            """
+            INSERT INTO audit_events (environment_id, actor_user_id, actor_label, op, target, details)
+            VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+            """,
+            [environment.raw, actor.userID, actor.label, op, target, details]
+        )
+    }
+}
+
+extension Transaction {
+    /// Whether the environment never had an activation and its window has passed.
+    public func isExpiredUnactivated(_ environment: EnvironmentID) throws -> Bool {
+        try !query(
+            "SELECT 1 FROM unactivated_environments WHERE environment_id = $1 AND deadline < now()", [environment.raw]
+        ).rows.isEmpty
+    }
+
+    /// Confirms `domain`'s claim if this environment holds it pending (R-ENV-7).
+    public func confirmClaim(_ domain: String, environment: EnvironmentID) throws -> Bool {
+        try query(
+            "UPDATE domain_claims SET status = 'confirmed', confirmed_at = now() WHERE domain = $1 AND environment_id = $2 AND status = 'pending'",
+            [domain, environment.raw]
+        ).affectedRows == 1
+    }
+
+    /// Ends the environment's deletion deadline: it has an active user now.
+    public func markEnvironmentActivated(_ environment: EnvironmentID) throws {
+        try query("DELETE FROM unactivated_environments WHERE environment_id = $1", [environment.raw])
+    }
+}

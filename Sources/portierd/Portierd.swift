@@ -1,0 +1,193 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PortierDomain
+import PortierEmbeddedPostgres
+import PortierServer
+import PortierService
+import PortierStorage
+import ServiceLifecycle
+
+/// `portierd`: the Portier server.
+@main
+struct Portierd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "portierd",
+        abstract: "Portier: users, organisations and permissions over a Unix socket.",
+        subcommands: [Run.self, Migrate.self],
+        defaultSubcommand: Run.self
+    )
+}
+
+/// Options shared by every subcommand.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Folder for sockets and the embedded database.")
+    var stateDir: String = "./.portier"
+
+    @Option(help: "libpq connection string or URI of an existing PostgreSQL (PG* variables apply). Without it, portierd runs its own cluster under --state-dir. Also PORTIER_DATABASE_URL.")
+    var databaseURL: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    var resolvedDatabaseURL: String? {
+        databaseURL ?? ProcessInfo.processInfo.environment["PORTIER_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    var absoluteStateDir: String { URL(fileURLWithPath: stateDir).standardizedFileURL.path }
+
+    func makeLogger() -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = logLevel
+            return handler
+        }
+        return Logger(label: "portierd")
+    }
+
+    /// The owner connection string, starting the embedded cluster when no URL is given.
+    func database(logger: Logger) throws -> (conninfo: String, embedded: EmbeddedPostgres?) {
+        if let url = resolvedDatabaseURL { return (url, nil) }
+        try FileManager.default.createDirectory(atPath: absoluteStateDir, withIntermediateDirectories: true)
+        let embedded = try EmbeddedPostgres(stateDirectory: absoluteStateDir, logger: logger)
+        try embedded.start()
+        try DatabaseAdmin.createDatabaseIfMissing(maintenanceConninfo: embedded.conninfo(database: "postgres"), name: "portier")
+        return (embedded.conninfo(database: "portier"), embedded)
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// `portierd migrate`: apply pending migrations and exit.
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply pending database migrations and exit.")
+
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let logger = common.makeLogger()
+        let (conninfo, embedded) = try common.database(logger: logger)
+        defer { embedded?.stop() }
+        let applied = try Migrator.migrate(conninfo: conninfo, logger: logger)
+        logger.info("migrations up to date", metadata: ["applied": "\(applied)"])
+    }
+}
+
+/// `portierd run` (the default): serve until SIGTERM or SIGINT.
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the server (the default).")
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(help: "Database connections (and database threads).")
+    var poolSize: Int = 8
+
+    @Option(help: "Largest frame accepted, in bytes.")
+    var maxFrameBytes: Int = 1 << 20
+
+    @Option(help: "Requests in flight per connection before reading pauses.")
+    var maxInFlight: Int = 128
+
+    @Option(help: "Connections open at once over both sockets.")
+    var maxConnections: Int = 1024
+
+    @Option(help: "Seconds a connection may stay idle.")
+    var idleTimeout: Int64 = 300
+
+    @Option(help: "Seconds a started frame may take to arrive in full.")
+    var partialFrameTimeout: Int64 = 10
+
+    @Option(help: "File mode of the service socket (octal).")
+    var serviceSocketMode: String = "660"
+
+    @Option(help: "File mode of the support socket (octal).")
+    var supportSocketMode: String = "600"
+
+    @Option(help: "Only these peer uids may use the service socket (repeatable).")
+    var serviceAllowUID: [UInt32] = []
+
+    @Option(help: "Only these peer uids may use the support socket (repeatable).")
+    var supportAllowUID: [UInt32] = []
+
+    @Option(help: "Lifetime of activation and verification tokens, in seconds.")
+    var tokenLifetime: Int64 = 7 * 24 * 3600
+
+    @Option(help: "A mail domain to treat as shared, in addition to the built-in list (repeatable).")
+    var sharedDomain: [String] = []
+
+    func run() async throws {
+        let logger = common.makeLogger()
+        var server = ServerConfiguration.standard(stateDirectory: common.absoluteStateDir)
+        guard let serviceMode = UInt32(serviceSocketMode, radix: 8), let supportMode = UInt32(supportSocketMode, radix: 8) else {
+            throw ValidationError("socket modes are octal numbers, e.g. 660")
+        }
+        server.service.mode = serviceMode
+        server.support.mode = supportMode
+        server.service.allowedUIDs = serviceAllowUID.isEmpty ? nil : Set(serviceAllowUID)
+        server.support.allowedUIDs = supportAllowUID.isEmpty ? nil : Set(supportAllowUID)
+        server.frameLimits.maximumFrameBytes = maxFrameBytes
+        server.maximumInFlightPerConnection = maxInFlight
+        server.maximumConnections = maxConnections
+        server.idleTimeout = .seconds(idleTimeout)
+        server.partialFrameTimeout = .seconds(partialFrameTimeout)
+
+        try FileManager.default.createDirectory(atPath: common.absoluteStateDir, withIntermediateDirectories: true)
+        do {
+            try PortierServer.ensureSocketsAvailable(server)
+        } catch {
+            logger.critical("refusing to start", metadata: ["reason": "\(error)"])
+            throw ExitCode(2)
+        }
+
+        let (conninfo, embedded) = try common.database(logger: logger)
+        defer { embedded?.stop() }
+        try Migrator.migrate(conninfo: conninfo, logger: logger)
+
+        let pool = ConnectionPool(configuration: DatabaseConfiguration(conninfo: conninfo, poolSize: poolSize), logger: logger)
+        let service = PortierService(
+            pool: pool,
+            configuration: ServiceConfiguration(
+                tokenLifetimeSeconds: tokenLifetime,
+                sharedMailDomains: try SharedMailDomains(additions: sharedDomain),
+                frameLimits: server.frameLimits,
+                maximumInFlightPerConnection: maxInFlight
+            ),
+            logger: logger
+        )
+        let portier = PortierServer(configuration: server, service: service, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: portier), .init(service: Maintenance(service: service, logger: logger))],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        logger.info("portierd started", metadata: ["version": "\(PortierVersion.current)", "state_dir": "\(common.absoluteStateDir)"])
+        do {
+            try await group.run()
+        } catch {
+            logger.error("portierd failed", metadata: ["error": "\(error)"])
+        }
+        await pool.shutdown()
+        await service.shutdown()
+        logger.info("portierd stopped")
+    }
+}
+
+/// Periodic chores: deleting environments nobody activated in time (R-ENV-7).
+struct Maintenance: Service {
+    let service: PortierService
+    let logger: Logger
+    var interval: Duration = .seconds(60)
+
+    func run() async throws {
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            do {
+                _ = try await service.purgeUnactivatedEnvironments()
+            } catch {
+                logger.warning("maintenance failed", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}
