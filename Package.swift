@@ -129,7 +129,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
-        .testTarget(name: "PortierStorageTests", dependencies: ["PortierStorage", "PortierTestSupport"]),
+        .testTarget(name: "PortierStorageTests", dependencies: ["PortierStorage", "PortierEmbeddedPostgres", "PortierTestSupport"]),
         .testTarget(name: "PortierServerTests", dependencies: [
             "PortierServer", "PortierClient", "PortierProtocol", "PortierTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),

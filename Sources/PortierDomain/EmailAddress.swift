@@ -32,6 +32,10 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { display }
 
+    /// Two addresses are the same when their normalised forms are (R-ENV-5).
+    public static func == (a: Self, b: Self) -> Bool { a.normalized == b.normalized }
+    public func hash(into hasher: inout Hasher) { hasher.combine(normalized) }
+
     /// The dot-atom form of RFC 5322: printable ASCII specials allowed, no leading,
     /// trailing or doubled dots. Quoted local parts are refused on purpose.
     static func isValidLocalPart(_ local: Substring) -> Bool {

@@ -5,18 +5,28 @@
 // the environments listed in the setting `app.environments` (set per
 // transaction). Global tables are small routing lookups (see Schema.globalTables).
 let schemaV1 = #"""
+-- Roles are cluster-wide: create and grant only what is missing, so that
+-- migrating a second database in the same cluster touches no role rows.
+-- portier_app is NOINHERIT: it may SET ROLE portier_mailer (outbox operations)
+-- but must not inherit that role's policies, which would show every outbox to
+-- every request.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'portier_app') THEN
-        CREATE ROLE portier_app NOLOGIN NOSUPERUSER NOBYPASSRLS;
+        CREATE ROLE portier_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'portier_mailer') THEN
         CREATE ROLE portier_mailer NOLOGIN NOSUPERUSER NOBYPASSRLS;
     END IF;
+    IF NOT pg_has_role(current_user, 'portier_app', 'MEMBER') THEN
+        GRANT portier_app TO CURRENT_USER;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_auth_members m
+                   WHERE m.roleid = 'portier_mailer'::regrole AND m.member = 'portier_app'::regrole) THEN
+        GRANT portier_mailer TO portier_app;
+    END IF;
 END
 $$;
-GRANT portier_app TO CURRENT_USER;
-GRANT portier_mailer TO portier_app;
 
 -- The environments a transaction may see: '{}' when unset, never an error.
 CREATE FUNCTION portier_environments() RETURNS bigint[]

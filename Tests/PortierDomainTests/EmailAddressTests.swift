@@ -1,0 +1,125 @@
+import PortierDomain
+import Testing
+
+@Suite("Emails and domains (R-ENV-5)")
+struct EmailAddressTests {
+    @Test("R-ENV-5: emails compare case-insensitively and trimmed")
+    func normalisation() throws {
+        let a = try EmailAddress("  Alice@ACME.Test\n")
+        #expect(a.normalized == "alice@acme.test")
+        #expect(a.display == "Alice@ACME.Test")
+        #expect(a.domain == "acme.test")
+        #expect(try EmailAddress("alice@acme.test") == EmailAddress("alice@acme.test"))
+        #expect(a.normalized == (try EmailAddress("ALICE@acme.TEST")).normalized)
+    }
+
+    @Test("R-ENV-5: invalid emails are rejected with a clear bad_request", arguments: [
+        "", "   ", "alice", "alice@", "@acme.test", "alice@@acme.test", "a@b@acme.test", "alice@acme",
+        "alice@acme..test", "alice@-acme.test", "alice@acme-.test", ".alice@acme.test", "alice.@acme.test",
+        "al..ice@acme.test", "al ice@acme.test", "alice@acme.t", "alice@acme.123", "\"quoted\"@acme.test",
+        "alice@ac_me.test", "ålice@acme.test",
+    ])
+    func invalid(_ raw: String) {
+        #expect {
+            _ = try EmailAddress(raw)
+        } throws: { error in
+            guard let e = error as? PortierError else { return false }
+            return e.code == .badRequest && !e.message.isEmpty
+        }
+    }
+
+    @Test("R-ENV-5: common valid shapes are accepted", arguments: [
+        "alice@acme.test", "a.b+tag@sub.acme.co.uk", "x_y-z@a-b.example", "o'neil@acme.test", "1@acme.nl",
+    ])
+    func valid(_ raw: String) throws {
+        _ = try EmailAddress(raw)
+    }
+
+    @Test("R-ENV-5: a 255-character email is too long")
+    func tooLong() {
+        let local = String(repeating: "a", count: 64)
+        let domain = String(repeating: "b", count: 63) + "." + String(repeating: "c", count: 63) + "." + String(repeating: "d", count: 60) + ".test"
+        #expect(throws: PortierError.self) { _ = try EmailAddress(local + "@" + domain) }
+    }
+}
+
+@Suite("Sign-up rules (R-ENV-2, R-ENV-3, R-ENV-4)")
+struct SignupPlanTests {
+    let shared = try! SharedMailDomains(additions: ["Corp-Mail.example"])
+
+    @Test("R-ENV-2: an unclaimed company domain creates an environment claiming it")
+    func newDomain() throws {
+        #expect(SignupPlan.decide(email: try EmailAddress("a@acme.test"), claimedBy: nil, shared: shared) == .createEnvironment(claim: "acme.test"))
+    }
+
+    @Test("R-ENV-3: a claimed domain joins its environment")
+    func claimedDomain() throws {
+        #expect(SignupPlan.decide(email: try EmailAddress("b@acme.test"), claimedBy: 7, shared: shared) == .joinEnvironment(7))
+    }
+
+    @Test("R-ENV-4: shared mail domains never claim, even if claimed by mistake", arguments: [
+        "gmail.com", "outlook.com", "hotmail.com", "live.com", "yahoo.com", "icloud.com", "corp-mail.example",
+    ])
+    func sharedDomains(_ domain: String) throws {
+        let email = try EmailAddress("someone@\(domain.uppercased())")
+        #expect(shared.isShared(email.domain))
+        #expect(SignupPlan.decide(email: email, claimedBy: nil, shared: shared) == .createEnvironment(claim: nil))
+        #expect(SignupPlan.decide(email: email, claimedBy: 3, shared: shared) == .createEnvironment(claim: nil))
+    }
+
+    @Test("R-ENV-4: configured additions must be valid domains")
+    func invalidAddition() {
+        #expect(throws: PortierError.self) { _ = try SharedMailDomains(additions: ["not a domain"]) }
+    }
+}
+
+@Suite("Administrator rules (R-USR-8, R-USR-9)")
+struct AdministratorRuleTests {
+    @Test("R-USR-8: taking administration from the last active administrator is refused")
+    func lastAdministrator() {
+        #expect(AdministratorRule.violatesLastAdministrator(activeAdministrators: 1, targetIsActiveAdministrator: true, losesAdministration: true))
+        #expect(!AdministratorRule.violatesLastAdministrator(activeAdministrators: 2, targetIsActiveAdministrator: true, losesAdministration: true))
+        #expect(!AdministratorRule.violatesLastAdministrator(activeAdministrators: 1, targetIsActiveAdministrator: false, losesAdministration: true))
+        #expect(!AdministratorRule.violatesLastAdministrator(activeAdministrators: 1, targetIsActiveAdministrator: true, losesAdministration: false))
+        #expect(PortierError.lastAdministrator.message.contains("appoint another administrator first"))
+    }
+
+    @Test("R-USR-9: exactly one administrator warns single_administrator")
+    func warnings() {
+        #expect(AdministratorRule.warnings(activeAdministrators: 1) == ["single_administrator"])
+        #expect(AdministratorRule.warnings(activeAdministrators: 2).isEmpty)
+        #expect(AdministratorRule.warnings(activeAdministrators: 0) == ["no_active_administrator"])
+    }
+}
+
+@Suite("Identifiers and revision tokens")
+struct IdentifierTests {
+    @Test("ids carry their environment and round-trip")
+    func scopedIDs() throws {
+        let id = ScopedID(.user, environment: EnvironmentID(12), raw: 345)
+        #expect(id.description == "usr_12_345")
+        #expect(ScopedID("usr_12_345", kind: .user) == id)
+        #expect(ScopedID("org_12_345", kind: .user) == nil)
+        for bad in ["usr_12", "usr_0_1", "usr_-1_2", "usr_1_2_3", "usr_a_b", "", "usr__1"] {
+            #expect(ScopedID(bad, kind: .user) == nil, "\(bad)")
+        }
+        #expect(EnvironmentID("env_9") == EnvironmentID(9))
+        #expect(EnvironmentID("env_0") == nil)
+    }
+
+    @Test("a user reference is an id or an email; anything else is bad_request")
+    func userReference() throws {
+        #expect(try UserReference("usr_1_2", field: "user") == .id(ScopedID(.user, environment: EnvironmentID(1), raw: 2)))
+        #expect(try UserReference("Bob@Acme.test", field: "user") == .email(try EmailAddress("bob@acme.test")))
+        #expect(throws: PortierError.self) { _ = try UserReference("bob", field: "user") }
+    }
+
+    @Test("R-PRM-5: revision tokens round-trip")
+    func revisionTokens() {
+        let token = RevisionToken(environment: EnvironmentID(3), revision: 17)
+        #expect(token.description == "env_3:17")
+        #expect(RevisionToken("env_3:17") == token)
+        #expect(RevisionToken("env_3") == nil)
+        #expect(RevisionToken("env_3:-1") == nil)
+    }
+}

@@ -1,0 +1,76 @@
+import PortierDomain
+import PortierStorage
+import PortierTestSupport
+import Testing
+
+@Suite("Connection pool and transactions")
+struct PoolTests {
+    @Test("a transaction that throws leaves nothing behind")
+    func rollback() async throws {
+        let db = try await TestDatabase.create()
+        let pool = db.makePool(size: 2)
+        defer { Task { await pool.shutdown() } }
+        struct Boom: Error {}
+        await #expect(throws: Boom.self) {
+            try await pool.transaction { tx in
+                _ = try tx.createEnvironment(name: "doomed", claim: "doomed.test", activationDeadlineSeconds: 60)
+                throw Boom()
+            }
+        }
+        #expect(try db.owner("SELECT count(*) AS n FROM environments").first!.int64("n") == 0)
+        #expect(try db.owner("SELECT count(*) AS n FROM domain_claims").first!.int64("n") == 0)
+    }
+
+    @Test("SQLSTATE 23505 surfaces as a unique violation naming its constraint")
+    func uniqueViolation() async throws {
+        let db = try await TestDatabase.create()
+        let pool = db.makePool(size: 1)
+        defer { Task { await pool.shutdown() } }
+        try await pool.transaction { tx in _ = try tx.createEnvironment(name: "a", claim: "a.test", activationDeadlineSeconds: 60) }
+        await #expect {
+            try await pool.transaction { tx in _ = try tx.createEnvironment(name: "b", claim: "a.test", activationDeadlineSeconds: 60) }
+        } throws: { error in
+            guard let e = error as? DatabaseError else { return false }
+            return e.kind == .uniqueViolation && e.constraint == "domain_claims_pkey" && e.portierError.code == .conflict
+        }
+    }
+
+    @Test("a connection killed by the server is replaced without failing the next request")
+    func reconnect() async throws {
+        let db = try await TestDatabase.create()
+        let pool = db.makePool(size: 1)
+        defer { Task { await pool.shutdown() } }
+        let pid = try await pool.withConnection { $0.backendPID }
+        try db.owner("SELECT pg_terminate_backend($1)", [Int64(pid)])
+        try await Task.sleep(for: .milliseconds(100))
+        let n = try await pool.transaction { tx in try tx.query("SELECT 1 AS n").first!.int64("n") }
+        #expect(n == 1)
+        let newPID = try await pool.withConnection { $0.backendPID }
+        #expect(newPID != pid)
+    }
+
+    @Test("more concurrent transactions than connections all complete")
+    func bounded() async throws {
+        let db = try await TestDatabase.create()
+        let pool = db.makePool(size: 2)
+        defer { Task { await pool.shutdown() } }
+        let total = try await withThrowingTaskGroup(of: Int64.self) { group in
+            for i in 0..<50 {
+                group.addTask { try await pool.transaction { tx in try tx.query("SELECT $1::bigint AS n", [Int64(i)]).first!.int64("n") } }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(total == (0..<50).reduce(0, +))
+        let connections = try db.owner("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND usename = 'postgres' AND pid <> pg_backend_pid()", [db.name]).first!.int64("n")
+        #expect(connections <= 2)
+    }
+
+    @Test("an unreachable database is a connection error, mapped to unavailable")
+    func unreachable() async throws {
+        let pool = ConnectionPool(configuration: DatabaseConfiguration(conninfo: "host=/nonexistent port=1 connect_timeout=1", poolSize: 1), logger: TestDatabase.logger)
+        defer { Task { await pool.shutdown() } }
+        await #expect {
+            try await pool.transaction { tx in try tx.query("SELECT 1") }
+        } throws: { ($0 as? DatabaseError)?.portierError.code == .unavailable }
+    }
+}

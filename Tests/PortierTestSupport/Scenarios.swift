@@ -1,0 +1,63 @@
+import PortierClient
+import PortierDomain
+import PortierProtocol
+
+/// Steps many tests share, done through the real operations.
+public struct Scenario: Sendable {
+    public let client: PortierClient
+    public init(_ client: PortierClient) { self.client = client }
+
+    public static let password = "correct horse battery"
+
+    /// Signs up and returns the result object.
+    @discardableResult
+    public func signup(_ email: String, name: String? = nil) async throws -> JSONObject {
+        var params: JSONObject = ["email": .string(email)]
+        if let name { params["name"] = .string(name) }
+        return try await client.call("signup", params: params)
+    }
+
+    /// The clear token of the newest unacknowledged message of `kind` to `to`.
+    public func token(for to: String, kind: String = "activation") async throws -> String {
+        var cursor: String?
+        var found: String?
+        repeat {
+            var params: JSONObject = ["limit": 1000]
+            if let cursor { params["cursor"] = .string(cursor) }
+            let page = try await client.call("outbox.list", params: params)
+            for m in page["messages"]?.arrayValue ?? [] {
+                let o = m.objectValue!
+                if o["to"]?.stringValue?.lowercased() == to.lowercased(), o["kind"]?.stringValue == kind {
+                    found = o["token"]?.stringValue
+                }
+            }
+            cursor = page["next_cursor"]?.stringValue
+        } while cursor != nil
+        guard let found else { throw PortierError.notFound("\(kind) message to \(to)") }
+        return found
+    }
+
+    /// Signs up and activates; returns the active user object.
+    @discardableResult
+    public func activeUser(_ email: String) async throws -> JSONObject {
+        try await signup(email)
+        return try await activate(email)
+    }
+
+    /// Activates `email`'s pending invitation with the standard password.
+    @discardableResult
+    public func activate(_ email: String) async throws -> JSONObject {
+        let token = try await token(for: email)
+        let result = try await client.call("user.activate", params: ["token": .string(token), "password": .string(Self.password)])
+        return result["user"]!.objectValue!
+    }
+}
+
+extension JSONObject {
+    /// `self[a][b]…` as a string, for terse assertions.
+    public func string(_ path: String...) -> String? {
+        var value: JSONValue? = .object(self)
+        for key in path { value = value?.objectValue?[key] }
+        return value?.stringValue
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import Logging
+import NIOCore
+import PortierClient
+import PortierProtocol
+import PortierServer
+import PortierService
+import PortierStorage
+
+/// A real `PortierServer` on real Unix sockets over a fresh test database.
+public final class TestServer: Sendable {
+    public let database: TestDatabase
+    public let directory: String
+    public let server: PortierServer
+    public let service: PortierService
+    let pool: ConnectionPool
+
+    public var servicePath: String { server.configuration.service.path }
+    public var supportPath: String { server.configuration.support.path }
+
+    init(database: TestDatabase, directory: String, server: PortierServer, service: PortierService, pool: ConnectionPool) {
+        self.database = database
+        self.directory = directory
+        self.server = server
+        self.service = service
+        self.pool = pool
+    }
+
+    /// Starts a server; `configure` may change transport and service settings.
+    public static func start(
+        database: TestDatabase? = nil,
+        configure: (inout ServerConfiguration, inout ServiceConfiguration) -> Void = { _, _ in }
+    ) async throws -> TestServer {
+        let database = if let database { database } else { try await TestDatabase.create() }
+        // Short paths: a Unix socket path must fit in 108 bytes.
+        let directory = "/tmp/pt-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var transport = ServerConfiguration.standard(stateDirectory: directory)
+        var settings = ServiceConfiguration(passwordHashing: .testing)
+        configure(&transport, &settings)
+        settings.frameLimits = transport.frameLimits
+        settings.maximumInFlightPerConnection = transport.maximumInFlightPerConnection
+        let pool = database.makePool()
+        let service = PortierService(pool: pool, configuration: settings, logger: TestDatabase.logger)
+        let server = PortierServer(configuration: transport, service: service, logger: TestDatabase.logger)
+        try await server.start()
+        return TestServer(database: database, directory: directory, server: server, service: service, pool: pool)
+    }
+
+    public func client(support: Bool = false) async throws -> PortierClient {
+        try await PortierClient.connect(path: support ? supportPath : servicePath)
+    }
+
+    public func stop() async {
+        await server.stop()
+        await pool.shutdown()
+        await service.shutdown()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// Runs `body` with a started server and always stops it.
+public func withServer<R>(
+    configure: (inout ServerConfiguration, inout ServiceConfiguration) -> Void = { _, _ in },
+    _ body: (TestServer) async throws -> R
+) async throws -> R {
+    let server = try await TestServer.start(configure: configure)
+    do {
+        let result = try await body(server)
+        await server.stop()
+        return result
+    } catch {
+        await server.stop()
+        throw error
+    }
+}
+
+/// Runs `body` with a started server and one connected client.
+public func withClient<R>(
+    configure: (inout ServerConfiguration, inout ServiceConfiguration) -> Void = { _, _ in },
+    _ body: (TestServer, PortierClient) async throws -> R
+) async throws -> R {
+    try await withServer(configure: configure) { server in
+        let client = try await server.client()
+        defer { Task { await client.close() } }
+        return try await body(server, client)
+    }
+}
