@@ -84,6 +84,8 @@ final class PendingReplies: Sendable {
     private struct State: ~Copyable {
         var waiting: [RequestID: CheckedContinuation<Reply, any Error>] = [:]
         var closedError: (any Error)?
+        /// The last error about the connection itself; explains a close that follows.
+        var connectionError: PortierError?
     }
 
     private let state = Mutex(State())
@@ -110,15 +112,25 @@ final class PendingReplies: Sendable {
         if let waiter {
             waiter.resume(returning: reply)
         } else {
+            // An error with no id is about the connection (overloaded,
+            // frame_too_large, forbidden) or an unreadable request: the requests
+            // waiting now cannot be told apart, so each gets it.
+            if reply.id == nil, case .failure(let error) = reply.outcome { failWaiting(error) }
             unmatchedSink.yield(reply)
-            // An error with no id is about the connection itself (overloaded,
-            // frame_too_large, forbidden): every request still waiting gets it.
-            if reply.id == nil, case .failure(let error) = reply.outcome { failAll(error) }
         }
     }
 
     func fail(_ id: RequestID, with error: any Error) {
         state.withLock { $0.waiting.removeValue(forKey: id) }?.resume(throwing: error)
+    }
+
+    private func failWaiting(_ error: PortierError) {
+        let waiters = state.withLock { s in
+            s.connectionError = error
+            defer { s.waiting = [:] }
+            return Array(s.waiting.values)
+        }
+        for w in waiters { w.resume(throwing: error) }
     }
 
     func failAll(_ error: any Error) {
@@ -131,7 +143,8 @@ final class PendingReplies: Sendable {
     }
 
     func finish() {
-        failAll(PortierError.unavailable("the connection to portierd closed"))
+        let reason = state.withLock { $0.connectionError }
+        failAll(reason ?? PortierError.unavailable("the connection to portierd closed"))
         unmatchedSink.finish()
     }
 }

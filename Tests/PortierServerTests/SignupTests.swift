@@ -1,0 +1,227 @@
+import PortierClient
+import PortierDomain
+import PortierProtocol
+import PortierTestSupport
+import Testing
+
+@Suite("Sign-up and environments (R-ENV-2…8)")
+struct SignupTests {
+    @Test("R-ENV-2: an unclaimed domain creates an environment; the user is its administrator; the domain is claimed")
+    func createsEnvironment() async throws {
+        try await withClient { server, client in
+            let r = try await Scenario(client).signup("alice@acme.test", name: "Alice")
+            #expect(r.string("joined") == "created")
+            #expect(r.string("user", "role") == "administrator")
+            #expect(r.string("user", "status") == "invited")
+            #expect(r.string("user", "name") == "Alice")
+            #expect(r["environment"]?.objectValue?["domains"] == ["acme.test"])
+            let claim = try server.database.owner("SELECT status FROM domain_claims WHERE domain = 'acme.test'").first
+            #expect(claim?["status"] == "pending")
+        }
+    }
+
+    @Test("R-ENV-3: a claimed domain joins its environment as basic with no memberships")
+    func joinsEnvironment() async throws {
+        try await withClient { server, client in
+            let s = Scenario(client)
+            let first = try await s.signup("alice@acme.test")
+            let second = try await s.signup("bob@acme.test")
+            #expect(second.string("joined") == "existing")
+            #expect(second.string("user", "role") == "basic")
+            #expect(second.string("environment", "id") == first.string("environment", "id"))
+            let memberships = try server.database.owner("SELECT count(*) AS n FROM memberships").first!.int64("n")
+            #expect(memberships == 0)
+        }
+    }
+
+    @Test("R-ENV-8: the administrators get a domain_join message when someone joins by domain")
+    func domainJoinMessage() async throws {
+        try await withClient { _, client in
+            let s = Scenario(client)
+            try await s.activeUser("alice@acme.test")
+            try await s.signup("bob@acme.test")
+            let messages = try await client.call("outbox.list")["messages"]!.arrayValue!.map { $0.objectValue! }
+            let joins = messages.filter { $0["kind"] == "domain_join" }
+            #expect(joins.count == 1)
+            #expect(joins.first?["to"] == "alice@acme.test")
+            #expect(joins.first?["details"]?.objectValue?["email"] == "bob@acme.test")
+        }
+    }
+
+    @Test("R-ENV-4: shared mail domains create a new environment per sign-up and claim nothing")
+    func sharedDomains() async throws {
+        try await withClient { server, client in
+            let s = Scenario(client)
+            let a = try await s.signup("ann@gmail.com")
+            let b = try await s.signup("ben@GMAIL.com")
+            #expect(a.string("joined") == "created")
+            #expect(b.string("joined") == "created")
+            #expect(a.string("environment", "id") != b.string("environment", "id"))
+            #expect(b.string("user", "role") == "administrator")
+            #expect(a["environment"]?.objectValue?["domains"] == [])
+            #expect(try server.database.owner("SELECT count(*) AS n FROM domain_claims").first!.int64("n") == 0)
+        }
+    }
+
+    @Test("R-ENV-4: the shared list can be extended in configuration")
+    func configuredSharedDomain() async throws {
+        try await withClient(configure: { _, service in
+            service.sharedMailDomains = try! SharedMailDomains(additions: ["mail.example"])
+        }) { _, client in
+            let s = Scenario(client)
+            let a = try await s.signup("a@mail.example")
+            let b = try await s.signup("b@mail.example")
+            #expect(a.string("environment", "id") != b.string("environment", "id"))
+        }
+    }
+
+    @Test("R-ENV-5: domains and emails compare case-insensitively and trimmed")
+    func caseInsensitive() async throws {
+        try await withClient { _, client in
+            let s = Scenario(client)
+            let a = try await s.signup("  Alice@ACME.test ")
+            let b = try await s.signup("bob@acme.TEST")
+            #expect(a.string("environment", "id") == b.string("environment", "id"))
+            #expect(a.string("user", "email") == "Alice@ACME.test")
+        }
+    }
+
+    @Test("R-ENV-5: an invalid email is rejected with bad_request and creates nothing")
+    func invalidEmail() async throws {
+        try await withClient { server, client in
+            for bad in ["nobody", "a@b", "x@@y.test", ""] {
+                let reply = try await client.send("signup", params: ["email": .string(bad)])
+                guard case .failure(let e) = reply.outcome else { Issue.record("accepted \(bad)"); continue }
+                #expect(e.code == .badRequest)
+            }
+            let reply = try await client.send("signup", params: ["email": 5])
+            guard case .failure(let e) = reply.outcome else { Issue.record("accepted a number"); return }
+            #expect(e.code == .badRequest)
+            #expect(try server.database.owner("SELECT count(*) AS n FROM environments").first!.int64("n") == 0)
+        }
+    }
+
+    @Test("R-ENV-6: an address belongs to at most one user, whatever its case")
+    func uniqueEmail() async throws {
+        try await withClient { server, client in
+            let s = Scenario(client)
+            try await s.signup("ann@gmail.com")
+            for again in ["ann@gmail.com", "ANN@gmail.com"] {
+                let reply = try await client.send("signup", params: ["email": .string(again)])
+                guard case .failure(let e) = reply.outcome else { Issue.record("second account for \(again)"); continue }
+                #expect(e.code == .conflict)
+            }
+            #expect(try server.database.owner("SELECT count(*) AS n FROM users").first!.int64("n") == 1)
+        }
+    }
+
+    @Test("R-ENV-6: concurrent sign-ups with one email make one user")
+    func concurrentSameEmail() async throws {
+        try await withClient { server, client in
+            let codes = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<8 { group.addTask { try await client.send("signup", params: ["email": "dup@gmail.com"]).isSuccess } }
+                return try await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(codes.filter { $0 }.count == 1)
+            #expect(try server.database.owner("SELECT count(*) AS n FROM users").first!.int64("n") == 1)
+        }
+    }
+
+    @Test("R-ENV-5: concurrent first sign-ups on one domain make one environment claiming it")
+    func concurrentSameDomain() async throws {
+        try await withClient { server, client in
+            let envs = try await withThrowingTaskGroup(of: String?.self) { group in
+                for i in 0..<8 {
+                    group.addTask { try await Scenario(client).signup("user\(i)@race.test").string("environment", "id") }
+                }
+                return try await group.reduce(into: Set<String?>()) { $0.insert($1) }
+            }
+            #expect(envs.count == 1)
+            #expect(try server.database.owner("SELECT count(*) AS n FROM environments").first!.int64("n") == 1)
+            let admins = try server.database.owner("SELECT count(*) AS n FROM users WHERE role = 'administrator'").first!.int64("n")
+            #expect(admins == 1)
+        }
+    }
+
+    @Test("R-ENV-7: the claim is confirmed when a user on the domain activates")
+    func claimConfirmedOnActivation() async throws {
+        try await withClient { server, client in
+            try await Scenario(client).activeUser("alice@acme.test")
+            let row = try server.database.owner("SELECT status FROM domain_claims WHERE domain = 'acme.test'").first
+            #expect(row?["status"] == "confirmed")
+            #expect(try server.database.owner("SELECT count(*) AS n FROM unactivated_environments").first!.int64("n") == 0)
+        }
+    }
+
+    @Test("R-ENV-7: if the creator never activates, the first activating user of the domain becomes administrator, audited")
+    func joinerBecomesAdministrator() async throws {
+        try await withClient { server, client in
+            let s = Scenario(client)
+            try await s.signup("creator@acme.test")
+            try await s.signup("bob@acme.test")
+            let bob = try await s.activate("bob@acme.test")
+            #expect(bob["role"] == "administrator")
+            let env = try await client.call("environment.get", actor: bob["id"]!.stringValue!)
+            #expect(env["environment"]?.objectValue?["domain_claims"] == [["domain": "acme.test", "status": "confirmed"]])
+            #expect(env["environment"]?.objectValue?["administrators"] == [bob["id"]!])
+            let audit = try server.database.owner(
+                "SELECT actor_label, details->'after'->>'role' AS role FROM audit_events WHERE op = 'user.set_role'"
+            ).rows
+            #expect(audit.count == 1)
+            #expect(audit.first?["actor_label"] == "system")
+            #expect(audit.first?["role"] == "administrator")
+        }
+    }
+
+    @Test("R-ENV-7: past the window with nobody activated, the environment is deleted and the domain is free")
+    func unactivatedEnvironmentsExpire() async throws {
+        try await withClient { server, client in
+            let s = Scenario(client)
+            let first = try await s.signup("alice@acme.test")
+            try await s.signup("bob@acme.test")
+            try await s.activeUser("carol@other.test")
+            try server.database.owner("UPDATE unactivated_environments SET deadline = now() - interval '1 second'")
+            #expect(try await server.service.purgeUnactivatedEnvironments() == 1)
+            #expect(try server.database.owner("SELECT count(*) AS n FROM domain_claims WHERE domain = 'acme.test'").first!.int64("n") == 0)
+            #expect(try server.database.owner("SELECT count(*) AS n FROM email_directory WHERE email_norm LIKE '%acme.test'").first!.int64("n") == 0)
+            #expect(try server.database.owner("SELECT count(*) AS n FROM users").first!.int64("n") == 1)
+            let again = try await s.signup("alice@acme.test")
+            #expect(again.string("joined") == "created")
+            #expect(again.string("environment", "id") != first.string("environment", "id"))
+        }
+    }
+
+    @Test("R-ENV-7: a sign-up on an expired, never-activated claim starts afresh even before the purge runs")
+    func expiredClaimAtSignup() async throws {
+        try await withClient { server, client in
+            let s = Scenario(client)
+            let first = try await s.signup("alice@acme.test")
+            try server.database.owner("UPDATE unactivated_environments SET deadline = now() - interval '1 second'")
+            let bob = try await s.signup("bob@acme.test")
+            #expect(bob.string("joined") == "created")
+            #expect(bob.string("user", "role") == "administrator")
+            #expect(bob.string("environment", "id") != first.string("environment", "id"))
+        }
+    }
+
+    @Test("R-AUD-1, R-OUT-1: a sign-up writes its audit event and activation message in the same transaction, and bumps the revision")
+    func signupAuditAndRevision() async throws {
+        try await withClient { server, client in
+            let reply = try await client.send("signup", params: ["email": "alice@acme.test"])
+            guard case .success(let result, let revision) = reply.outcome else { Issue.record("signup failed"); return }
+            let env = result.string("environment", "id")!
+            #expect(revision == "\(env):1")
+            let events = try server.database.owner("SELECT op, actor_label, target FROM audit_events").rows
+            #expect(events.map { $0["op"] } == ["signup"])
+            #expect(events.first?["target"] == result.string("user", "id"))
+            let second = try await client.send("signup", params: ["email": "bob@acme.test"])
+            guard case .success(_, let revision2) = second.outcome else { Issue.record("second signup failed"); return }
+            #expect(revision2 == "\(env):2")
+        }
+    }
+}
+
+extension Reply {
+    var isSuccess: Bool { if case .success = outcome { true } else { false } }
+    var errorCode: ErrorCode? { if case .failure(let e) = outcome { e.code } else { nil } }
+}
