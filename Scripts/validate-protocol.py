@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Checks that Protocol/ describes what the server really does.
+
+Without arguments: every schema is valid JSON Schema, every operation has a
+request and a reply example, and every example frame validates against its schema.
+
+With --live SOCKET: runs a scenario against a running portierd, validating every
+request sent and every reply received against the operation's schemas.
+--record writes those frames to Protocol/examples/ (how the examples were made).
+"""
+import argparse, json, pathlib, socket, struct, sys
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent / "Protocol"
+SCHEMAS = ROOT / "schemas"
+EXAMPLES = ROOT / "examples"
+
+
+def load_registry():
+    resources, schemas = [], {}
+    for path in sorted(SCHEMAS.glob("*.json")):
+        schema = json.loads(path.read_text())
+        Draft202012Validator.check_schema(schema)
+        resources.append((schema["$id"], Resource.from_contents(schema)))
+        schemas[path.name] = schema
+    return Registry().with_resources(resources), schemas
+
+
+REGISTRY, SCHEMA_FILES = load_registry()
+OPS = sorted({name.rsplit(".", 2)[0] for name in SCHEMA_FILES if name.endswith(".request.json")})
+
+
+def validator(op, kind):
+    return Draft202012Validator(SCHEMA_FILES[f"{op}.{kind}.json"], registry=REGISTRY)
+
+
+def check(op, kind, frame, where):
+    errors = sorted(validator(op, kind).iter_errors(frame), key=lambda e: e.path)
+    for e in errors:
+        print(f"FAIL {where}: {op} {kind}: {e.message} at /{'/'.join(map(str, e.absolute_path))}")
+    return not errors
+
+
+def validate_examples():
+    failures, count = 0, 0
+    for op in OPS:
+        for kind in ("request", "reply"):
+            found = sorted(EXAMPLES.glob(f"{op}.{kind}*.json"))
+            if not found:
+                print(f"FAIL no example for {op} {kind}")
+                failures += 1
+            for path in found:
+                count += 1
+                if not check(op, kind, json.loads(path.read_text()), path.name):
+                    failures += 1
+    return count, failures
+
+
+class Connection:
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.next_id = 1
+
+    def exchange(self, op, params=None, actor=None):
+        request = {"id": self.next_id, "op": op}
+        self.next_id += 1
+        if actor is not None:
+            request["actor"] = actor
+        if params is not None:
+            request["params"] = params
+        body = json.dumps(request).encode()
+        self.sock.sendall(struct.pack(">I", len(body)) + body)
+        header = self._read(4)
+        reply = json.loads(self._read(struct.unpack(">I", header)[0]))
+        return request, reply
+
+    def _read(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            data += chunk
+        return data
+
+
+def live(path, record):
+    conn = Connection(path)
+    failures, frames, recorded = 0, 0, {}
+
+    def run(op, params=None, actor=None, expect_ok=True, label=None):
+        nonlocal failures, frames
+        request, reply = conn.exchange(op, params, actor)
+        frames += 2
+        if not check(op, "request", request, "live"):
+            failures += 1
+        if not check(op, "reply", reply, "live"):
+            failures += 1
+        if reply.get("ok") != expect_ok:
+            print(f"FAIL live: {op} expected ok={expect_ok}, got {json.dumps(reply)}")
+            failures += 1
+        name = f"{op}.%s" + (f".{label}" if label else "") + ".json"
+        recorded.setdefault(name % "request", request)
+        recorded.setdefault(name % "reply", reply)
+        return reply.get("result", {})
+
+    run("hello")
+    run("ping")
+    run("signup", {"email": "alice@acme.test", "name": "Alice Example"})
+    run("signup", {"email": "bob@acme.test"}, label="joined")
+    run("signup", {"email": "not-an-email"}, expect_ok=False, label="invalid")
+    messages = run("outbox.list", {"limit": 10})["messages"]
+    token = next(m["token"] for m in messages if m["to"] == "alice@acme.test" and m["kind"] == "activation")
+    run("user.activate", {"token": token, "password": "correct horse battery"})
+    run("user.activate", {"token": token, "password": "correct horse battery"}, expect_ok=False, label="used")
+    run("user.authenticate", {"email": "alice@acme.test", "password": "correct horse battery"})
+    run("user.authenticate", {"email": "alice@acme.test", "password": "wrong"}, expect_ok=False, label="wrong")
+    run("environment.get", actor="alice@acme.test")
+    run("outbox.ack", {"ids": [messages[0]["id"]]})
+    run("outbox.ack", {"ids": ["msg_1_999999"]}, expect_ok=False, label="unknown")
+
+    if record:
+        for name, frame in recorded.items():
+            (EXAMPLES / name).write_text(json.dumps(frame, indent=2) + "\n")
+        print(f"recorded {len(recorded)} example frames in {EXAMPLES}")
+    return frames, failures
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--live", metavar="SOCKET")
+    parser.add_argument("--record", action="store_true")
+    args = parser.parse_args()
+    if args.live:
+        frames, failures = live(args.live, args.record)
+        print(f"protocol live: {frames} frames checked, {failures} failed")
+    else:
+        frames, failures = validate_examples()
+        print(f"protocol examples: {frames} frames checked, {failures} failed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
