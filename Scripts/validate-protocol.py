@@ -89,11 +89,12 @@ class Connection:
 
 def live(path, record):
     conn = Connection(path)
+    support = Connection(str(pathlib.Path(path).parent / "support.sock"))
     failures, frames, recorded = 0, 0, {}
 
-    def run(op, params=None, actor=None, expect_ok=True, label=None):
+    def run(op, params=None, actor=None, expect_ok=True, label=None, via=None):
         nonlocal failures, frames
-        request, reply = conn.exchange(op, params, actor)
+        request, reply = (via or conn).exchange(op, params, actor)
         frames += 2
         if not check(op, "request", request, "live"):
             failures += 1
@@ -121,6 +122,36 @@ def live(path, record):
     run("environment.get", actor="alice@acme.test")
     run("outbox.ack", {"ids": [messages[0]["id"]]})
     run("outbox.ack", {"ids": ["msg_1_999999"]}, expect_ok=False, label="unknown")
+
+    def token(to, kind="activation"):
+        found = [m["token"] for m in conn.exchange("outbox.list", {"limit": 1000})[1]["result"]["messages"]
+                 if m["to"] == to and m["kind"] == kind]
+        return found[-1]
+
+    alice = "alice@acme.test"
+    bob = run("user.invite", {"email": "dave@acme.test", "role": "advanced"}, actor=alice)["user"]
+    conn.exchange("user.activate", {"token": token("dave@acme.test"), "password": "correct horse battery"})
+    run("user.invite", {"email": "eve@acme.test"}, actor=bob["id"], expect_ok=False, label="forbidden")
+    carol = run("user.invite", {"email": "carol@acme.test"}, actor=alice, label="basic")["user"]
+    run("user.resend_invitation", {"user": carol["id"]}, actor=alice)
+    run("user.get", {"user": "dave@acme.test"}, actor=alice)
+    run("user.list", {"status": "invited", "limit": 10}, actor=alice)
+    run("user.set_role", {"user": bob["id"], "role": "administrator"}, actor=alice)
+    run("user.set_role", {"user": alice, "role": "basic"}, actor=bob["id"])
+    run("user.set_role", {"user": bob["id"], "role": "basic"}, actor=bob["id"], expect_ok=False, label="last_administrator")
+    run("user.block", {"user": carol["id"]}, actor=bob["id"], expect_ok=False, label="invited")
+    run("user.block", {"user": alice}, actor=bob["id"])
+    run("user.unblock", {"user": alice}, actor=bob["id"])
+    run("user.email.add", {"email": "dave.invoices@acme.test"}, actor=bob["id"])
+    run("user.email.verify", {"token": token("dave.invoices@acme.test", "email_verification")})
+    run("user.email.remove", {"email": "dave.invoices@acme.test"}, actor=bob["id"])
+    run("user.remove", {"user": carol["id"]}, actor=bob["id"])
+    run("audit.list", {"limit": 5}, actor=bob["id"])
+    run("support.appoint_admin", {"environment": bob["environment"], "user": alice,
+                                  "verification": {"method": "kvk_extract", "reference": "KvK extract 12345678, 2026-11-24"}}, via=support)
+    run("support.appoint_admin", {"environment": bob["environment"], "user": "ghost@acme.test",
+                                  "verification": {"method": "known_email", "reference": "mail from ghost@acme.test"}},
+        via=support, expect_ok=False, label="unknown_user")
 
     if record:
         for name, frame in recorded.items():

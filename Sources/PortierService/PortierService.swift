@@ -44,6 +44,9 @@ public final class PortierService: Sendable {
     public static let operations: [String] = [
         "hello", "ping", "signup", "user.activate", "user.authenticate", "environment.get",
         "outbox.list", "outbox.ack",
+        "user.invite", "user.resend_invitation", "user.get", "user.list", "user.set_role", "user.block",
+        "user.unblock", "user.remove", "user.email.add", "user.email.verify", "user.email.remove",
+        "audit.list", "support.appoint_admin",
     ]
 
     private func dispatch(_ request: Request, context: RequestContext) async throws -> OperationOutput {
@@ -59,6 +62,19 @@ public final class PortierService: Sendable {
         case "environment.get": return try await environmentGet(request)
         case "outbox.list": return try await outboxList(request)
         case "outbox.ack": return try await outboxAck(request)
+        case "user.invite": return try await invite(request)
+        case "user.resend_invitation": return try await resendInvitation(request)
+        case "user.get": return try await userGet(request)
+        case "user.list": return try await userList(request)
+        case "user.set_role": return try await setRole(request)
+        case "user.block": return try await block(request)
+        case "user.unblock": return try await unblock(request)
+        case "user.remove": return try await remove(request)
+        case "user.email.add": return try await emailAdd(request)
+        case "user.email.verify": return try await emailVerify(request)
+        case "user.email.remove": return try await emailRemove(request)
+        case "audit.list": return try await auditList(request)
+        case "support.appoint_admin": return try await appointAdministrator(request, context: context)
         default: throw PortierError(.unknownOp, "unknown operation \"\(request.op)\"")
         }
     }

@@ -10,6 +10,8 @@ public struct ServiceConfiguration: Sendable {
     public var activationWindowSeconds: Int64
     /// Shared mail domains, built-in plus configured additions (R-ENV-4).
     public var sharedMailDomains: SharedMailDomains
+    /// Invitations one environment may send per hour (R-USR-13; default 200).
+    public var invitationsPerHour: Int
     /// scrypt cost for stored passwords.
     public var passwordHashing: PasswordHasher.Parameters
     /// Frame limits reported by `hello`.
@@ -23,6 +25,7 @@ public struct ServiceConfiguration: Sendable {
         tokenLifetimeSeconds: Int64 = 7 * 24 * 3600,
         activationWindowSeconds: Int64? = nil,
         sharedMailDomains: SharedMailDomains = try! SharedMailDomains(),
+        invitationsPerHour: Int = 200,
         passwordHashing: PasswordHasher.Parameters = .default,
         frameLimits: FrameLimits = FrameLimits(),
         maximumInFlightPerConnection: Int = 128,
@@ -31,6 +34,7 @@ public struct ServiceConfiguration: Sendable {
         self.tokenLifetimeSeconds = tokenLifetimeSeconds
         self.activationWindowSeconds = activationWindowSeconds ?? tokenLifetimeSeconds
         self.sharedMailDomains = sharedMailDomains
+        self.invitationsPerHour = invitationsPerHour
         self.passwordHashing = passwordHashing
         self.frameLimits = frameLimits
         self.maximumInFlightPerConnection = maximumInFlightPerConnection

@@ -61,3 +61,30 @@ extension JSONObject {
         return value?.stringValue
     }
 }
+
+extension Scenario {
+    /// Invites `email` with `role` on behalf of `actor`; returns the invited user.
+    @discardableResult
+    public func invite(_ email: String, role: String = "basic", as actor: String) async throws -> JSONObject {
+        let result = try await client.call("user.invite", actor: actor, params: ["email": .string(email), "role": .string(role)])
+        return result["user"]!.objectValue!
+    }
+
+    /// Invites and activates; returns the active user.
+    @discardableResult
+    public func member(_ email: String, role: String = "basic", as actor: String) async throws -> JSONObject {
+        try await invite(email, role: role, as: actor)
+        return try await activate(email)
+    }
+
+    /// An environment with an active administrator `admin@<domain>`; returns the admin.
+    @discardableResult
+    public func environment(_ domain: String) async throws -> JSONObject {
+        try await activeUser("admin@\(domain)")
+    }
+}
+
+extension JSONObject {
+    /// The `id` field, for terse test code.
+    public var id: String { self["id"]!.stringValue! }
+}

@@ -1,0 +1,52 @@
+import PortierDomain
+import PortierProtocol
+import PortierStorage
+
+extension PortierService {
+    /// Locks the actor's environment, then checks the actor is an active
+    /// administrator. Lock first: an administrator demoted by a transaction that
+    /// just committed must not act on a stale read of their own role.
+    static func lockedAdministrator(_ tx: Transaction, _ ref: (environment: EnvironmentID, user: Int64), to action: String) throws -> UserRecord {
+        try tx.lockEnvironment(ref.environment)
+        return try administrator(tx, ref, to: action)
+    }
+
+    /// The actor, checked to be an active administrator (R-USR-1, R-USR-5, R-USR-12).
+    static func administrator(_ tx: Transaction, _ ref: (environment: EnvironmentID, user: Int64), to action: String) throws -> UserRecord {
+        let actor = try activeActor(tx, ref)
+        guard actor.role == .administrator else { throw PortierError.forbidden("only an administrator may \(action)") }
+        return actor
+    }
+
+    /// Resolves a `user` param inside `environment`. A user of another environment
+    /// is `not_found`, never a hint that it exists elsewhere (R-ENV-1).
+    static func targetUser(_ tx: Transaction, in environment: EnvironmentID, _ ref: UserReference, lock: Bool = false) throws -> UserRecord {
+        let id: Int64?
+        switch ref {
+        case .id(let scoped): id = scoped.environment == environment ? scoped.raw : nil
+        case .email(let email):
+            let owner = try tx.emailOwner(email.normalized)
+            id = owner?.environment == environment ? owner?.user : nil
+        }
+        guard let id, let user = try tx.user(environment, id, lock: lock) else { throw PortierError.notFound("user") }
+        return user
+    }
+
+    /// Reads the `user` param as an id or an email.
+    static func userParam(_ params: JSONObject, _ key: String = "user") throws -> UserReference {
+        try UserReference(try params.requiredString(key), field: "params.\(key)")
+    }
+
+    /// An audit detail recording a value's change.
+    static func change(_ field: String, from before: String, to after: String) -> JSONValue {
+        ["before": [field: .string(before)], "after": [field: .string(after)]]
+    }
+
+    /// Pages: `limit` (1–1000, default 100) and the numeric part of a cursor id.
+    static func page(_ params: JSONObject, kind: EntityKind) throws -> (limit: Int, cursor: Int64?) {
+        let limit = Int(try params.optionalInt("limit", in: 1...1000) ?? 100)
+        guard let text = try params.optionalString("cursor") else { return (limit, nil) }
+        guard let id = ScopedID(text, kind: kind) else { throw PortierError.badRequest("params.cursor is not a cursor from this list") }
+        return (limit, id.raw)
+    }
+}
