@@ -8,9 +8,10 @@ import PortierProtocol
 struct Portier: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portier",
-        abstract: "Talk to portierd: sign up, activate, log in, read the environment and the outbox.",
+        abstract: "Talk to portierd: sign-up, users, the audit log, the outbox, support.",
         subcommands: [
-            Hello.self, Ping.self, Signup.self, Activate.self, Login.self, EnvironmentCommand.self, Outbox.self,
+            Hello.self, Ping.self, Signup.self, Activate.self, Login.self, EnvironmentCommand.self, UserCommand.self,
+            AuditCommand.self, Outbox.self, SupportCommand.self,
         ]
     )
 }
