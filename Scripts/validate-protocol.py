@@ -153,6 +153,48 @@ def live(path, record):
                                   "verification": {"method": "known_email", "reference": "mail from ghost@acme.test"}},
         via=support, expect_ok=False, label="unknown_user")
 
+    # Organisations, memberships, partnerships, inbox, checks.
+    conn.exchange("signup", {"email": "pat@partner.test"})
+    conn.exchange("user.activate", {"token": token("pat@partner.test"), "password": "correct horse battery"})
+    pat = "pat@partner.test"
+    org = run("organisation.create", {"name": "Acme BV", "kvk_number": "12345678", "country": "nl"}, actor=alice)["organisation"]
+    run("organisation.update", {"organisation": org["id"], "country": "BE"}, actor=alice)
+    run("organisation.update", {"organisation": org["id"], "kvk_number": "1234"}, actor=alice, expect_ok=False, label="bad_kvk")
+    run("member.add", {"organisation": org["id"], "user": "dave@acme.test"}, actor=alice, expect_ok=False, label="inactive")
+    run("organisation.activate", {"organisation": org["id"]}, actor=alice)
+    run("organisation.get", {"organisation": org["id"]}, actor=alice)
+    run("organisation.list", {}, actor=alice)
+    run("member.add", {"organisation": org["id"], "user": "dave@acme.test"}, actor=alice)
+    run("member.set_role", {"organisation": org["id"], "user": "dave@acme.test", "role": "administrator"}, actor=alice)
+    run("member.add", {"organisation": org["id"], "user": pat}, actor=alice, expect_ok=False, label="no_partnership")
+    ptn = run("partnership.propose", {"email": pat}, actor=alice)["partnership"]
+    run("partnership.accept", {"partnership": ptn["id"]}, actor=pat)
+    run("partnership.list", None, actor=pat)
+    run("member.add", {"organisation": org["id"], "user": pat, "role": "member"}, actor="dave@acme.test", label="partner")
+    requests = run("inbox.list", None, actor=pat)["requests"]
+    run("inbox.accept", {"request": requests[0]["id"]}, actor=pat)
+    run("inbox.accept", {"request": requests[0]["id"]}, actor=pat, expect_ok=False, label="answered")
+    run("member.list", {"organisation": org["id"]}, actor=alice)
+    run("check", {"user": pat, "permission": "documents.view", "organisation": org["id"]})
+    run("check", {"user": alice, "permission": "users.invite"}, label="environment")
+    run("check", {"user": alice, "permission": "documents.view"}, expect_ok=False, label="missing_organisation")
+    run("check.bulk", {"checks": [{"user": pat, "permission": "members.manage", "organisation": org["id"]},
+                                  {"user": "dave@acme.test", "permission": "members.manage", "organisation": org["id"]},
+                                  {"user": "nobody@acme.test", "permission": "documents.view", "organisation": org["id"]}]})
+    run("lookup.organisations", {"user": pat, "permission": "documents.view"})
+    run("lookup.users", {"organisation": org["id"], "permission": "members.manage"})
+    run("member.remove", {"organisation": org["id"], "user": pat}, actor=alice)
+    run("partnership.end", {"partnership": ptn["id"]}, actor=pat)
+    second = run("partnership.propose", {"environment": ptn["partner"]}, actor=alice, label="by_id")["partnership"]
+    run("partnership.decline", {"partnership": second["id"]}, actor=pat)
+    conn.exchange("partnership.propose", {"environment": ptn["partner"]}, actor=alice)
+    proposal = run("inbox.list", None, actor=pat, label="proposal")["requests"][0]
+    run("inbox.accept", {"request": proposal["id"]}, actor=pat, label="partnership")
+    conn.exchange("member.add", {"organisation": org["id"], "user": pat}, actor=alice)
+    membership_request = conn.exchange("inbox.list", None, actor=pat)[1]["result"]["requests"][0]
+    run("inbox.decline", {"request": membership_request["id"]}, actor=pat)
+    run("user.offboard", {"user": "dave@acme.test"}, actor=alice)
+
     if record:
         for name, frame in recorded.items():
             (EXAMPLES / name).write_text(json.dumps(frame, indent=2) + "\n")

@@ -47,6 +47,10 @@ public final class PortierService: Sendable {
         "user.invite", "user.resend_invitation", "user.get", "user.list", "user.set_role", "user.block",
         "user.unblock", "user.remove", "user.email.add", "user.email.verify", "user.email.remove",
         "audit.list", "support.appoint_admin",
+        "user.offboard", "organisation.create", "organisation.activate", "organisation.update", "organisation.get",
+        "organisation.list", "member.add", "member.set_role", "member.remove", "member.list", "partnership.propose",
+        "partnership.accept", "partnership.decline", "partnership.end", "partnership.list", "inbox.list",
+        "inbox.accept", "inbox.decline", "check", "check.bulk", "lookup.organisations", "lookup.users",
     ]
 
     private func dispatch(_ request: Request, context: RequestContext) async throws -> OperationOutput {
@@ -75,6 +79,28 @@ public final class PortierService: Sendable {
         case "user.email.remove": return try await emailRemove(request)
         case "audit.list": return try await auditList(request)
         case "support.appoint_admin": return try await appointAdministrator(request, context: context)
+        case "user.offboard": return try await offboard(request)
+        case "organisation.create": return try await organisationCreate(request)
+        case "organisation.activate": return try await organisationActivate(request)
+        case "organisation.update": return try await organisationUpdate(request)
+        case "organisation.get": return try await organisationGet(request)
+        case "organisation.list": return try await organisationList(request)
+        case "member.add": return try await memberAdd(request)
+        case "member.set_role": return try await memberSetRole(request)
+        case "member.remove": return try await memberRemove(request)
+        case "member.list": return try await memberList(request)
+        case "partnership.propose": return try await partnershipPropose(request)
+        case "partnership.accept": return try await partnershipAnswer(request, accept: true)
+        case "partnership.decline": return try await partnershipAnswer(request, accept: false)
+        case "partnership.end": return try await partnershipEnd(request)
+        case "partnership.list": return try await partnershipList(request)
+        case "inbox.list": return try await inboxList(request)
+        case "inbox.accept": return try await inboxAnswer(request, accept: true)
+        case "inbox.decline": return try await inboxAnswer(request, accept: false)
+        case "check": return try await check(request)
+        case "check.bulk": return try await checkBulk(request)
+        case "lookup.organisations": return try await lookupOrganisations(request)
+        case "lookup.users": return try await lookupUsers(request)
         default: throw PortierError(.unknownOp, "unknown operation \"\(request.op)\"")
         }
     }

@@ -112,6 +112,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Lifetime of activation and verification tokens, in seconds.")
     var tokenLifetime: Int64 = 7 * 24 * 3600
 
+    @Option(help: "Invitations one environment may send per hour (R-USR-13).")
+    var invitationsPerHour: Int = 200
+
     @Option(help: "A mail domain to treat as shared, in addition to the built-in list (repeatable).")
     var sharedDomain: [String] = []
 
@@ -149,6 +152,7 @@ struct Run: AsyncParsableCommand {
             configuration: ServiceConfiguration(
                 tokenLifetimeSeconds: tokenLifetime,
                 sharedMailDomains: try SharedMailDomains(additions: sharedDomain),
+                invitationsPerHour: invitationsPerHour,
                 frameLimits: server.frameLimits,
                 maximumInFlightPerConnection: maxInFlight
             ),

@@ -1,0 +1,136 @@
+import PortierDomain
+import PortierProtocol
+import PortierStorage
+
+/// One question: may `user` hold `permission` (in `organisation`)?
+struct CheckQuestion: Sendable {
+    let user: UserReference
+    let permission: Permission
+    let organisation: ScopedID?
+
+    /// Reads `{user, permission, organisation?}`; an unknown permission, or a missing
+    /// organisation for an organisation-scoped one, is `bad_request` (R-PRM-3).
+    init(_ params: JSONObject, field: String = "params") throws {
+        try params.rejectUnknownKeys(allowed: ["user", "permission", "organisation"])
+        user = try UserReference(try params.requiredString("user"), field: "\(field).user")
+        permission = try Permission(name: try params.requiredString("permission"))
+        if let text = try params.optionalString("organisation") {
+            guard let id = ScopedID(text, kind: .organisation) else { throw PortierError.badRequest("\(field).organisation must be an organisation id") }
+            organisation = permission.rule.scope == .organisation ? id : nil
+        } else {
+            guard permission.rule.scope == .environment else {
+                throw PortierError.badRequest("\(permission.rawValue) is organisation-scoped: \(field).organisation is required")
+            }
+            organisation = nil
+        }
+    }
+}
+
+extension PortierService {
+    /// `check` (SPEC §7, R-PRM-1…3): answered from PostgreSQL.
+    func check(_ request: Request) async throws -> OperationOutput {
+        let question = try CheckQuestion(request.params)
+        let decision = try await pool.transaction { tx in try Self.decide(tx, question) }
+        return .result(decision.json.objectValue!)
+    }
+
+    /// `check.bulk`: up to 1,000 questions, answered in order in one snapshot.
+    func checkBulk(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["checks"])
+        let items = try request.params.requiredArray("checks")
+        guard !items.isEmpty, items.count <= 1000 else { throw PortierError.badRequest("params.checks must hold 1 to 1000 checks") }
+        var questions: [CheckQuestion] = []
+        for (i, item) in items.enumerated() {
+            guard case .object(let o) = item else { throw PortierError.badRequest("params.checks[\(i)] must be an object") }
+            questions.append(try CheckQuestion(o, field: "params.checks[\(i)]"))
+        }
+        let asked = questions
+        let decisions = try await pool.transaction { tx in
+            try tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            return try asked.map { try Self.decide(tx, $0) }
+        }
+        return .result(["results": .array(decisions.map(\.json))])
+    }
+
+    /// Gathers the facts of one question inside `tx` and lets the domain decide.
+    static func decide(_ tx: Transaction, _ q: CheckQuestion) throws -> Decision {
+        guard let user = try resolveAnyUser(tx, q.user) else { return q.permission.decide(PermissionFacts(user: nil)) }
+        var facts = PermissionFacts(user: (user.role, user.status, user.environment))
+        if let orgID = q.organisation {
+            try tx.setEnvironments(scope(user.environment, orgID.environment))
+            if try tx.organisation(orgID) != nil {
+                facts.organisationEnvironment = orgID.environment
+                facts.membership = try tx.membership(organisation: orgID, user: user.scopedID).map { ($0.role, $0.status) }
+            }
+        }
+        return q.permission.decide(facts)
+    }
+
+    /// A user of any environment by id or email (primary or verified extra), or nil.
+    static func resolveAnyUser(_ tx: Transaction, _ ref: UserReference) throws -> UserRecord? {
+        let target: (EnvironmentID, Int64)?
+        switch ref {
+        case .id(let id): target = (id.environment, id.raw)
+        case .email(let email): target = try tx.emailOwner(email.normalized).map { ($0.environment, $0.user) }
+        }
+        guard let (env, id) = target else { return nil }
+        try tx.setEnvironments([env])
+        return try tx.user(env, id)
+    }
+
+    /// `lookup.organisations` (R-PRM-4): the organisations where the user holds an
+    /// organisation-scoped permission, decided by the same rule as `check`.
+    func lookupOrganisations(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["user", "permission"])
+        let ref = try Self.userParam(request.params)
+        let permission = try Self.organisationPermission(request.params)
+        let organisations = try await pool.transaction { tx -> [OrganisationRecord] in
+            guard let user = try Self.resolveAnyUser(tx, ref), user.status == .active else { return [] }
+            var memberships = try tx.ownMemberships(user: user.scopedID)
+            let links = try tx.partnerOrganisationLinks(user: user.scopedID)
+            try tx.setEnvironments([user.environment] + Set(links.map(\.environment)).sorted())
+            memberships += try tx.partnerMemberships(user: user.scopedID, organisations: links)
+            var candidates = Set(memberships.map(\.organisation))
+            if user.role == .administrator { candidates.formUnion(try tx.organisations(user.environment).map(\.scopedID)) }
+            let byOrganisation = Dictionary(uniqueKeysWithValues: memberships.map { ($0.organisation, $0) })
+            return try tx.organisations(Array(candidates)).filter { org in
+                let m = byOrganisation[org.scopedID]
+                let facts = PermissionFacts(user: (user.role, user.status, user.environment), organisationEnvironment: org.environment,
+                                            membership: m.map { ($0.role, $0.status) })
+                return permission.decide(facts).allowed
+            }
+        }
+        return .result(["organisations": .array(organisations.map(\.json))])
+    }
+
+    /// `lookup.users` (R-PRM-4): the users holding an organisation-scoped permission
+    /// in an organisation, own and partner environments alike.
+    func lookupUsers(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["organisation", "permission"])
+        let orgID = try Self.organisationParam(request.params)
+        let permission = try Self.organisationPermission(request.params)
+        let users = try await pool.transaction(environments: [orgID.environment]) { tx -> [UserRecord] in
+            guard try tx.organisation(orgID) != nil else { return [] }
+            let memberships = try tx.memberships(organisation: orgID)
+            try tx.setEnvironments(Array(Set(memberships.map(\.user.environment) + [orgID.environment])).sorted())
+            let byUser = Dictionary(uniqueKeysWithValues: memberships.map { ($0.user, $0) })
+            let admins = try tx.activeAdministrators(orgID.environment).map { ScopedID(.user, environment: orgID.environment, raw: $0) }
+            let candidates = Array(Set(memberships.map(\.user) + admins))
+            return try tx.users(candidates).filter { user in
+                let m = byUser[user.scopedID]
+                let facts = PermissionFacts(user: (user.role, user.status, user.environment), organisationEnvironment: orgID.environment,
+                                            membership: m.map { ($0.role, $0.status) })
+                return permission.decide(facts).allowed
+            }
+        }
+        return .result(["users": .array(users.map(\.json))])
+    }
+
+    static func organisationPermission(_ params: JSONObject) throws -> Permission {
+        let permission = try Permission(name: try params.requiredString("permission"))
+        guard permission.rule.scope == .organisation else {
+            throw PortierError.badRequest("\(permission.rawValue) is environment-scoped; lookups take organisation-scoped permissions")
+        }
+        return permission
+    }
+}

@@ -1,0 +1,86 @@
+import PortierDomain
+import PortierProtocol
+import PortierStorage
+
+extension PortierService {
+    /// `inbox.list`: requests waiting for the actor: membership requests addressed
+    /// to it, and (for advanced users and administrators) partnership proposals.
+    func inboxList(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: [])
+        let actorRef = try await actorReference(request)
+        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+            let actor = try Self.activeActor(tx, actorRef)
+            let requests = try tx.pendingRequests(actor.environment, user: actor.id, includeEnvironmentRequests: actor.role != .basic)
+            return .result(["requests": .array(requests.map(\.json))])
+        }
+    }
+
+    /// `inbox.accept` / `inbox.decline`: only the addressee answers a membership
+    /// request; an advanced user or administrator a partnership proposal. An
+    /// answered request cannot be answered again.
+    func inboxAnswer(_ request: Request, accept: Bool) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["request"])
+        guard let id = ScopedID(try request.params.requiredString("request"), kind: .request) else {
+            throw PortierError.badRequest("params.request must be a request id")
+        }
+        let actorRef = try await actorReference(request)
+        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+            let actor = try Self.activeActor(tx, actorRef)
+            guard id.environment == actor.environment, let req = try tx.request(id, lock: true) else { throw PortierError.notFound("request") }
+            switch req.kind {
+            case "partnership":
+                guard actor.role != .basic else { throw PortierError.forbidden("only advanced users and administrators answer partnership proposals") }
+                guard req.status == "pending" else { throw PortierError.invalidState("the request was already answered (\(req.status))") }
+                guard let partnershipID = req.partnershipID else { throw PortierError.internal() }
+                _ = try Self.answerPartnership(tx, partnershipID, by: actor, accept: accept)
+            default:
+                guard req.addressee == actor.id else { throw PortierError.notFound("request") }
+                guard req.status == "pending" else { throw PortierError.invalidState("the request was already answered (\(req.status))") }
+                guard let org = req.organisation else { throw PortierError.internal() }
+                try tx.setEnvironments(Self.scope(actor.environment, org.environment))
+                try tx.answerRequest(id, status: accept ? "accepted" : "declined", by: actor.id)
+                if accept {
+                    _ = try tx.updateMembership(organisation: org, user: actor.scopedID, status: .active)
+                } else {
+                    try tx.deleteMembership(organisation: org, user: actor.scopedID)
+                }
+                let op = accept ? "member.accept" : "member.decline"
+                let details: JSONValue = ["user": .string(actor.scopedID.description), "request": .string(id.description)]
+                for env in Set([actor.environment, org.environment]) {
+                    try tx.audit(environment: env, actor: actor.auditActor, op: op, target: org.description, details: details.jsonText)
+                }
+                _ = try Self.bump(tx, [actor.environment, org.environment], reply: actor.environment)
+            }
+            guard let answered = try tx.request(id) else { throw PortierError.internal() }
+            let revision = try tx.query("SELECT revision FROM environments WHERE environment_id = $1", [actor.environment.raw]).first!.int64("revision")
+            return .result(["request": answered.json], revision: RevisionToken(environment: actor.environment, revision: revision))
+        }
+    }
+
+    /// `user.offboard` (R-USR-10, R-MEM-6): every membership, then the user, in one
+    /// transaction; a named successor is made administrator first.
+    func offboard(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["user", "successor"])
+        let target = try Self.userParam(request.params)
+        let successorRef = try request.params.optionalString("successor").map { text throws(PortierError) in try UserReference(text, field: "params.successor") }
+        let actorRef = try await actorReference(request)
+        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+            let env = actorRef.environment
+            let actor = try Self.lockedAdministrator(tx, actorRef, to: "off-board users")
+            let user = try Self.targetUser(tx, in: env, target, lock: true)
+            if let successorRef {
+                let successor = try Self.targetUser(tx, in: env, successorRef, lock: true)
+                guard successor.id != user.id else { throw PortierError.badRequest("the successor must be someone else") }
+                guard successor.status == .active else { throw PortierError.invalidState("the successor must be an active user") }
+                if successor.role != .administrator {
+                    _ = try tx.updateUser(env, successor.id, role: .administrator)
+                    var details = Self.change("role", from: successor.role.rawValue, to: "administrator").objectValue!
+                    details["reason"] = .string("successor of \(user.email)")
+                    try tx.audit(environment: env, actor: actor.auditActor, op: "user.set_role", target: successor.scopedID.description, details: JSONValue.object(details).jsonText)
+                }
+            }
+            try Self.refuseLosingLastAdministrator(tx, user, losesAdministration: true)
+            return .result([:], revision: try Self.removeUser(tx, user, actor: actor.auditActor, op: "user.offboard"))
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import PortierDomain
+import PortierProtocol
+import PortierStorage
+
+extension PortierService {
+    /// R-MEM-1: an organisation administrator of it, or an environment administrator of its environment.
+    static func mayManageMembers(_ tx: Transaction, _ actor: UserRecord, _ org: OrganisationRecord) throws -> Bool {
+        if actor.role == .administrator, actor.environment == org.environment { return true }
+        let own = try tx.membership(organisation: org.scopedID, user: actor.scopedID)
+        return own?.status == .active && own?.role == .administrator
+    }
+
+    /// The organisation, if the actor may manage its members; otherwise the right refusal.
+    static func managedOrganisation(_ tx: Transaction, _ id: ScopedID, by actor: UserRecord) throws -> OrganisationRecord {
+        let org = try visibleOrganisation(tx, id, to: actor)
+        guard try mayManageMembers(tx, actor, org) else {
+            throw PortierError.forbidden("only its organisation administrators and the environment's administrators manage members")
+        }
+        return org
+    }
+
+    /// Resolves the user a membership is about: of the organisation's environment,
+    /// or of an environment with an active partnership with it (R-MEM-3). Anyone
+    /// else is `not_found`.
+    static func memberCandidate(_ tx: Transaction, _ ref: UserReference, for org: OrganisationRecord, scope: [EnvironmentID]) throws -> UserRecord {
+        let target: (EnvironmentID, Int64)?
+        switch ref {
+        case .id(let id): target = (id.environment, id.raw)
+        case .email(let email): target = try tx.emailOwner(email.normalized).map { ($0.environment, $0.user) }
+        }
+        guard let (env, userID) = target else { throw PortierError.notFound("user") }
+        if env != org.environment {
+            guard try tx.livePartnership(org.environment, with: env)?.status == .active else { throw PortierError.notFound("user") }
+            try tx.setEnvironments(Array(Set(scope + [env])).sorted())
+        }
+        guard let user = try tx.user(env, userID) else { throw PortierError.notFound("user") }
+        return user
+    }
+
+    /// `member.add` (R-MEM-1…3): same environment: active at once; partner
+    /// environment: pending, with an inbox request and a `membership_request` message.
+    func memberAdd(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["organisation", "user", "role"])
+        let orgID = try Self.organisationParam(request.params)
+        let ref = try Self.userParam(request.params)
+        let role = try request.params.optionalEnum("role", OrganisationRole.self) ?? .member
+        let actorRef = try await actorReference(request)
+        let scope = Self.scope(actorRef.environment, orgID.environment)
+        do {
+            return try await pool.transaction(environments: scope) { tx in
+                let actor = try Self.activeActor(tx, actorRef)
+                let org = try Self.managedOrganisation(tx, orgID, by: actor)
+                guard org.status == .active else { throw PortierError.invalidState("members can only be added to an active organisation; activate it first") }
+                let user = try Self.memberCandidate(tx, ref, for: org, scope: scope)
+                if try tx.membership(organisation: orgID, user: user.scopedID) != nil { throw PortierError.conflict("the user is already a member") }
+                let partner = user.environment != org.environment
+                let membership = try tx.insertMembership(organisation: orgID, user: user.scopedID, role: role, status: partner ? .pending : .active)
+                let details: JSONValue = ["user": .string(user.scopedID.description), "role": .string(role.rawValue), "status": .string(membership.status.rawValue)]
+                try tx.audit(environment: org.environment, actor: actor.auditActor, op: "member.add", target: orgID.description, details: details.jsonText)
+                var touched = [org.environment]
+                if partner {
+                    let req = try tx.insertRequest(user.environment, kind: "membership", addressee: user.id, organisation: orgID, partnershipID: nil)
+                    let message: JSONValue = ["request": .string(req.scopedID.description), "organisation": .string(orgID.description),
+                                              "organisation_name": .string(org.name), "invited_by": .string(actor.email)]
+                    try tx.enqueueMessage(environment: user.environment, kind: .membershipRequest, to: user.email, payload: message.jsonText)
+                    try tx.audit(environment: user.environment, actor: actor.auditActor, op: "member.add", target: user.scopedID.description, details: details.jsonText)
+                    touched.append(user.environment)
+                }
+                return .result(["membership": membership.json()], revision: try Self.bump(tx, touched, reply: actor.environment))
+            }
+        } catch let error as DatabaseError where error.kind == .uniqueViolation {
+            throw PortierError.conflict("the user is already a member")
+        }
+    }
+
+    /// `member.set_role` (R-MEM-1).
+    func memberSetRole(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["organisation", "user", "role"])
+        let orgID = try Self.organisationParam(request.params)
+        let ref = try Self.userParam(request.params)
+        guard let role = try request.params.optionalEnum("role", OrganisationRole.self) else { throw PortierError.badRequest("params.role is required") }
+        let actorRef = try await actorReference(request)
+        let scope = Self.scope(actorRef.environment, orgID.environment)
+        return try await pool.transaction(environments: scope) { tx in
+            let actor = try Self.activeActor(tx, actorRef)
+            let org = try Self.managedOrganisation(tx, orgID, by: actor)
+            let (user, membership) = try Self.existingMembership(tx, ref, org, scope: scope)
+            guard membership.role != role else { return .result(["membership": membership.json()]) }
+            let updated = try tx.updateMembership(organisation: orgID, user: user, role: role)
+            var details = Self.change("role", from: membership.role.rawValue, to: role.rawValue).objectValue!
+            details["user"] = .string(user.description)
+            try tx.audit(environment: org.environment, actor: actor.auditActor, op: "member.set_role", target: orgID.description, details: JSONValue.object(details).jsonText)
+            return .result(["membership": updated.json()], revision: try Self.bump(tx, [org.environment, user.environment], reply: actor.environment))
+        }
+    }
+
+    /// `member.remove` (R-MEM-1, R-MEM-4): access ends at once; the user keeps the account.
+    func memberRemove(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["organisation", "user"])
+        let orgID = try Self.organisationParam(request.params)
+        let ref = try Self.userParam(request.params)
+        let actorRef = try await actorReference(request)
+        let scope = Self.scope(actorRef.environment, orgID.environment)
+        return try await pool.transaction(environments: scope) { tx in
+            let actor = try Self.activeActor(tx, actorRef)
+            let org = try Self.managedOrganisation(tx, orgID, by: actor)
+            let (user, membership) = try Self.existingMembership(tx, ref, org, scope: scope)
+            try tx.deleteMembership(organisation: orgID, user: user)
+            let details: JSONValue = ["user": .string(user.description), "role": .string(membership.role.rawValue), "status": .string(membership.status.rawValue)]
+            try tx.audit(environment: org.environment, actor: actor.auditActor, op: "member.remove", target: orgID.description, details: details.jsonText)
+            return .result([:], revision: try Self.bump(tx, [org.environment, user.environment], reply: actor.environment))
+        }
+    }
+
+    /// `member.list`: for its active members and the environment's administrators.
+    func memberList(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["organisation"])
+        let orgID = try Self.organisationParam(request.params)
+        let actorRef = try await actorReference(request)
+        return try await pool.transaction(environments: Self.scope(actorRef.environment, orgID.environment)) { tx in
+            let actor = try Self.activeActor(tx, actorRef)
+            _ = try Self.visibleOrganisation(tx, orgID, to: actor)
+            let memberships = try tx.memberships(organisation: orgID)
+            try tx.setEnvironments(Array(Set(memberships.map(\.user.environment) + [actor.environment, orgID.environment])).sorted())
+            let emails = Dictionary(uniqueKeysWithValues: try tx.users(memberships.map(\.user)).map { ($0.scopedID, $0.email) })
+            return .result(["memberships": .array(memberships.map { $0.json(email: emails[$0.user]) })])
+        }
+    }
+
+    /// The membership named by (user, organisation), or `not_found`.
+    static func existingMembership(_ tx: Transaction, _ ref: UserReference, _ org: OrganisationRecord, scope: [EnvironmentID]) throws -> (ScopedID, MembershipRecord) {
+        let user: ScopedID?
+        switch ref {
+        case .id(let id): user = id
+        case .email(let email): user = try tx.emailOwner(email.normalized).map { ScopedID(.user, environment: $0.environment, raw: $0.user) }
+        }
+        guard let user, let membership = try tx.membership(organisation: org.scopedID, user: user, lock: true) else {
+            throw PortierError.notFound("membership")
+        }
+        if user.environment != org.environment { try tx.setEnvironments(Array(Set(scope + [user.environment])).sorted()) }
+        return (user, membership)
+    }
+
+    /// Bumps every environment a change touched, in id order; returns the token for `reply`'s.
+    static func bump(_ tx: Transaction, _ environments: [EnvironmentID], reply: EnvironmentID) throws -> RevisionToken {
+        var token: RevisionToken?
+        var fallback: RevisionToken?
+        for env in Set(environments).sorted() {
+            let t = try tx.bumpRevision(env)
+            if env == reply { token = t }
+            fallback = fallback ?? t
+        }
+        return token ?? fallback!
+    }
+}

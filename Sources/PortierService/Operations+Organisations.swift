@@ -1,0 +1,134 @@
+import PortierDomain
+import PortierProtocol
+import PortierStorage
+
+extension PortierService {
+    /// Reads an organisation id param.
+    static func organisationParam(_ params: JSONObject, _ key: String = "organisation") throws -> ScopedID {
+        let text = try params.requiredString(key)
+        guard let id = ScopedID(text, kind: .organisation) else { throw PortierError.badRequest("params.\(key) must be an organisation id") }
+        return id
+    }
+
+    /// Environments to scope a transaction to: each once, in order.
+    static func scope(_ environments: EnvironmentID...) -> [EnvironmentID] { Array(Set(environments)).sorted() }
+
+    /// `organisation.create` (R-ORG-1, R-ORG-2): the creator becomes its organisation administrator.
+    func organisationCreate(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["name", "kvk_number", "country"])
+        let name = try OrganisationRules.name(try request.params.requiredString("name"))
+        let kvk = try request.params.optionalString("kvk_number").map(OrganisationRules.kvkNumber)
+        let country = try request.params.optionalString("country").map(OrganisationRules.country)
+        let actorRef = try await actorReference(request)
+        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+            let actor = try Self.administrator(tx, actorRef, to: "create organisations")
+            let org = try tx.insertOrganisation(actor.environment, name: name, kvkNumber: kvk, country: country)
+            _ = try tx.insertMembership(organisation: org.scopedID, user: actor.scopedID, role: .administrator, status: .active)
+            let details: JSONValue = ["name": .string(name), "kvk_number": .orNull(kvk), "country": .orNull(country)]
+            try tx.audit(environment: actor.environment, actor: actor.auditActor, op: "organisation.create", target: org.scopedID.description, details: details.jsonText)
+            return .result(["organisation": org.json], revision: try tx.bumpRevision(actor.environment))
+        }
+    }
+
+    /// `organisation.activate` (R-ORG-2): by an environment administrator.
+    func organisationActivate(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["organisation"])
+        let id = try Self.organisationParam(request.params)
+        let actorRef = try await actorReference(request)
+        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+            let actor = try Self.administrator(tx, actorRef, to: "activate organisations")
+            guard id.environment == actor.environment, let org = try tx.organisation(id, lock: true) else { throw PortierError.notFound("organisation") }
+            guard org.status == .inactive else { throw PortierError.invalidState("the organisation is already active") }
+            let updated = try tx.updateOrganisation(id, name: org.name, kvkNumber: org.kvkNumber, country: org.country, status: .active)
+            try tx.audit(environment: actor.environment, actor: actor.auditActor, op: "organisation.activate", target: id.description, details: Self.change("status", from: "inactive", to: "active").jsonText)
+            return .result(["organisation": updated.json], revision: try tx.bumpRevision(actor.environment))
+        }
+    }
+
+    /// `organisation.update` (R-ORG-3): name, kvk_number, country; null clears an optional field.
+    func organisationUpdate(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["organisation", "name", "kvk_number", "country"])
+        let id = try Self.organisationParam(request.params)
+        let p = request.params
+        guard p["name"] != nil || p["kvk_number"] != nil || p["country"] != nil else {
+            throw PortierError.badRequest("give at least one of name, kvk_number, country")
+        }
+        let name = try p.optionalString("name").map(OrganisationRules.name)
+        let kvk = try p.optionalString("kvk_number").map(OrganisationRules.kvkNumber)
+        let country = try p.optionalString("country").map(OrganisationRules.country)
+        let clearsKvk = p["kvk_number"] == .null
+        let clearsCountry = p["country"] == .null
+        let actorRef = try await actorReference(request)
+        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+            let actor = try Self.administrator(tx, actorRef, to: "edit organisations")
+            guard id.environment == actor.environment, let org = try tx.organisation(id, lock: true) else { throw PortierError.notFound("organisation") }
+            let newName = name ?? org.name
+            let newKvk = clearsKvk ? nil : (kvk ?? org.kvkNumber)
+            let newCountry = clearsCountry ? nil : (country ?? org.country)
+            let updated = try tx.updateOrganisation(id, name: newName, kvkNumber: newKvk, country: newCountry, status: org.status)
+            var before = JSONObject(), after = JSONObject()
+            for (key, old, new) in [("name", org.name, newName), ("kvk_number", org.kvkNumber, newKvk), ("country", org.country, newCountry)] as [(String, String?, String?)] where old != new {
+                before[key] = .orNull(old)
+                after[key] = .orNull(new)
+            }
+            guard !after.isEmpty else { return .result(["organisation": org.json]) }
+            let details: JSONValue = ["before": .object(before), "after": .object(after)]
+            try tx.audit(environment: actor.environment, actor: actor.auditActor, op: "organisation.update", target: id.description, details: details.jsonText)
+            return .result(["organisation": updated.json], revision: try tx.bumpRevision(actor.environment))
+        }
+    }
+
+    /// `organisation.get`: environment administrators of its environment, and its active members.
+    func organisationGet(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["organisation"])
+        let id = try Self.organisationParam(request.params)
+        let actorRef = try await actorReference(request)
+        return try await pool.transaction(environments: Self.scope(actorRef.environment, id.environment)) { tx in
+            let actor = try Self.activeActor(tx, actorRef)
+            let org = try Self.visibleOrganisation(tx, id, to: actor)
+            return .result(["organisation": org.json])
+        }
+    }
+
+    /// The organisation if the actor may see it: environment administrator of its
+    /// environment, or active member. Others of its environment get `forbidden`;
+    /// everyone else `not_found` (no hint it exists).
+    static func visibleOrganisation(_ tx: Transaction, _ id: ScopedID, to actor: UserRecord) throws -> OrganisationRecord {
+        guard let org = try tx.organisation(id) else { throw PortierError.notFound("organisation") }
+        if actor.role == .administrator, actor.environment == org.environment { return org }
+        if try tx.membership(organisation: id, user: actor.scopedID)?.status == .active { return org }
+        if actor.environment == org.environment { throw PortierError.forbidden("only its members and environment administrators see this organisation") }
+        throw PortierError.notFound("organisation")
+    }
+
+    /// `organisation.list`: all of the environment's for administrators, plus every
+    /// organisation (own or partner) where the actor is an active member. Paged.
+    func organisationList(_ request: Request) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["limit", "cursor"])
+        let limit = Int(try request.params.optionalInt("limit", in: 1...1000) ?? 100)
+        var after: ScopedID?
+        if let cursor = try request.params.optionalString("cursor") {
+            guard let id = ScopedID(cursor, kind: .organisation) else { throw PortierError.badRequest("params.cursor is not a cursor from this list") }
+            after = id
+        }
+        let cursor = after
+        let actorRef = try await actorReference(request)
+        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+            let actor = try Self.activeActor(tx, actorRef)
+            var ids = Set(try tx.ownMemberships(user: actor.scopedID).filter { $0.status == .active }.map(\.organisation))
+            if actor.role == .administrator { ids.formUnion(try tx.organisations(actor.environment).map(\.scopedID)) }
+            let links = try tx.partnerOrganisationLinks(user: actor.scopedID)
+            if !links.isEmpty {
+                try tx.setEnvironments([actor.environment] + Set(links.map(\.environment)).sorted())
+                ids.formUnion(try tx.partnerMemberships(user: actor.scopedID, organisations: links).filter { $0.status == .active }.map(\.organisation))
+            }
+            let ordered = ids.sorted { ($0.environment.raw, $0.raw) < ($1.environment.raw, $1.raw) }
+                .filter { id in cursor.map { (id.environment.raw, id.raw) > ($0.environment.raw, $0.raw) } ?? true }
+            let page = Array(ordered.prefix(limit))
+            let orgs = try tx.organisations(page)
+            var result: JSONObject = ["organisations": .array(orgs.map(\.json))]
+            if ordered.count > limit, let last = page.last { result["next_cursor"] = .string(last.description) }
+            return .result(result)
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import PortierDomain
+import PortierProtocol
+import PortierStorage
+
+extension OrganisationRecord {
+    var json: JSONValue {
+        [
+            "id": .string(scopedID.description),
+            "environment": .string(environment.description),
+            "name": .string(name),
+            "kvk_number": .orNull(kvkNumber),
+            "country": .orNull(country),
+            "status": .string(status.rawValue),
+        ]
+    }
+}
+
+extension MembershipRecord {
+    func json(email: String? = nil) -> JSONValue {
+        var o: JSONObject = [
+            "organisation": .string(organisation.description),
+            "user": .string(user.description),
+            "role": .string(role.rawValue),
+            "status": .string(status.rawValue),
+        ]
+        if let email { o["email"] = .string(email) }
+        return .object(o)
+    }
+}
+
+extension PartnershipRecord {
+    /// `proposer` proposed; `partner` is the environment that received the proposal.
+    var json: JSONValue {
+        let receiver = environment == proposer ? partner : environment
+        return [
+            "id": .string(scopedID.description),
+            "proposer": .string(proposer.description),
+            "partner": .string(receiver.description),
+            "status": .string(status.rawValue),
+        ]
+    }
+}
+
+extension InboxRequestRecord {
+    var json: JSONValue {
+        var o: JSONObject = ["id": .string(scopedID.description), "kind": .string(kind), "status": .string(status)]
+        if let organisation {
+            o["organisation"] = .string(organisation.description)
+            o["from"] = .string(organisation.environment.description)
+        }
+        if let partnershipID { o["partnership"] = .string(partnershipID.description) }
+        return .object(o)
+    }
+}
+
+extension Decision {
+    var json: JSONValue { ["allowed": .bool(allowed), "reason": .string(reason.rawValue)] }
+}
