@@ -88,3 +88,34 @@ extension JSONObject {
     /// The `id` field, for terse test code.
     public var id: String { self["id"]!.stringValue! }
 }
+
+extension Scenario {
+    /// Creates and activates an organisation on behalf of `actor`; returns its id.
+    public func organisation(_ name: String, as actor: String, activate: Bool = true) async throws -> String {
+        let org = try await client.call("organisation.create", actor: actor, params: ["name": .string(name)])["organisation"]!.objectValue!
+        if activate { try await client.call("organisation.activate", actor: actor, params: ["organisation": .string(org.id)]) }
+        return org.id
+    }
+
+    /// `a` proposes to the environment of `b`, and `b` accepts; returns the partnership id.
+    @discardableResult
+    public func partners(_ a: String, _ b: String) async throws -> String {
+        let proposal = try await client.call("partnership.propose", actor: a, params: ["email": .string(b)])
+        let id = proposal.string("partnership", "id")!
+        try await client.call("partnership.accept", actor: b, params: ["partnership": .string(id)])
+        return id
+    }
+
+    /// The decision of one check, as (allowed, reason).
+    public func check(_ user: String, _ permission: String, in organisation: String? = nil) async throws -> (Bool, String) {
+        var params: JSONObject = ["user": .string(user), "permission": .string(permission)]
+        if let organisation { params["organisation"] = .string(organisation) }
+        let r = try await client.call("check", params: params)
+        return (r["allowed"]?.boolValue ?? false, r["reason"]?.stringValue ?? "")
+    }
+
+    /// The pending inbox requests of `actor`.
+    public func inbox(_ actor: String) async throws -> [JSONObject] {
+        try await client.call("inbox.list", actor: actor)["requests"]!.arrayValue!.map { $0.objectValue! }
+    }
+}
