@@ -11,7 +11,7 @@ extension PortierService {
         return try await pool.transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.activeActor(tx, actorRef)
             let requests = try tx.pendingRequests(actor.environment, user: actor.id, includeEnvironmentRequests: actor.role != .basic)
-            return .result(["requests": .array(requests.map(\.json))])
+            return .result(["requests": .array(try requests.map(tx.requestJSON))])
         }
     }
 
@@ -53,7 +53,7 @@ extension PortierService {
             }
             guard let answered = try tx.request(id) else { throw PortierError.internal() }
             let revision = try tx.query("SELECT revision FROM environments WHERE environment_id = $1", [actor.environment.raw]).first!.int64("revision")
-            return .result(["request": answered.json], revision: RevisionToken(environment: actor.environment, revision: revision))
+            return .result(["request": try tx.requestJSON(answered)], revision: RevisionToken(environment: actor.environment, revision: revision))
         }
     }
 

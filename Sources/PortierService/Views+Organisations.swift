@@ -42,14 +42,27 @@ extension PartnershipRecord {
 }
 
 extension InboxRequestRecord {
-    var json: JSONValue {
+    /// - Parameter partnership: the partnership a proposal is about (its id names the proposer).
+    func json(partnership: PartnershipRecord? = nil) -> JSONValue {
         var o: JSONObject = ["id": .string(scopedID.description), "kind": .string(kind), "status": .string(status)]
         if let organisation {
             o["organisation"] = .string(organisation.description)
             o["from"] = .string(organisation.environment.description)
         }
-        if let partnershipID { o["partnership"] = .string(partnershipID.description) }
+        if let partnership {
+            o["partnership"] = .string(partnership.scopedID.description)
+            o["from"] = .string(partnership.proposer.description)
+        }
         return .object(o)
+    }
+}
+
+extension Transaction {
+    /// The request as JSON, with the partnership it is about looked up in its environment.
+    func requestJSON(_ request: InboxRequestRecord) throws -> JSONValue {
+        guard let id = request.partnershipID else { return request.json() }
+        let side: PartnershipRecord? = try self.partnership(request.environment, id: id)
+        return request.json(partnership: side)
     }
 }
 

@@ -8,10 +8,11 @@ import PortierProtocol
 struct Portier: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portier",
-        abstract: "Talk to portierd: sign-up, users, the audit log, the outbox, support.",
+        abstract: "Talk to portierd: sign-up, users, organisations, members, partners, checks, the audit log, the outbox, support.",
         subcommands: [
             Hello.self, Ping.self, Signup.self, Activate.self, Login.self, EnvironmentCommand.self, UserCommand.self,
-            AuditCommand.self, Outbox.self, SupportCommand.self,
+            OrgCommand.self, MemberCommand.self, PartnerCommand.self, InboxCommand.self, CheckCommand.self,
+            LookupCommand.self, AuditCommand.self, Outbox.self, SupportCommand.self,
         ]
     )
 }

@@ -44,3 +44,20 @@ extension JSONValue {
         }
     }
 }
+
+extension Table {
+    static func organisation(_ value: JSONValue?) -> String {
+        let o = value?.objectValue ?? [:]
+        return keyValue(["id", "name", "kvk_number", "country", "status", "environment"].map { [$0, o[$0]?.display ?? ""] })
+    }
+
+    static func membership(_ value: JSONValue?) -> String {
+        let o = value?.objectValue ?? [:]
+        return keyValue(["organisation", "user", "role", "status"].map { [$0, o[$0]?.display ?? ""] })
+    }
+
+    static func partnership(_ value: JSONValue?) -> String {
+        let o = value?.objectValue ?? [:]
+        return keyValue(["id", "proposer", "partner", "status"].map { [$0, o[$0]?.display ?? ""] })
+    }
+}

@@ -12,7 +12,7 @@ struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user",
         abstract: "Invite, list, change, block and remove users; manage extra email addresses.",
-        subcommands: [Invite.self, Resend.self, Get.self, List.self, SetRole.self, Block.self, Unblock.self, Remove.self, Email.self]
+        subcommands: [Invite.self, Resend.self, Get.self, List.self, SetRole.self, Block.self, Unblock.self, Remove.self, Offboard.self, Email.self]
     )
 
     struct Invite: AsyncParsableCommand {
@@ -133,6 +133,20 @@ struct UserCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await connection.run("user.remove", actor: actor.actor, params: ["user": .string(user)]) { _ in "removed \(user)\n" }
+        }
+    }
+
+    struct Offboard: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A colleague leaves: every membership, then the user, in one step (administrators).")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+        @Argument(help: "The user: id or email.") var user: String
+        @Option(help: "Made administrator first (needed when the user is the last one).") var successor: String?
+
+        func run() async throws {
+            var params: JSONObject = ["user": .string(user)]
+            if let successor { params["successor"] = .string(successor) }
+            try await connection.run("user.offboard", actor: actor.actor, params: params) { _ in "off-boarded \(user)\n" }
         }
     }
 

@@ -1,0 +1,323 @@
+import ArgumentParser
+import PortierProtocol
+
+/// `portier org …`: organisations (SPEC §4).
+struct OrgCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "org",
+        abstract: "Create, activate, edit, show and list organisations.",
+        subcommands: [Create.self, Activate.self, Update.self, Get.self, List.self]
+    )
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an organisation; you become its organisation administrator (administrators).")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+        @Argument(help: "The organisation's name.") var name: String
+        @Option(help: "Chamber of Commerce (KvK) number: 8 digits.") var kvk: String?
+        @Option(help: "Country, ISO 3166-1 alpha-2 (e.g. NL).") var country: String?
+
+        func run() async throws {
+            var params: JSONObject = ["name": .string(name)]
+            if let kvk { params["kvk_number"] = .string(kvk) }
+            if let country { params["country"] = .string(country) }
+            try await connection.run("organisation.create", actor: actor.actor, params: params) { r in Table.organisation(r["organisation"]) }
+        }
+    }
+
+    struct Activate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Activate an organisation (administrators).")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+        @Argument(help: "The organisation id.") var organisation: String
+
+        func run() async throws {
+            try await connection.run("organisation.activate", actor: actor.actor, params: ["organisation": .string(organisation)]) { r in Table.organisation(r["organisation"]) }
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Edit an organisation's details (administrators). An empty value clears KvK or country.")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+        @Argument(help: "The organisation id.") var organisation: String
+        @Option(help: "New name.") var name: String?
+        @Option(help: "New KvK number (empty clears it).") var kvk: String?
+        @Option(help: "New country (empty clears it).") var country: String?
+
+        func run() async throws {
+            var params: JSONObject = ["organisation": .string(organisation)]
+            if let name { params["name"] = .string(name) }
+            if let kvk { params["kvk_number"] = kvk.isEmpty ? .null : .string(kvk) }
+            if let country { params["country"] = country.isEmpty ? .null : .string(country) }
+            try await connection.run("organisation.update", actor: actor.actor, params: params) { r in Table.organisation(r["organisation"]) }
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an organisation.")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+        @Argument(help: "The organisation id.") var organisation: String
+
+        func run() async throws {
+            try await connection.run("organisation.get", actor: actor.actor, params: ["organisation": .string(organisation)]) { r in Table.organisation(r["organisation"]) }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Organisations you see (all of the environment's for administrators, plus your memberships).")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+        @Option(help: "At most this many (1–1000).") var limit: Int?
+        @Option(help: "Continue after this cursor.") var cursor: String?
+
+        func run() async throws {
+            var params: JSONObject = [:]
+            if let limit { params["limit"] = .int(Int64(limit)) }
+            if let cursor { params["cursor"] = .string(cursor) }
+            try await connection.run("organisation.list", actor: actor.actor, params: params) { r in
+                let rows = (r["organisations"]?.arrayValue ?? []).map { o in
+                    ["id", "name", "kvk_number", "country", "status"].map { o.objectValue?[$0]?.display ?? "" }
+                }
+                var text = Table.columns(["ID", "NAME", "KVK", "COUNTRY", "STATUS"], rows)
+                if let next = r["next_cursor"]?.stringValue { text += "next page: --cursor \(next)\n" }
+                return text
+            }
+        }
+    }
+}
+
+/// `portier member …`: memberships (SPEC §5).
+struct MemberCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "member",
+        abstract: "Add, change, remove and list an organisation's members.",
+        subcommands: [Add.self, SetRole.self, Remove.self, List.self]
+    )
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a member: at once for your environment's users, pending for a partner's.")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+        @Argument(help: "The organisation id.") var organisation: String
+        @Argument(help: "The user: id or email (also of a partner environment).") var user: String
+        @Option(help: "member (default) or administrator.") var role: String?
+
+        func run() async throws {
+            var params: JSONObject = ["organisation": .string(organisation), "user": .string(user)]
+            if let role { params["role"] = .string(role) }
+            try await connection.run("member.add", actor: actor.actor, params: params) { r in Table.membership(r["membership"]) }
+        }
+    }
+
+    struct SetRole: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set-role", abstract: "Change a member's organisation role.")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+        @Argument(help: "The organisation id.") var organisation: String
+        @Argument(help: "The user: id or email.") var user: String
+        @Argument(help: "member or administrator.") var role: String
+
+        func run() async throws {
+            try await connection.run("member.set_role", actor: actor.actor, params: ["organisation": .string(organisation), "user": .string(user), "role": .string(role)]) { r in
+                Table.membership(r["membership"])
+            }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a member; access ends at once.")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+        @Argument(help: "The organisation id.") var organisation: String
+        @Argument(help: "The user: id or email.") var user: String
+
+        func run() async throws {
+            try await connection.run("member.remove", actor: actor.actor, params: ["organisation": .string(organisation), "user": .string(user)]) { _ in "removed \(user) from \(organisation)\n" }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "An organisation's members.")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+        @Argument(help: "The organisation id.") var organisation: String
+
+        func run() async throws {
+            try await connection.run("member.list", actor: actor.actor, params: ["organisation": .string(organisation)]) { r in
+                Table.columns(["USER", "EMAIL", "ROLE", "STATUS"], (r["memberships"]?.arrayValue ?? []).map { m in
+                    ["user", "email", "role", "status"].map { m.objectValue?[$0]?.display ?? "" }
+                })
+            }
+        }
+    }
+}
+
+/// `portier partner …`: partnerships between environments (SPEC §6).
+struct PartnerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "partner",
+        abstract: "Propose, answer, end and list partnerships (advanced users and administrators).",
+        subcommands: [Propose.self, Accept.self, Decline.self, End.self, List.self]
+    )
+
+    struct Propose: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Propose a partnership to an environment, by its id or a user's email.")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+        @Argument(help: "An environment id (env_…) or the email of one of its users.") var target: String
+
+        func run() async throws {
+            let params: JSONObject = target.hasPrefix("env_") ? ["environment": .string(target)] : ["email": .string(target)]
+            try await connection.run("partnership.propose", actor: actor.actor, params: params) { r in Table.partnership(r["partnership"]) }
+        }
+    }
+
+    struct Accept: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Accept a proposal made to your environment.")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+        @Argument(help: "The partnership id.") var partnership: String
+
+        func run() async throws {
+            try await connection.run("partnership.accept", actor: actor.actor, params: ["partnership": .string(partnership)]) { r in Table.partnership(r["partnership"]) }
+        }
+    }
+
+    struct Decline: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Decline a proposal made to your environment.")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+        @Argument(help: "The partnership id.") var partnership: String
+
+        func run() async throws {
+            try await connection.run("partnership.decline", actor: actor.actor, params: ["partnership": .string(partnership)]) { r in Table.partnership(r["partnership"]) }
+        }
+    }
+
+    struct End: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "End a partnership; every membership that depended on it ends.")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+        @Argument(help: "The partnership id.") var partnership: String
+
+        func run() async throws {
+            try await connection.run("partnership.end", actor: actor.actor, params: ["partnership": .string(partnership)]) { r in Table.partnership(r["partnership"]) }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Your environment's partnerships.")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+
+        func run() async throws {
+            try await connection.run("partnership.list", actor: actor.actor) { r in
+                Table.columns(["ID", "PROPOSER", "PARTNER", "STATUS"], (r["partnerships"]?.arrayValue ?? []).map { p in
+                    ["id", "proposer", "partner", "status"].map { p.objectValue?[$0]?.display ?? "" }
+                })
+            }
+        }
+    }
+}
+
+/// `portier inbox …`: requests waiting for the actor.
+struct InboxCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inbox",
+        abstract: "Requests waiting for you: membership requests and partnership proposals.",
+        subcommands: [List.self, Accept.self, Decline.self], defaultSubcommand: List.self
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Pending requests.")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+
+        func run() async throws {
+            try await connection.run("inbox.list", actor: actor.actor) { r in
+                Table.columns(["ID", "KIND", "ORGANISATION", "PARTNERSHIP", "FROM"], (r["requests"]?.arrayValue ?? []).map { q in
+                    ["id", "kind", "organisation", "partnership", "from"].map { q.objectValue?[$0]?.display ?? "" }
+                })
+            }
+        }
+    }
+
+    struct Accept: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Accept a request.")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+        @Argument(help: "The request id.") var request: String
+
+        func run() async throws {
+            try await connection.run("inbox.accept", actor: actor.actor, params: ["request": .string(request)]) { _ in "accepted \(request)\n" }
+        }
+    }
+
+    struct Decline: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Decline a request.")
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var actor: ActorOption
+        @Argument(help: "The request id.") var request: String
+
+        func run() async throws {
+            try await connection.run("inbox.decline", actor: actor.actor, params: ["request": .string(request)]) { _ in "declined \(request)\n" }
+        }
+    }
+}
+
+/// `portier check`, `portier lookup …`: permission questions (SPEC §7).
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "check", abstract: "May this user do that (in this organisation)?")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The user: id or email.") var user: String
+    @Argument(help: "The permission, e.g. documents.view.") var permission: String
+    @Option(help: "The organisation id (for organisation-scoped permissions).") var organisation: String?
+
+    func run() async throws {
+        var params: JSONObject = ["user": .string(user), "permission": .string(permission)]
+        if let organisation { params["organisation"] = .string(organisation) }
+        try await connection.run("check", params: params) { r in
+            "\(r["allowed"]?.boolValue == true ? "allowed" : "denied") (\(r["reason"]?.display ?? ""))\n"
+        }
+    }
+}
+
+struct LookupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lookup",
+        abstract: "Who holds a permission where (R-PRM-4).",
+        subcommands: [Organisations.self, Users.self]
+    )
+
+    struct Organisations: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The organisations where a user holds a permission.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "The user: id or email.") var user: String
+        @Argument(help: "An organisation-scoped permission.") var permission: String
+
+        func run() async throws {
+            try await connection.run("lookup.organisations", params: ["user": .string(user), "permission": .string(permission)]) { r in
+                Table.columns(["ID", "NAME", "ENVIRONMENT"], (r["organisations"]?.arrayValue ?? []).map { o in
+                    ["id", "name", "environment"].map { o.objectValue?[$0]?.display ?? "" }
+                })
+            }
+        }
+    }
+
+    struct Users: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The users who hold a permission in an organisation.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "The organisation id.") var organisation: String
+        @Argument(help: "An organisation-scoped permission.") var permission: String
+
+        func run() async throws {
+            try await connection.run("lookup.users", params: ["organisation": .string(organisation), "permission": .string(permission)]) { r in
+                Table.columns(["ID", "EMAIL", "ENVIRONMENT"], (r["users"]?.arrayValue ?? []).map { u in
+                    ["id", "email", "environment"].map { u.objectValue?[$0]?.display ?? "" }
+                })
+            }
+        }
+    }
+}
