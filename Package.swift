@@ -29,6 +29,9 @@ let package = Package(
             ]
         ),
 
+        // In-memory permission facts per environment: pure data, no I/O.
+        .target(name: "PortierIndex", dependencies: ["PortierDomain"]),
+
         // libpq, linked from the system (Debian: libpq-dev).
         .systemLibrary(
             name: "CLibPQ",
@@ -42,6 +45,7 @@ let package = Package(
             dependencies: [
                 "CLibPQ",
                 "PortierDomain",
+                "PortierIndex",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -61,6 +65,7 @@ let package = Package(
                 "PortierDomain",
                 "PortierProtocol",
                 "PortierStorage",
+                "PortierIndex",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -123,7 +128,7 @@ let package = Package(
             ],
             path: "Tests/PortierTestSupport"
         ),
-        .testTarget(name: "PortierDomainTests", dependencies: ["PortierDomain"]),
+        .testTarget(name: "PortierDomainTests", dependencies: ["PortierDomain", "PortierIndex"]),
         .testTarget(name: "PortierProtocolTests", dependencies: [
             "PortierProtocol",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -1,5 +1,12 @@
 import Synchronization
 
+/// Requests being worked on over all connections, shared by all event loops.
+final class InFlightCounter: Sendable {
+    private let value = Atomic<Int>(0)
+    func add(_ n: Int) { value.add(n, ordering: .relaxed) }
+    var current: Int { value.load(ordering: .relaxed) }
+}
+
 /// Connections open over both sockets, shared by all event loops.
 final class ConnectionCounter: Sendable {
     private let open = Atomic<Int>(0)

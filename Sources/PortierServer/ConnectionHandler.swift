@@ -23,6 +23,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private let settings: ServerConfiguration
     private let allowedUIDs: Set<UInt32>?
     private let counter: ConnectionCounter
+    private let inFlightTotal: InFlightCounter
     private let logger: Logger
 
     private var buffer: ByteBuffer?
@@ -35,12 +36,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var peer: PeerCredentials?
     private var partialFrameTimer: Scheduled<Void>?
 
-    init(service: PortierService, socket: SocketKind, settings: ServerConfiguration, allowedUIDs: Set<UInt32>?, counter: ConnectionCounter, logger: Logger) {
+    init(service: PortierService, socket: SocketKind, settings: ServerConfiguration, allowedUIDs: Set<UInt32>?,
+         counter: ConnectionCounter, inFlightTotal: InFlightCounter, logger: Logger) {
         self.service = service
         self.socket = socket
         self.settings = settings
         self.allowedUIDs = allowedUIDs
         self.counter = counter
+        self.inFlightTotal = inFlightTotal
         self.logger = logger
     }
 
@@ -121,6 +124,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func handleFrame(_ frame: ByteBuffer, context: ChannelHandlerContext) {
         inFlight += 1
+        inFlightTotal.add(1)
         let request: Request
         do {
             request = try Request.decode(payload: frame, maximumDepth: settings.frameLimits.maximumJSONDepth)
@@ -143,6 +147,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func send(_ reply: Reply, context: ChannelHandlerContext) {
         inFlight -= 1
+        inFlightTotal.add(-1)
         var out = context.channel.allocator.buffer(capacity: 256)
         out.writeReplyFrame(reply)
         context.writeAndFlush(wrapOutboundOut(out), promise: nil)

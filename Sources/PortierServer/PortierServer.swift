@@ -15,6 +15,7 @@ public final class PortierServer: Service, Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let counter = ConnectionCounter()
+    private let inFlight = InFlightCounter()
     private let state = Mutex<State>(State())
 
     private struct State {
@@ -69,10 +70,14 @@ public final class PortierServer: Service, Sendable {
     /// Open connections now, over both sockets.
     public var openConnections: Int { counter.current }
 
+    /// Requests being worked on now, over all connections.
+    public var requestsInFlight: Int { inFlight.current }
+
     private func bootstrap(_ kind: SocketKind, allowedUIDs: Set<UInt32>?) -> ServerBootstrap {
         let settings = configuration
         let service = self.service
         let counter = self.counter
+        let inFlight = self.inFlight
         let logger = self.logger
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -82,7 +87,10 @@ public final class PortierServer: Service, Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
                         IdleStateHandler(allTimeout: settings.idleTimeout),
-                        ConnectionHandler(service: service, socket: kind, settings: settings, allowedUIDs: allowedUIDs, counter: counter, logger: logger),
+                        ConnectionHandler(
+                            service: service, socket: kind, settings: settings, allowedUIDs: allowedUIDs,
+                            counter: counter, inFlightTotal: inFlight, logger: logger
+                        ),
                     ])
                 }
             }

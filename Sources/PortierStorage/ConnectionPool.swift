@@ -30,6 +30,14 @@ public final class ConnectionPool: Sendable {
     private let threads: NIOThreadPool
     private let state = Mutex(State())
     private let logger: Logger
+    private let commitHook = Mutex<(@Sendable ([RevisionToken]) async -> Void)?>(nil)
+
+    /// Called after every commit that advanced revisions, before `transaction`
+    /// returns: the index catches up here, so a mutation's reply is never sent
+    /// before this instance's checks can see it (R-PRM-5).
+    public func onCommit(_ hook: @escaping @Sendable ([RevisionToken]) async -> Void) {
+        commitHook.withLock { $0 = hook }
+    }
 
     private struct State: ~Copyable {
         var idle: [PostgresConnection] = []
@@ -90,9 +98,13 @@ public final class ConnectionPool: Sendable {
         while true {
             attempt += 1
             do {
-                return try await withConnection { connection in
-                    try Transaction.run(on: connection, environments: environments, body)
+                let state = TransactionState()
+                let result = try await withConnection { connection in
+                    try Transaction.run(on: connection, environments: environments, state: state, body)
                 }
+                let bumped = state.bumped.withLock { $0 }
+                if !bumped.isEmpty, let hook = commitHook.withLock({ $0 }) { await hook(bumped) }
+                return result
             } catch let error as DatabaseError where attempt < 3 {
                 switch error.kind {
                 case .retryable: continue

@@ -10,5 +10,6 @@ public struct Migration: Sendable {
 public enum Migrations {
     public static let all: [Migration] = [
         Migration(version: 1, name: "schema v1", sql: schemaV1),
+        Migration(version: 2, name: "index change log", sql: schemaV2),
     ]
 }

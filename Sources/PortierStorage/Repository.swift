@@ -65,13 +65,22 @@ extension Transaction {
     }
 
     /// Advances the environment's revision; call last in the transaction so the
-    /// row lock is held briefly. Returns the new revision (R-PRM-5).
+    /// row lock is held briefly. Stamps the change-log rows this transaction wrote
+    /// with the new revision, and notifies other instances on commit. Returns the
+    /// new revision (R-PRM-5).
     public func bumpRevision(_ environment: EnvironmentID) throws -> RevisionToken {
         let row = try query(
             "UPDATE environments SET revision = revision + 1 WHERE environment_id = $1 RETURNING revision", [environment.raw]
         ).first
         guard let row else { throw DatabaseError(kind: .other, sqlState: nil, message: "environment vanished") }
-        return RevisionToken(environment: environment, revision: try row.int64("revision"))
+        let token = RevisionToken(environment: environment, revision: try row.int64("revision"))
+        try query(
+            "UPDATE index_changes SET revision = $2 WHERE environment_id = $1 AND revision IS NULL",
+            [environment.raw, token.revision]
+        )
+        try query("SELECT pg_notify('\(Schema.revisionChannel)', $1)", [token.description])
+        state.bumped.withLock { $0.append(token) }
+        return token
     }
 
     /// Locks the environment row: serialises changes that must see a stable set of

@@ -5,6 +5,11 @@ public enum Schema {
     /// The role the mailer's outbox operations switch to (`SET LOCAL ROLE`).
     public static let mailerRole = "portier_mailer"
 
+    /// Prunes the index change log across environments (`SET LOCAL ROLE`).
+    public static let janitorRole = "portier_janitor"
+    /// The NOTIFY channel carrying `env_<n>:<revision>` after each commit.
+    public static let revisionChannel = "portier_revisions"
+
     /// Tables shared by all environments: small lookups with no tenant data beyond
     /// what routing needs. Everything else is a tenant table with `environment_id`
     /// first in its primary key and under row-level security.

@@ -1,4 +1,5 @@
 import PortierDomain
+import Synchronization
 
 /// A database transaction in progress, handed to the body of `ConnectionPool.transaction`.
 ///
@@ -6,6 +7,7 @@ import PortierDomain
 /// set with `set_config(..., true)`, i.e. `SET LOCAL`: they end with the transaction.
 public struct Transaction: @unchecked Sendable {
     public let connection: PostgresConnection
+    let state: TransactionState
 
     /// Our own SQLSTATE-like marker for "the connection died before BEGIN ran".
     static let notStartedState = "P0NS0"
@@ -27,18 +29,43 @@ public struct Transaction: @unchecked Sendable {
     /// acknowledge every environment's outbox, and touch nothing else.
     public func becomeMailer() throws {
         try connection.execute("SET LOCAL ROLE \(Schema.mailerRole)")
+        state.restrictedRole.withLock { $0 = true }
     }
 
-    static func run<R>(on connection: PostgresConnection, environments: [EnvironmentID], _ body: (Transaction) throws -> R) throws -> R {
+    /// Switches to the janitor role: it may only prune the index change log.
+    public func becomeJanitor() throws {
+        try connection.execute("SET LOCAL ROLE \(Schema.janitorRole)")
+        state.restrictedRole.withLock { $0 = true }
+    }
+
+    /// Safety net before COMMIT: an environment whose index-relevant rows changed
+    /// in this transaction but whose revision was not bumped gets bumped now, so
+    /// no change can stay invisible to the indexes.
+    func bumpForgottenEnvironments() throws {
+        guard !state.restrictedRole.withLock({ $0 }) else { return }
+        let forgotten = try query("SELECT DISTINCT environment_id FROM index_changes WHERE revision IS NULL ORDER BY 1").rows
+        for row in forgotten {
+            let environment = EnvironmentID(try row.int64("environment_id"))
+            if try query("SELECT 1 FROM environments WHERE environment_id = $1", [environment.raw]).rows.isEmpty {
+                // Deleted with everything in it: nothing left to index.
+                try query("DELETE FROM index_changes WHERE environment_id = $1 AND revision IS NULL", [environment.raw])
+            } else {
+                _ = try bumpRevision(environment)
+            }
+        }
+    }
+
+    static func run<R>(on connection: PostgresConnection, environments: [EnvironmentID], state: TransactionState, _ body: (Transaction) throws -> R) throws -> R {
         do {
             try connection.execute("BEGIN")
         } catch let error as DatabaseError where error.kind == .connection {
             throw DatabaseError(kind: .connection, sqlState: notStartedState, message: error.message)
         }
-        let tx = Transaction(connection: connection)
+        let tx = Transaction(connection: connection, state: state)
         do {
             if !environments.isEmpty { try tx.setEnvironments(environments) }
             let result = try body(tx)
+            try tx.bumpForgottenEnvironments()
             try connection.execute("COMMIT")
             return result
         } catch {
@@ -46,4 +73,12 @@ public struct Transaction: @unchecked Sendable {
             throw error
         }
     }
+}
+
+/// What a transaction learns about itself while it runs.
+final class TransactionState: Sendable {
+    /// Revisions this transaction advanced, in order.
+    let bumped = Mutex<[RevisionToken]>([])
+    /// Whether it switched to a role that cannot read the change log.
+    let restrictedRole = Mutex(false)
 }

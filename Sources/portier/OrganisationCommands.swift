@@ -77,12 +77,7 @@ struct OrgCommand: AsyncParsableCommand {
             if let limit { params["limit"] = .int(Int64(limit)) }
             if let cursor { params["cursor"] = .string(cursor) }
             try await connection.run("organisation.list", actor: actor.actor, params: params) { r in
-                let rows = (r["organisations"]?.arrayValue ?? []).map { o in
-                    ["id", "name", "kvk_number", "country", "status"].map { o.objectValue?[$0]?.display ?? "" }
-                }
-                var text = Table.columns(["ID", "NAME", "KVK", "COUNTRY", "STATUS"], rows)
-                if let next = r["next_cursor"]?.stringValue { text += "next page: --cursor \(next)\n" }
-                return text
+                Table.page(r, "organisations", [("ID", "id"), ("NAME", "name"), ("KVK", "kvk_number"), ("COUNTRY", "country"), ("STATUS", "status")])
             }
         }
     }
@@ -146,9 +141,7 @@ struct MemberCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await connection.run("member.list", actor: actor.actor, params: ["organisation": .string(organisation)]) { r in
-                Table.columns(["USER", "EMAIL", "ROLE", "STATUS"], (r["memberships"]?.arrayValue ?? []).map { m in
-                    ["user", "email", "role", "status"].map { m.objectValue?[$0]?.display ?? "" }
-                })
+                Table.objects(r["memberships"], [("USER", "user"), ("EMAIL", "email"), ("ROLE", "role"), ("STATUS", "status")])
             }
         }
     }
@@ -214,9 +207,7 @@ struct PartnerCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await connection.run("partnership.list", actor: actor.actor) { r in
-                Table.columns(["ID", "PROPOSER", "PARTNER", "STATUS"], (r["partnerships"]?.arrayValue ?? []).map { p in
-                    ["id", "proposer", "partner", "status"].map { p.objectValue?[$0]?.display ?? "" }
-                })
+                Table.objects(r["partnerships"], [("ID", "id"), ("PROPOSER", "proposer"), ("PARTNER", "partner"), ("STATUS", "status")])
             }
         }
     }
@@ -237,9 +228,7 @@ struct InboxCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await connection.run("inbox.list", actor: actor.actor) { r in
-                Table.columns(["ID", "KIND", "ORGANISATION", "PARTNERSHIP", "FROM"], (r["requests"]?.arrayValue ?? []).map { q in
-                    ["id", "kind", "organisation", "partnership", "from"].map { q.objectValue?[$0]?.display ?? "" }
-                })
+                Table.objects(r["requests"], [("ID", "id"), ("KIND", "kind"), ("ORGANISATION", "organisation"), ("PARTNERSHIP", "partnership"), ("FROM", "from")])
             }
         }
     }
@@ -299,9 +288,7 @@ struct LookupCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await connection.run("lookup.organisations", params: ["user": .string(user), "permission": .string(permission)]) { r in
-                Table.columns(["ID", "NAME", "ENVIRONMENT"], (r["organisations"]?.arrayValue ?? []).map { o in
-                    ["id", "name", "environment"].map { o.objectValue?[$0]?.display ?? "" }
-                })
+                Table.objects(r["organisations"], [("ID", "id"), ("NAME", "name"), ("ENVIRONMENT", "environment")])
             }
         }
     }
@@ -314,9 +301,7 @@ struct LookupCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await connection.run("lookup.users", params: ["organisation": .string(organisation), "permission": .string(permission)]) { r in
-                Table.columns(["ID", "EMAIL", "ENVIRONMENT"], (r["users"]?.arrayValue ?? []).map { u in
-                    ["id", "email", "environment"].map { u.objectValue?[$0]?.display ?? "" }
-                })
+                Table.objects(r["users"], [("ID", "id"), ("EMAIL", "email"), ("ENVIRONMENT", "environment")])
             }
         }
     }

@@ -178,13 +178,7 @@ struct Outbox: AsyncParsableCommand {
             if let limit { params["limit"] = .int(Int64(limit)) }
             if let cursor { params["cursor"] = .string(cursor) }
             try await connection.run("outbox.list", params: params) { r in
-                let rows = (r["messages"]?.arrayValue ?? []).map { m in
-                    let o = m.objectValue ?? [:]
-                    return ["id", "kind", "to", "token"].map { o[$0]?.display ?? "" }
-                }
-                var text = Table.columns(["ID", "KIND", "TO", "TOKEN"], rows)
-                if let next = r["next_cursor"]?.stringValue { text += "next page: --cursor \(next)\n" }
-                return text
+                Table.page(r, "messages", [("ID", "id"), ("KIND", "kind"), ("TO", "to"), ("TOKEN", "token")])
             }
         }
     }

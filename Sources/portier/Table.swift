@@ -12,6 +12,19 @@ enum Table {
         }.joined(separator: "\n") + "\n"
     }
 
+    /// A list of objects (`value` is a JSON array) as columns: `(header, key)` pairs.
+    static func objects(_ value: JSONValue?, _ columns: [(String, String)]) -> String {
+        let rows = (value?.arrayValue ?? []).map { item in columns.map { item.objectValue?[$0.1]?.display ?? "" } }
+        return Self.columns(columns.map(\.0), rows)
+    }
+
+    /// A page of a list: the table, and how to ask for the next page.
+    static func page(_ result: JSONObject, _ key: String, _ columns: [(String, String)]) -> String {
+        var text = objects(result[key], columns)
+        if let next = result["next_cursor"]?.stringValue { text += "next page: --cursor \(next)\n" }
+        return text
+    }
+
     /// `key  value` lines.
     static func keyValue(_ rows: [[String]]) -> String {
         let width = rows.map { $0[0].count }.max() ?? 0

@@ -53,11 +53,8 @@ struct UserCommand: AsyncParsableCommand {
         func run() async throws {
             try await connection.run("user.get", actor: actor.actor, params: ["user": .string(user)]) { r in
                 var text = Table.user(r["user"])
-                if let emails = r["user"]?.objectValue?["emails"]?.arrayValue, !emails.isEmpty {
-                    text += "\n" + Table.columns(["EXTRA EMAIL", "VERIFIED"], emails.map { e in
-                        let o = e.objectValue ?? [:]
-                        return [o["email"]?.display ?? "", o["verified"]?.display ?? ""]
-                    })
+                if let emails = r["user"]?.objectValue?["emails"], emails.arrayValue?.isEmpty == false {
+                    text += "\n" + Table.objects(emails, [("EXTRA EMAIL", "email"), ("VERIFIED", "verified")])
                 }
                 return text
             }
@@ -80,13 +77,7 @@ struct UserCommand: AsyncParsableCommand {
             if let limit { params["limit"] = .int(Int64(limit)) }
             if let cursor { params["cursor"] = .string(cursor) }
             try await connection.run("user.list", actor: actor.actor, params: params) { r in
-                let rows = (r["users"]?.arrayValue ?? []).map { u in
-                    let o = u.objectValue ?? [:]
-                    return ["id", "email", "name", "role", "status"].map { o[$0]?.display ?? "" }
-                }
-                var text = Table.columns(["ID", "EMAIL", "NAME", "ROLE", "STATUS"], rows)
-                if let next = r["next_cursor"]?.stringValue { text += "next page: --cursor \(next)\n" }
-                return text
+                Table.page(r, "users", [("ID", "id"), ("EMAIL", "email"), ("NAME", "name"), ("ROLE", "role"), ("STATUS", "status")])
             }
         }
     }
@@ -207,14 +198,7 @@ struct AuditCommand: AsyncParsableCommand {
         if let limit { params["limit"] = .int(Int64(limit)) }
         if let cursor { params["cursor"] = .string(cursor) }
         try await connection.run("audit.list", actor: actor.actor, params: params) { r in
-            let rows = (r["events"]?.arrayValue ?? []).map { e in
-                let o = e.objectValue ?? [:]
-                return [o["at"]?.display ?? "", o["actor_label"]?.display ?? "", o["op"]?.display ?? "", o["target"]?.display ?? "",
-                        o["details"].map { $0.jsonText } ?? ""]
-            }
-            var text = Table.columns(["AT", "ACTOR", "OP", "TARGET", "DETAILS"], rows)
-            if let next = r["next_cursor"]?.stringValue { text += "next page: --cursor \(next)\n" }
-            return text
+            Table.page(r, "events", [("AT", "at"), ("ACTOR", "actor_label"), ("OP", "op"), ("TARGET", "target"), ("DETAILS", "details")])
         }
     }
 }

@@ -221,7 +221,8 @@ struct TransportTests {
                 return try await group.reduce(into: [Reply]()) { $0.append($1) }
             }
         }
-        try await Task.sleep(for: .milliseconds(50))
+        // Stop only once all four are being worked on.
+        while server.server.requestsInFlight < 4 { try await Task.sleep(for: .milliseconds(1)) }
         await server.stop()
         let answered = try await replies.value
         #expect(answered.count == 4)

@@ -60,6 +60,7 @@ public final class TestServer: Sendable {
 }
 
 /// Runs `body` with a started server and always stops it.
+@discardableResult
 public func withServer<R>(
     configure: (inout ServerConfiguration, inout ServiceConfiguration) -> Void = { _, _ in },
     _ body: (TestServer) async throws -> R
@@ -76,6 +77,7 @@ public func withServer<R>(
 }
 
 /// Runs `body` with a started server and one connected client.
+@discardableResult
 public func withClient<R>(
     configure: (inout ServerConfiguration, inout ServiceConfiguration) -> Void = { _, _ in },
     _ body: (TestServer, PortierClient) async throws -> R

@@ -1,0 +1,109 @@
+import PortierDomain
+import Synchronization
+
+/// The permission facts of one environment, in memory.
+///
+/// Readers take a short lock per lookup; a delta is applied under the same lock.
+/// The index is exact at `revision`: it holds every change up to that revision of
+/// the environment, and it never goes backwards (R-PRM-5).
+public final class EnvironmentIndex: Sendable {
+    public let environment: EnvironmentID
+    private let state: Mutex<State>
+
+    struct State {
+        var revision: Int64
+        var users: [Int64: IndexedUser] = [:]
+        var organisations: [Int64: IndexedOrganisation] = [:]
+        var byOrganisation: [Int64: [UserKey: MemberFacts]] = [:]
+        var byUser: [UserKey: [Int64: MemberFacts]] = [:]
+        var links: [Int64: Set<ScopedID>] = [:]
+        var lastSync: ContinuousClock.Instant
+
+        mutating func setMembership(_ organisation: Int64, _ user: UserKey, _ facts: MemberFacts?) {
+            if let facts {
+                byOrganisation[organisation, default: [:]][user] = facts
+                byUser[user, default: [:]][organisation] = facts
+            } else {
+                byOrganisation[organisation]?[user] = nil
+                if byOrganisation[organisation]?.isEmpty == true { byOrganisation[organisation] = nil }
+                byUser[user]?[organisation] = nil
+                if byUser[user]?.isEmpty == true { byUser[user] = nil }
+            }
+        }
+
+        mutating func setLink(_ link: IndexedLink, _ present: Bool) {
+            if present {
+                links[link.user, default: []].insert(link.organisation)
+            } else {
+                links[link.user]?.remove(link.organisation)
+                if links[link.user]?.isEmpty == true { links[link.user] = nil }
+            }
+        }
+    }
+
+    public init(_ snapshot: EnvironmentSnapshot) {
+        environment = snapshot.environment
+        var s = State(revision: snapshot.revision, lastSync: .now)
+        s.users.reserveCapacity(snapshot.users.count)
+        for u in snapshot.users { s.users[u.id] = u }
+        for o in snapshot.organisations { s.organisations[o.id] = o }
+        for m in snapshot.memberships { s.setMembership(m.organisation, m.user, m.facts) }
+        for l in snapshot.links { s.setLink(l, true) }
+        state = Mutex(s)
+    }
+
+    /// The revision the index is exact at.
+    public var revision: Int64 { state.withLock { $0.revision } }
+
+    /// When the index last synchronised with the database.
+    public var lastSync: ContinuousClock.Instant { state.withLock { $0.lastSync } }
+
+    /// Applies a delta read after `revision`; older or overlapping deltas are ignored.
+    /// Returns whether it was applied.
+    @discardableResult
+    public func apply(_ delta: EnvironmentDelta) -> Bool {
+        state.withLock { s in
+            guard delta.fromRevision == s.revision, delta.revision >= s.revision else {
+                if delta.revision <= s.revision { s.lastSync = .now }
+                return false
+            }
+            for (id, user) in delta.users { s.users[id] = user ?? nil }
+            for (id, org) in delta.organisations { s.organisations[id] = org ?? nil }
+            for (key, facts) in delta.memberships { s.setMembership(key.organisation, key.user, facts) }
+            for (link, present) in delta.links { s.setLink(link, present) }
+            s.revision = delta.revision
+            s.lastSync = .now
+            return true
+        }
+    }
+
+    public func user(_ id: Int64) -> IndexedUser? { state.withLock { $0.users[id] } }
+    public func organisation(_ id: Int64) -> IndexedOrganisation? { state.withLock { $0.organisations[id] } }
+
+    public func membership(organisation: Int64, user: UserKey) -> MemberFacts? {
+        state.withLock { $0.byOrganisation[organisation]?[user] }
+    }
+
+    /// The user's memberships in this environment's organisations.
+    public func memberships(of user: UserKey) -> [Int64: MemberFacts] { state.withLock { $0.byUser[user] ?? [:] } }
+
+    /// The organisation's members, of any environment.
+    public func members(of organisation: Int64) -> [UserKey: MemberFacts] { state.withLock { $0.byOrganisation[organisation] ?? [:] } }
+
+    /// Partner organisations the user belongs to.
+    public func links(of user: Int64) -> Set<ScopedID> { state.withLock { $0.links[user] ?? [] } }
+
+    public func organisations() -> [IndexedOrganisation] { state.withLock { Array($0.organisations.values) } }
+
+    public func activeAdministrators() -> [Int64] {
+        state.withLock { s in s.users.values.filter { $0.role == .administrator && $0.status == .active }.map(\.id) }
+    }
+
+    /// Rough memory use, for the budget: entries times a measured-ish per-entry cost.
+    public var approximateBytes: Int {
+        state.withLock { s in
+            s.users.count * 256 + s.organisations.count * 192
+                + s.byUser.values.reduce(0) { $0 + $1.count } * 160 + s.links.values.reduce(0) { $0 + $1.count } * 64
+        }
+    }
+}
