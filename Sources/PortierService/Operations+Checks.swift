@@ -27,11 +27,22 @@ struct CheckQuestion: Sendable {
 }
 
 extension PortierService {
-    /// `check` (SPEC §7, R-PRM-1…3): answered from PostgreSQL.
+    /// Whether to answer from PostgreSQL: asked for (`full`), or the index cannot
+    /// show the revision asked for (R-PRM-5).
+    func needsDatabase(_ consistency: Consistency?) async throws -> Bool {
+        if consistency == .full { return true }
+        return try await !satisfies(consistency)
+    }
+
+    /// `check` (SPEC §7, R-PRM-1…3): from the index; from PostgreSQL for `full`.
     func check(_ request: Request) async throws -> OperationOutput {
         let question = try CheckQuestion(request.params)
-        let decision = try await pool.transaction { tx in try Self.decide(tx, question) }
-        return .result(decision.json.objectValue!)
+        if try await needsDatabase(request.consistency) {
+            let decision = try await pool.transaction { tx in try Self.decide(tx, question) }
+            return .result(decision.json.objectValue!)
+        }
+        let (decision, token) = try await indexedDecision(question)
+        return .result(decision.json.objectValue!, revision: token)
     }
 
     /// `check.bulk`: up to 1,000 questions, answered in order in one snapshot.
@@ -45,10 +56,13 @@ extension PortierService {
             questions.append(try CheckQuestion(o, field: "params.checks[\(i)]"))
         }
         let asked = questions
-        let decisions = try await pool.transaction { tx in
-            try tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            return try asked.map { try Self.decide(tx, $0) }
+        if try await needsDatabase(request.consistency) {
+            let decisions = try await pool.snapshot(environments: []) { tx in try asked.map { try Self.decide(tx, $0) } }
+            return .result(["results": .array(decisions.map(\.json))])
         }
+        var decisions: [Decision] = []
+        decisions.reserveCapacity(asked.count)
+        for question in asked { decisions.append(try await indexedDecision(question).0) }
         return .result(["results": .array(decisions.map(\.json))])
     }
 
@@ -84,6 +98,11 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["user", "permission"])
         let ref = try Self.userParam(request.params)
         let permission = try Self.organisationPermission(request.params)
+        if try await !needsDatabase(request.consistency) {
+            guard let key = try await userKey(ref) else { return .result(["organisations": []]) }
+            let found = try await indexedOrganisations(of: key, permission)
+            return .result(["organisations": .array(found.map { $0.1.json(environment: $0.0) })])
+        }
         let organisations = try await pool.transaction { tx -> [OrganisationRecord] in
             guard let user = try Self.resolveAnyUser(tx, ref), user.status == .active else { return [] }
             var memberships = try tx.ownMemberships(user: user.scopedID)
@@ -109,6 +128,10 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["organisation", "permission"])
         let orgID = try Self.organisationParam(request.params)
         let permission = try Self.organisationPermission(request.params)
+        if try await !needsDatabase(request.consistency) {
+            let found = try await indexedUsers(of: orgID, permission)
+            return .result(["users": .array(found.map { $0.1.json(environment: $0.0) })])
+        }
         let users = try await pool.transaction(environments: [orgID.environment]) { tx -> [UserRecord] in
             guard try tx.organisation(orgID) != nil else { return [] }
             let memberships = try tx.memberships(organisation: orgID)

@@ -1,5 +1,6 @@
 import Logging
 import PortierDomain
+import PortierIndex
 import PortierProtocol
 import PortierStorage
 
@@ -10,6 +11,7 @@ public final class PortierService: Sendable {
     public let configuration: ServiceConfiguration
     let pool: ConnectionPool
     let passwords: PasswordHasher
+    let indexes: IndexStore
     let logger: Logger
 
     public init(pool: ConnectionPool, configuration: ServiceConfiguration, logger: Logger) {
@@ -17,7 +19,14 @@ public final class PortierService: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.passwords = PasswordHasher(parameters: configuration.passwordHashing)
+        let indexes = IndexStore(index: PermissionIndex(budgetBytes: configuration.indexBudgetBytes), pool: pool, logger: logger)
+        self.indexes = indexes
+        // A mutation's reply waits until this instance's indexes show it (R-PRM-5).
+        pool.onCommit { tokens in await indexes.committed(tokens) }
     }
+
+    /// The loaded permission indexes (for metrics and tests).
+    public var permissionIndex: PermissionIndex { indexes.index }
 
     public func shutdown() async { await passwords.shutdown() }
 

@@ -12,6 +12,9 @@ public struct ServiceConfiguration: Sendable {
     public var sharedMailDomains: SharedMailDomains
     /// Invitations one environment may send per hour (R-USR-13; default 200).
     public var invitationsPerHour: Int
+    /// Estimated memory the in-memory permission indexes may use before the least
+    /// recently used environments are evicted (default 1 GiB).
+    public var indexBudgetBytes: Int
     /// scrypt cost for stored passwords.
     public var passwordHashing: PasswordHasher.Parameters
     /// Frame limits reported by `hello`.
@@ -26,6 +29,7 @@ public struct ServiceConfiguration: Sendable {
         activationWindowSeconds: Int64? = nil,
         sharedMailDomains: SharedMailDomains = try! SharedMailDomains(),
         invitationsPerHour: Int = 200,
+        indexBudgetBytes: Int = 1 << 30,
         passwordHashing: PasswordHasher.Parameters = .default,
         frameLimits: FrameLimits = FrameLimits(),
         maximumInFlightPerConnection: Int = 128,
@@ -35,6 +39,7 @@ public struct ServiceConfiguration: Sendable {
         self.activationWindowSeconds = activationWindowSeconds ?? tokenLifetimeSeconds
         self.sharedMailDomains = sharedMailDomains
         self.invitationsPerHour = invitationsPerHour
+        self.indexBudgetBytes = indexBudgetBytes
         self.passwordHashing = passwordHashing
         self.frameLimits = frameLimits
         self.maximumInFlightPerConnection = maximumInFlightPerConnection

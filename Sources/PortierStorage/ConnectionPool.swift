@@ -92,15 +92,16 @@ public final class ConnectionPool: Sendable {
     /// anything ran is replaced once.
     public func transaction<R: Sendable>(
         environments: [EnvironmentID] = [],
+        isolation begin: String = "BEGIN",
         _ body: @escaping @Sendable (Transaction) throws -> R
     ) async throws -> R {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                let state = TransactionState()
+                let state = TransactionState(readOnly: begin.contains("READ ONLY"))
                 let result = try await withConnection { connection in
-                    try Transaction.run(on: connection, environments: environments, state: state, body)
+                    try Transaction.run(on: connection, begin: begin, environments: environments, state: state, body)
                 }
                 let bumped = state.bumped.withLock { $0 }
                 if !bumped.isEmpty, let hook = commitHook.withLock({ $0 }) { await hook(bumped) }
@@ -113,6 +114,15 @@ public final class ConnectionPool: Sendable {
                 }
             }
         }
+    }
+
+    /// Runs `body` in a read-only REPEATABLE READ transaction: every query sees
+    /// the database at one instant (index loads and deltas need that).
+    public func snapshot<R: Sendable>(
+        environments: [EnvironmentID],
+        _ body: @escaping @Sendable (Transaction) throws -> R
+    ) async throws -> R {
+        try await transaction(environments: environments, isolation: "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", body)
     }
 
     private func acquire() async throws -> PostgresConnection {

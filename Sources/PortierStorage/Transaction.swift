@@ -55,9 +55,12 @@ public struct Transaction: @unchecked Sendable {
         }
     }
 
-    static func run<R>(on connection: PostgresConnection, environments: [EnvironmentID], state: TransactionState, _ body: (Transaction) throws -> R) throws -> R {
+    static func run<R>(
+        on connection: PostgresConnection, begin: String, environments: [EnvironmentID], state: TransactionState,
+        _ body: (Transaction) throws -> R
+    ) throws -> R {
         do {
-            try connection.execute("BEGIN")
+            try connection.execute(begin)
         } catch let error as DatabaseError where error.kind == .connection {
             throw DatabaseError(kind: .connection, sqlState: notStartedState, message: error.message)
         }
@@ -79,6 +82,9 @@ public struct Transaction: @unchecked Sendable {
 final class TransactionState: Sendable {
     /// Revisions this transaction advanced, in order.
     let bumped = Mutex<[RevisionToken]>([])
-    /// Whether it switched to a role that cannot read the change log.
-    let restrictedRole = Mutex(false)
+    /// Whether it is read-only, or switched to a role that cannot read the change
+    /// log: either way it changes nothing the indexes follow.
+    let restrictedRole: Mutex<Bool>
+
+    init(readOnly: Bool = false) { restrictedRole = Mutex(readOnly) }
 }

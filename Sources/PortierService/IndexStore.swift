@@ -1,0 +1,110 @@
+import Logging
+import PortierDomain
+import PortierIndex
+import PortierStorage
+import Synchronization
+
+/// Keeps this instance's permission indexes loaded and current.
+///
+/// All loads and catch-ups of one environment run one after another (a chain of
+/// tasks per environment), so concurrent misses load it once (single flight) and
+/// a delta is always applied to the revision it was read after.
+final class IndexStore: Sendable {
+    let index: PermissionIndex
+    private let pool: ConnectionPool
+    private let logger: Logger
+    private let chains = Mutex<[EnvironmentID: Task<EnvironmentIndex?, any Error>]>([:])
+
+    /// An index that has not synchronised for this long reloads in full: the
+    /// change log it would catch up from is pruned after twice this.
+    static let maximumSyncAge: Duration = .seconds(1800)
+    /// How long the change log is kept.
+    static let changeLogRetentionSeconds: Int64 = 3600
+
+    init(index: PermissionIndex, pool: ConnectionPool, logger: Logger) {
+        self.index = index
+        self.pool = pool
+        self.logger = logger
+    }
+
+    /// The environment's index, loading it on first use. Nil if the environment does not exist.
+    func environment(_ environment: EnvironmentID) async throws -> EnvironmentIndex? {
+        if let loaded = index.get(environment) { return loaded }
+        return try await chained(environment) { current in current }
+    }
+
+    /// Brings a loaded index up to the database's revision (a no-op when not loaded:
+    /// it will load fresh on first use).
+    @discardableResult
+    func synchronise(_ environment: EnvironmentID) async throws -> EnvironmentIndex? {
+        guard index.get(environment) != nil else { return nil }
+        return try await chained(environment) { [self] current in
+            guard let current else { return nil }
+            if ContinuousClock.now - current.lastSync > Self.maximumSyncAge { return try await load(environment) }
+            let revision = current.revision
+            let outcome = try await pool.snapshot(environments: [environment]) { tx in try tx.indexDelta(environment, after: revision) }
+            switch outcome {
+            case .gone:
+                index.remove(environment)
+                return nil
+            case .tooLarge:
+                return try await load(environment)
+            case .delta(let delta):
+                current.apply(delta)
+                return current
+            }
+        }
+    }
+
+    /// The index at revision `revision` or later, if the database has it.
+    func environment(_ environment: EnvironmentID, atLeast revision: Int64) async throws -> EnvironmentIndex? {
+        if let loaded = try await self.environment(environment), loaded.revision >= revision { return loaded }
+        let synced = try await synchronise(environment)
+        return synced.flatMap { $0.revision >= revision ? $0 : nil }
+    }
+
+    /// After a commit: catch up every loaded environment the commit advanced.
+    func committed(_ tokens: [RevisionToken]) async {
+        for token in tokens {
+            guard let loaded = index.get(token.environment), loaded.revision < token.revision else { continue }
+            do {
+                try await synchronise(token.environment)
+            } catch {
+                // The index stays at its older revision; readers passing the token fall back to SQL.
+                logger.warning("index catch-up failed", metadata: ["environment": "\(token.environment)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Runs `step` after every earlier step for the same environment; a missing
+    /// index is loaded first.
+    private func chained(_ environment: EnvironmentID, _ step: @escaping @Sendable (EnvironmentIndex?) async throws -> EnvironmentIndex?) async throws -> EnvironmentIndex? {
+        let task: Task<EnvironmentIndex?, any Error> = chains.withLock { chains in
+            let previous = chains[environment]
+            let next = Task { [self] in
+                _ = try? await previous?.value
+                var current = index.get(environment)
+                if current == nil { current = try await load(environment) }
+                return try await step(current)
+            }
+            chains[environment] = next
+            return next
+        }
+        let result = try await task.value
+        chains.withLock { chains in
+            // Forget the chain once idle (the task is done; a newer one may have replaced it).
+            if let last = chains[environment], last == task { chains[environment] = nil }
+        }
+        return result
+    }
+
+    private func load(_ environment: EnvironmentID) async throws -> EnvironmentIndex? {
+        guard let snapshot = try await pool.snapshot(environments: [environment], { tx in try tx.indexSnapshot(environment) }) else {
+            index.remove(environment)
+            return nil
+        }
+        let loaded = EnvironmentIndex(snapshot)
+        index.put(loaded)
+        return loaded
+    }
+}

@@ -1,0 +1,112 @@
+import PortierDomain
+import PortierIndex
+import PortierProtocol
+import PortierStorage
+
+/// Checks and lookups answered from the in-memory index (SPEC §7, R-PRM-5).
+/// The SQL path in Operations+Checks.swift stays: it answers `consistency: "full"`
+/// and is the oracle the tests compare against.
+extension PortierService {
+    /// The user's environment and id; an email costs one lookup in the directory.
+    func userKey(_ ref: UserReference) async throws -> UserKey? {
+        switch ref {
+        case .id(let id): return UserKey(environment: id.environment, id: id.raw)
+        case .email(let email):
+            let owner = try await pool.transaction { tx in try tx.emailOwner(email.normalized) }
+            return owner.map { UserKey(environment: $0.environment, id: $0.user) }
+        }
+    }
+
+    /// Makes sure a revision token's environment is at least at its revision;
+    /// false when this instance cannot show it (the caller falls back to SQL).
+    func satisfies(_ consistency: Consistency?) async throws -> Bool {
+        guard case .atLeast(let text)? = consistency else { return true }
+        guard let token = RevisionToken(text) else { throw PortierError.badRequest("consistency.at_least is not a revision token") }
+        if try await indexes.environment(token.environment, atLeast: token.revision) != nil { return true }
+        // A deleted environment has nothing to wait for; otherwise the index is behind.
+        return try await indexes.environment(token.environment) == nil
+    }
+
+    /// One question, from the index.
+    func indexedDecision(_ q: CheckQuestion) async throws -> (Decision, RevisionToken?) {
+        guard let key = try await userKey(q.user), let home = try await indexes.environment(key.environment),
+              let user = home.user(key.id)
+        else { return (q.permission.decide(PermissionFacts(user: nil)), nil) }
+        var facts = PermissionFacts(user: (user.role, user.status, key.environment))
+        var token = RevisionToken(environment: home.environment, revision: home.revision)
+        if let org = q.organisation {
+            if let orgIndex = try await indexes.environment(org.environment) {
+                token = RevisionToken(environment: orgIndex.environment, revision: orgIndex.revision)
+                if orgIndex.organisation(org.raw) != nil {
+                    facts.organisationEnvironment = org.environment
+                    facts.membership = orgIndex.membership(organisation: org.raw, user: key).map { ($0.role, $0.status) }
+                }
+            }
+        }
+        return (q.permission.decide(facts), token)
+    }
+
+    /// The organisations where `key` holds `permission`, from the indexes.
+    func indexedOrganisations(of key: UserKey, _ permission: Permission) async throws -> [(EnvironmentID, IndexedOrganisation)] {
+        guard let home = try await indexes.environment(key.environment), let user = home.user(key.id), user.status == .active else { return [] }
+        let facts = PermissionFacts(user: (user.role, user.status, key.environment))
+        var candidates: [ScopedID: MemberFacts?] = [:]
+        for (org, m) in home.memberships(of: key) { candidates[ScopedID(.organisation, environment: key.environment, raw: org)] = m }
+        if user.role == .administrator {
+            for org in home.organisations() where candidates[ScopedID(.organisation, environment: key.environment, raw: org.id)] == nil {
+                candidates[ScopedID(.organisation, environment: key.environment, raw: org.id)] = .some(nil)
+            }
+        }
+        var result: [(EnvironmentID, IndexedOrganisation)] = []
+        for link in home.links(of: key.id) where candidates[link] == nil { candidates[link] = .some(nil) }
+        for (id, known) in candidates {
+            guard let orgIndex = try await indexes.environment(id.environment), let org = orgIndex.organisation(id.raw) else { continue }
+            let membership = known ?? orgIndex.membership(organisation: id.raw, user: key)
+            var f = facts
+            f.organisationEnvironment = id.environment
+            f.membership = membership.map { ($0.role, $0.status) }
+            if permission.decide(f).allowed { result.append((id.environment, org)) }
+        }
+        return result.sorted { ($0.0.raw, $0.1.id) < ($1.0.raw, $1.1.id) }
+    }
+
+    /// The users who hold `permission` in `org`, from the indexes.
+    func indexedUsers(of org: ScopedID, _ permission: Permission) async throws -> [(EnvironmentID, IndexedUser)] {
+        guard let orgIndex = try await indexes.environment(org.environment), orgIndex.organisation(org.raw) != nil else { return [] }
+        var candidates = orgIndex.members(of: org.raw).mapValues { Optional($0) }
+        for admin in orgIndex.activeAdministrators() {
+            let key = UserKey(environment: org.environment, id: admin)
+            if candidates[key] == nil { candidates[key] = .some(nil) }
+        }
+        var result: [(EnvironmentID, IndexedUser)] = []
+        for (key, membership) in candidates {
+            guard let home = try await indexes.environment(key.environment), let user = home.user(key.id) else { continue }
+            let facts = PermissionFacts(user: (user.role, user.status, key.environment), organisationEnvironment: org.environment,
+                                        membership: membership.map { ($0.role, $0.status) })
+            if permission.decide(facts).allowed { result.append((key.environment, user)) }
+        }
+        return result.sorted { ($0.0.raw, $0.1.id) < ($1.0.raw, $1.1.id) }
+    }
+}
+
+extension IndexedUser {
+    func json(environment: EnvironmentID) -> JSONValue {
+        [
+            "id": .string(ScopedID(.user, environment: environment, raw: id).description),
+            "environment": .string(environment.description),
+            "email": .string(email), "name": .string(name),
+            "role": .string(role.rawValue), "status": .string(status.rawValue),
+        ]
+    }
+}
+
+extension IndexedOrganisation {
+    func json(environment: EnvironmentID) -> JSONValue {
+        [
+            "id": .string(ScopedID(.organisation, environment: environment, raw: id).description),
+            "environment": .string(environment.description),
+            "name": .string(name), "kvk_number": .orNull(kvkNumber), "country": .orNull(country),
+            "status": .string(status.rawValue),
+        ]
+    }
+}
