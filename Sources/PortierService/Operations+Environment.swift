@@ -15,6 +15,14 @@ extension PortierService {
         }
     }
 
+    /// Deletes index change-log rows past their retention; returns how many.
+    public func pruneIndexChanges() async throws -> Int {
+        try await pool.transaction { tx in
+            try tx.becomeJanitor()
+            return try tx.pruneIndexChanges(olderThanSeconds: IndexStore.changeLogRetentionSeconds)
+        }
+    }
+
     /// Deletes environments nobody activated within the window, freeing their
     /// domain claims (R-ENV-7). Returns how many were deleted. Run periodically.
     public func purgeUnactivatedEnvironments(batch: Int = 100) async throws -> Int {

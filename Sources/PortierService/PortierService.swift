@@ -12,6 +12,7 @@ public final class PortierService: Sendable {
     let pool: ConnectionPool
     let passwords: PasswordHasher
     let indexes: IndexStore
+    let synchroniser: Synchroniser
     let logger: Logger
 
     public init(pool: ConnectionPool, configuration: ServiceConfiguration, logger: Logger) {
@@ -21,6 +22,7 @@ public final class PortierService: Sendable {
         self.passwords = PasswordHasher(parameters: configuration.passwordHashing)
         let indexes = IndexStore(index: PermissionIndex(budgetBytes: configuration.indexBudgetBytes), pool: pool, logger: logger)
         self.indexes = indexes
+        self.synchroniser = Synchroniser(indexes: indexes)
         // A mutation's reply waits until this instance's indexes show it (R-PRM-5).
         pool.onCommit { tokens in await indexes.committed(tokens) }
     }
@@ -28,7 +30,18 @@ public final class PortierService: Sendable {
     /// The loaded permission indexes (for metrics and tests).
     public var permissionIndex: PermissionIndex { indexes.index }
 
-    public func shutdown() async { await passwords.shutdown() }
+    /// Starts following other instances' commits (a LISTEN connection of its own).
+    public func startSynchronisation() {
+        synchroniser.start(conninfo: pool.configuration.conninfo, logger: logger)
+    }
+
+    /// The LISTEN connection's server pid (0 while reconnecting); for tests.
+    public var listenerBackendPID: Int32 { synchroniser.listenerBackendPID }
+
+    public func shutdown() async {
+        await synchroniser.stop()
+        await passwords.shutdown()
+    }
 
     /// Answers one request. Never throws: every failure becomes an error reply.
     public func handle(_ request: Request, context: RequestContext) async -> Reply {

@@ -62,6 +62,23 @@ public final class PostgresConnection: @unchecked Sendable {
         return name
     }
 
+    /// The connection's socket, to wait on for notifications.
+    public var socket: Int32 { PQsocket(raw) }
+
+    /// Reads whatever the server sent and returns the payloads of the notifications
+    /// received; throws when the connection is lost.
+    public func notifications() throws -> [(channel: String, payload: String)] {
+        guard PQconsumeInput(raw) == 1 else {
+            throw DatabaseError(kind: .connection, sqlState: nil, message: String(cString: PQerrorMessage(raw)))
+        }
+        var out: [(String, String)] = []
+        while let notify = PQnotifies(raw) {
+            out.append((String(cString: notify.pointee.relname), String(cString: notify.pointee.extra)))
+            PQfreemem(notify)
+        }
+        return out
+    }
+
     /// Forgets prepared statements (after a reconnect they no longer exist).
     private func resetPrepared() { prepared.removeAll() }
 

@@ -115,6 +115,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Invitations one environment may send per hour (R-USR-13).")
     var invitationsPerHour: Int = 200
 
+    @Option(help: "Memory the in-memory permission indexes may use, in MiB, before least recently used environments are evicted.")
+    var indexBudgetMib: Int = 1024
+
     @Option(help: "A mail domain to treat as shared, in addition to the built-in list (repeatable).")
     var sharedDomain: [String] = []
 
@@ -153,11 +156,13 @@ struct Run: AsyncParsableCommand {
                 tokenLifetimeSeconds: tokenLifetime,
                 sharedMailDomains: try SharedMailDomains(additions: sharedDomain),
                 invitationsPerHour: invitationsPerHour,
+                indexBudgetBytes: indexBudgetMib << 20,
                 frameLimits: server.frameLimits,
                 maximumInFlightPerConnection: maxInFlight
             ),
             logger: logger
         )
+        service.startSynchronisation()
         let portier = PortierServer(configuration: server, service: service, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
@@ -178,7 +183,8 @@ struct Run: AsyncParsableCommand {
     }
 }
 
-/// Periodic chores: deleting environments nobody activated in time (R-ENV-7).
+/// Periodic chores: deleting environments nobody activated in time (R-ENV-7),
+/// pruning the index change log.
 struct Maintenance: Service {
     let service: PortierService
     let logger: Logger
@@ -188,6 +194,7 @@ struct Maintenance: Service {
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             do {
                 _ = try await service.purgeUnactivatedEnvironments()
+                _ = try await service.pruneIndexChanges()
             } catch {
                 logger.warning("maintenance failed", metadata: ["error": "\(error)"])
             }

@@ -74,3 +74,60 @@ struct PoolTests {
         } throws: { ($0 as? DatabaseError)?.portierError.code == .unavailable }
     }
 }
+
+@Suite("Index change log")
+struct ChangeLogTests {
+    @Test("R-PRM-5: changed rows are logged with the revision that committed them; a forgotten bump is made before COMMIT")
+    func stamped() async throws {
+        let db = try await TestDatabase.create()
+        let pool = db.makePool(size: 1)
+        defer { Task { await pool.shutdown() } }
+        let env = try await pool.transaction { tx in
+            let env = try tx.createEnvironment(name: "e", claim: nil, activationDeadlineSeconds: 60)
+            _ = try tx.insertUser(environment: env, email: try EmailAddress("a@e.test"), name: "", role: .administrator)
+            _ = try tx.bumpRevision(env)
+            return env
+        }
+        let first = try db.owner("SELECT entity, revision FROM index_changes WHERE environment_id = $1", [env.raw]).rows
+        #expect(first.map { $0["entity"] } == ["user"])
+        #expect(first.map { $0["revision"] } == ["1"])
+        // No explicit bump: the safety net bumps and stamps.
+        try await pool.transaction(environments: [env]) { tx in
+            _ = try tx.insertOrganisation(env, name: "o", kvkNumber: nil, country: nil)
+        }
+        let second = try db.owner("SELECT revision FROM index_changes WHERE environment_id = $1 AND entity = 'organisation'", [env.raw]).first
+        #expect(second?["revision"] == "2")
+        // A delta after revision 1 holds exactly the organisation.
+        let outcome = try await pool.snapshot(environments: [env]) { tx in try tx.indexDelta(env, after: 1) }
+        guard case .delta(let delta) = outcome else { Issue.record("no delta"); return }
+        #expect(delta.revision == 2)
+        #expect(delta.organisations.count == 1)
+        #expect(delta.users.isEmpty)
+    }
+
+    @Test("the janitor prunes old log rows across environments and nothing else")
+    func prune() async throws {
+        let db = try await TestDatabase.create()
+        let pool = db.makePool(size: 1)
+        defer { Task { await pool.shutdown() } }
+        for name in ["a", "b"] {
+            try await pool.transaction { tx in
+                let env = try tx.createEnvironment(name: name, claim: nil, activationDeadlineSeconds: 60)
+                _ = try tx.insertUser(environment: env, email: try EmailAddress("x@\(name).test"), name: "", role: .basic)
+                _ = try tx.bumpRevision(env)
+            }
+        }
+        try db.owner("UPDATE index_changes SET created_at = now() - interval '2 hours'")
+        let pruned = try await pool.transaction { tx in
+            try tx.becomeJanitor()
+            return try tx.pruneIndexChanges(olderThanSeconds: 3600)
+        }
+        #expect(pruned == 2)
+        await #expect(throws: DatabaseError.self) {
+            try await pool.transaction { tx in
+                try tx.becomeJanitor()
+                try tx.query("SELECT count(*) FROM users")
+            }
+        }
+    }
+}

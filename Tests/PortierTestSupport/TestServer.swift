@@ -42,6 +42,7 @@ public final class TestServer: Sendable {
         settings.maximumInFlightPerConnection = transport.maximumInFlightPerConnection
         let pool = database.makePool()
         let service = PortierService(pool: pool, configuration: settings, logger: TestDatabase.logger)
+        service.startSynchronisation()
         let server = PortierServer(configuration: transport, service: service, logger: TestDatabase.logger)
         try await server.start()
         return TestServer(database: database, directory: directory, server: server, service: service, pool: pool)

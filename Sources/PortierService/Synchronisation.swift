@@ -1,0 +1,46 @@
+import Logging
+import PortierDomain
+import PortierStorage
+import Synchronization
+
+/// Keeps this instance's indexes current with changes committed by other
+/// instances on the same database (LISTEN/NOTIFY, SPEC §12 "several instances").
+final class Synchroniser: Sendable {
+    private let indexes: IndexStore
+    private let listener = Mutex<RevisionListener?>(nil)
+    /// Environments with a catch-up queued: notifications for them coalesce.
+    private let queued = Mutex<Set<EnvironmentID>>([])
+
+    init(indexes: IndexStore) { self.indexes = indexes }
+
+    func start(conninfo: String, logger: Logger) {
+        let listener = RevisionListener(
+            conninfo: conninfo, logger: logger,
+            onRevision: { [self] token in
+                guard let loaded = indexes.index.get(token.environment), loaded.revision < token.revision else { return }
+                catchUp(token.environment)
+            },
+            onConnected: { [self] in
+                // Notifications sent while disconnected are lost: re-check everything loaded.
+                for environment in indexes.index.loaded().keys { catchUp(environment) }
+            }
+        )
+        self.listener.withLock { $0 = listener }
+        listener.start()
+    }
+
+    func stop() async {
+        await listener.withLock({ $0 })?.stop()
+    }
+
+    var listenerBackendPID: Int32 { listener.withLock { $0?.backendPID ?? 0 } }
+
+    private func catchUp(_ environment: EnvironmentID) {
+        let first = queued.withLock { $0.insert(environment).inserted }
+        guard first else { return }
+        Task { [self] in
+            queued.withLock { _ = $0.remove(environment) }
+            _ = try? await indexes.synchronise(environment)
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import PortierClient
+import PortierDomain
+import PortierProtocol
+import PortierTestSupport
+import Testing
+
+@Suite("Several instances on one database (R-PRM-5)")
+struct MultiInstanceTests {
+    /// Two servers on one database, a client on each.
+    func withTwoInstances(_ body: (TestServer, TestServer, PortierClient, PortierClient) async throws -> Void) async throws {
+        let a = try await TestServer.start()
+        let b = try await TestServer.start(database: a.database)
+        let clientA = try await a.client()
+        let clientB = try await b.client()
+        do {
+            try await body(a, b, clientA, clientB)
+        } catch {
+            Issue.record(error)
+        }
+        await clientA.close()
+        await clientB.close()
+        await a.stop()
+        await b.stop()
+    }
+
+    /// An environment with an organisation, and Bob, not yet a member; B has it loaded.
+    func arrange(_ a: PortierClient, _ b: PortierClient) async throws -> (admin: String, bob: String, org: String) {
+        let s = Scenario(a)
+        let admin = try await s.environment("acme.test")
+        let org = try await s.organisation("Acme BV", as: admin.id)
+        let bob = try await s.member("bob@acme.test", as: admin.id)
+        #expect(try await Scenario(b).check(bob.id, "documents.view", in: org) == (false, "not_member"))
+        return (admin.id, bob.id, org)
+    }
+
+    @Test("R-PRM-5: a check on instance B that carries the token of a mutation on A sees that mutation")
+    func readYourWrites() async throws {
+        try await withTwoInstances { _, _, a, b in
+            let (admin, bob, org) = try await arrange(a, b)
+            for round in 0..<20 {
+                let add = round % 2 == 0
+                let reply = try await a.send(add ? "member.add" : "member.remove", actor: admin, params: ["organisation": .string(org), "user": .string(bob)])
+                guard case .success(_, let revision?) = reply.outcome else { Issue.record("no revision"); return }
+                let check = try await b.send("check", params: ["user": .string(bob), "permission": "documents.view", "organisation": .string(org)],
+                                             consistency: .atLeast(revision))
+                guard case .success(let result, let seen) = check.outcome else { Issue.record("check failed"); return }
+                #expect(result["allowed"] == .bool(add), "round \(round)")
+                #expect(RevisionToken(seen ?? "")!.revision >= RevisionToken(revision)!.revision)
+            }
+            let bad = try await b.send("check", params: ["user": .string(bob), "permission": "documents.view", "organisation": .string(org)], consistency: .atLeast("nope"))
+            #expect(bad.errorCode == .badRequest)
+        }
+    }
+
+    @Test("R-PRM-5: without a token, instance B converges on A's change by itself (measured)")
+    func convergence() async throws {
+        try await withTwoInstances { _, _, a, b in
+            let (admin, bob, org) = try await arrange(a, b)
+            var samples: [Duration] = []
+            for round in 0..<20 {
+                let add = round % 2 == 0
+                try await a.call(add ? "member.add" : "member.remove", actor: admin, params: ["organisation": .string(org), "user": .string(bob)])
+                let start = ContinuousClock.now
+                while try await Scenario(b).check(bob, "documents.view", in: org).0 != add {
+                    guard ContinuousClock.now - start < .seconds(5) else { Issue.record("round \(round): B did not converge in 5 s"); return }
+                    try await Task.sleep(for: .milliseconds(1))
+                }
+                samples.append(ContinuousClock.now - start)
+            }
+            samples.sort()
+            let median = samples[samples.count / 2], worst = samples.last!
+            print("convergence between instances: median \(median), worst \(worst) over \(samples.count) changes")
+            // The target is 100 ms; the bound here is loose because CI shares two cores with the whole suite.
+            #expect(median < .milliseconds(500))
+        }
+    }
+
+    @Test("R-PRM-5: when B's LISTEN connection is killed, B reconnects, catches up what it missed, and follows again")
+    func listenerRecovery() async throws {
+        try await withTwoInstances { server, second, a, b in
+            let (admin, bob, org) = try await arrange(a, b)
+            let pid = second.service.listenerBackendPID
+            #expect(pid != 0)
+            try server.database.owner("SELECT pg_terminate_backend($1)", [Int64(pid)])
+            // A change made while B is (probably) disconnected.
+            try await a.call("member.add", actor: admin, params: ["organisation": .string(org), "user": .string(bob)])
+            let start = ContinuousClock.now
+            while try await Scenario(b).check(bob, "documents.view", in: org).0 != true {
+                guard ContinuousClock.now - start < .seconds(10) else { Issue.record("B did not recover"); return }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(second.service.listenerBackendPID != pid)
+            // And B follows new changes again.
+            try await a.call("member.remove", actor: admin, params: ["organisation": .string(org), "user": .string(bob)])
+            let again = ContinuousClock.now
+            while try await Scenario(b).check(bob, "documents.view", in: org).0 != false {
+                guard ContinuousClock.now - again < .seconds(5) else { Issue.record("B stopped following"); return }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+        }
+    }
+}
