@@ -136,7 +136,7 @@ let package = Package(
         ]),
         .testTarget(name: "PortierStorageTests", dependencies: ["PortierStorage", "PortierEmbeddedPostgres", "PortierTestSupport"]),
         .testTarget(name: "PortierServerTests", dependencies: [
-            "PortierServer", "PortierClient", "PortierProtocol", "PortierTestSupport",
+            "PortierServer", "PortierClient", "PortierProtocol", "PortierStorage", "PortierTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),

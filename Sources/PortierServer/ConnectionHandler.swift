@@ -132,6 +132,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
             send(.failure(error.id, error.error), context: context)
             return
         }
+        // The hot path: a check answered from memory, right here on the event loop.
+        if let reply = service.immediateAnswer(request) {
+            send(reply, context: context)
+            return
+        }
         let service = self.service
         let requestContext = RequestContext(socket: socket, peer: peer)
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)

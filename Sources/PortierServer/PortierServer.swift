@@ -49,13 +49,13 @@ public final class PortierServer: Service, Sendable {
     public func stop() async {
         let (listeners, connections) = state.withLock { s in (s.listeners, Array(s.connections.values)) }
         for listener in listeners { try? await listener.close() }
+        for socket in [configuration.service, configuration.support] { SocketFile.removeStale(socket.path) }
         for connection in connections { connection.pipeline.fireUserInboundEventTriggered(DrainEvent()) }
         let deadline = ContinuousClock.now + .nanoseconds(configuration.shutdownGracePeriod.nanoseconds)
         for connection in connections {
             while connection.isActive, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
             if connection.isActive { try? await connection.close() }
         }
-        for socket in [configuration.service, configuration.support] { SocketFile.removeStale(socket.path) }
         state.withLock { $0.listeners = [] }
     }
 

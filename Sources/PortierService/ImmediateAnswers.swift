@@ -1,0 +1,67 @@
+import PortierDomain
+import PortierIndex
+import PortierProtocol
+
+/// The hot path: checks answered on the calling thread (a NIO event loop) when
+/// everything they need is already in memory. No task hop, no database, no lock
+/// beyond each environment's own, no logging.
+extension PortierService {
+    /// The reply to `request` if it can be given right now from loaded indexes;
+    /// nil when it needs the asynchronous path (a load, a catch-up, an email to
+    /// resolve, `consistency: "full"`, or any other operation).
+    public func immediateAnswer(_ request: Request) -> Reply? {
+        switch request.op {
+        case "check", "check.bulk": break
+        default: return nil
+        }
+        switch request.consistency {
+        case nil: break
+        case .full?: return nil
+        case .atLeast(let text)?:
+            guard let token = RevisionToken(text), let loaded = indexes.index.get(token.environment),
+                  loaded.revision >= token.revision else { return nil }
+        }
+        do {
+            if request.op == "check" {
+                let question = try CheckQuestion(request.params)
+                guard let (decision, token) = immediateDecision(question) else { return nil }
+                return .success(request.id, decision.json.objectValue!, revision: token.description)
+            }
+            try request.params.rejectUnknownKeys(allowed: ["checks"])
+            let items = try request.params.requiredArray("checks")
+            guard !items.isEmpty, items.count <= 1000 else { return nil }
+            var results: [JSONValue] = []
+            results.reserveCapacity(items.count)
+            for (i, item) in items.enumerated() {
+                guard case .object(let o) = item else { return nil }
+                guard let (decision, _) = immediateDecision(try CheckQuestion(o, field: "params.checks[\(i)]")) else { return nil }
+                results.append(decision.json)
+            }
+            return .success(request.id, ["results": .array(results)])
+        } catch let error as PortierError {
+            return .failure(request.id, error)
+        } catch {
+            return nil
+        }
+    }
+
+    /// One question from loaded indexes only; nil if something is not loaded.
+    func immediateDecision(_ q: CheckQuestion) -> (Decision, RevisionToken)? {
+        guard case .id(let id) = q.user, let home = indexes.index.get(id.environment) else { return nil }
+        guard let user = home.user(id.raw) else {
+            return (q.permission.decide(PermissionFacts(user: nil)), RevisionToken(environment: home.environment, revision: home.revision))
+        }
+        var facts = PermissionFacts(user: (user.role, user.status, id.environment))
+        var source = home
+        if let org = q.organisation {
+            guard let orgIndex = indexes.index.get(org.environment) else { return nil }
+            source = orgIndex
+            if orgIndex.organisation(org.raw) != nil {
+                facts.organisationEnvironment = org.environment
+                facts.membership = orgIndex.membership(organisation: org.raw, user: UserKey(environment: id.environment, id: id.raw))
+                    .map { ($0.role, $0.status) }
+            }
+        }
+        return (q.permission.decide(facts), RevisionToken(environment: source.environment, revision: source.revision))
+    }
+}
