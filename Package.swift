@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "portierd", targets: ["portierd"]),
         .executable(name: "portier", targets: ["portier"]),
+        .executable(name: "portier-bench", targets: ["portier-bench"]),
         .library(name: "PortierClient", targets: ["PortierClient"]),
     ],
     dependencies: [
@@ -112,6 +113,17 @@ let package = Package(
             dependencies: [
                 "PortierClient",
                 "PortierProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // The floor and the load client of Scripts/bench-checks.sh.
+        .executableTarget(
+            name: "portier-bench",
+            dependencies: [
+                "PortierProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

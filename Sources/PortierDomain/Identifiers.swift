@@ -45,12 +45,32 @@ public struct ScopedID: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(kind.rawValue)_\(environment.raw)_\(raw)" }
 
     /// Parses `<kind>_<env>_<n>`; nil when the text is not an id of this kind.
+    /// Scans the UTF-8 bytes once without allocating: checks parse ids on every request.
     public init?(_ text: String, kind: EntityKind) {
-        let parts = text.split(separator: "_", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == kind.rawValue,
-              let env = Int64(parts[1]), env > 0, let n = Int64(parts[2]), n > 0
-        else { return nil }
+        var utf8 = text.utf8[...]
+        for byte in kind.rawValue.utf8 {
+            guard utf8.first == byte else { return nil }
+            utf8 = utf8.dropFirst()
+        }
+        guard utf8.first == UInt8(ascii: "_") else { return nil }
+        utf8 = utf8.dropFirst()
+        guard let env = Self.positiveNumber(&utf8), utf8.first == UInt8(ascii: "_") else { return nil }
+        utf8 = utf8.dropFirst()
+        guard let n = Self.positiveNumber(&utf8), utf8.isEmpty else { return nil }
         self.init(kind, environment: EnvironmentID(env), raw: n)
+    }
+
+    /// Reads decimal digits (at most 18, no sign, not zero) from the front of `utf8`.
+    private static func positiveNumber(_ utf8: inout Substring.UTF8View) -> Int64? {
+        var value: Int64 = 0
+        var digits = 0
+        while let byte = utf8.first, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+            guard digits < 18 else { return nil }
+            value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+            digits += 1
+            utf8 = utf8.dropFirst()
+        }
+        return digits > 0 && value > 0 ? value : nil
     }
 }
 

@@ -9,6 +9,8 @@ import Synchronization
 public final class EnvironmentIndex: Sendable {
     public let environment: EnvironmentID
     private let state: Mutex<State>
+    /// The owning `PermissionIndex`'s clock at last use (least-recently-used eviction).
+    let lastUse = Atomic<UInt64>(0)
 
     struct State {
         var revision: Int64

@@ -8,33 +8,32 @@ public final class PermissionIndex: Sendable {
     private let state = Mutex(State())
 
     struct State {
-        var entries: [EnvironmentID: (index: EnvironmentIndex, lastUse: UInt64)] = [:]
-        var clock: UInt64 = 0
-        var hits: UInt64 = 0
-        var misses: UInt64 = 0
+        var entries: [EnvironmentID: EnvironmentIndex] = [:]
     }
+    /// A logical clock for least-recently-used eviction; each index keeps its last tick.
+    private let clock = Atomic<UInt64>(0)
+    private let hits = Atomic<UInt64>(0)
+    private let misses = Atomic<UInt64>(0)
 
     /// - Parameter budgetBytes: estimated memory the indexes may use (default 1 GiB).
     public init(budgetBytes: Int = 1 << 30) { self.budgetBytes = budgetBytes }
 
     /// The index of `environment` if loaded, marking it recently used.
+    /// The hot path: a dictionary read under the lock, counters and the LRU stamp outside it.
     public func get(_ environment: EnvironmentID) -> EnvironmentIndex? {
-        state.withLock { s in
-            s.clock &+= 1
-            guard var entry = s.entries[environment] else { s.misses &+= 1; return nil }
-            s.hits &+= 1
-            entry.lastUse = s.clock
-            s.entries[environment] = entry
-            return entry.index
+        guard let index = state.withLock({ $0.entries[environment] }) else {
+            misses.add(1, ordering: .relaxed)
+            return nil
         }
+        hits.add(1, ordering: .relaxed)
+        index.lastUse.store(clock.add(1, ordering: .relaxed).newValue, ordering: .relaxed)
+        return index
     }
 
     /// Adds (or replaces) an index, then evicts others if over budget.
     public func put(_ index: EnvironmentIndex) {
-        state.withLock { s in
-            s.clock &+= 1
-            s.entries[index.environment] = (index, s.clock)
-        }
+        index.lastUse.store(clock.add(1, ordering: .relaxed).newValue, ordering: .relaxed)
+        state.withLock { $0.entries[index.environment] = index }
         evictIfOverBudget(keeping: index.environment)
     }
 
@@ -44,20 +43,20 @@ public final class PermissionIndex: Sendable {
 
     /// Loaded environments and the revision each is exact at.
     public func loaded() -> [EnvironmentID: Int64] {
-        let indexes = state.withLock { $0.entries.mapValues(\.index) }
-        return indexes.mapValues(\.revision)
+        state.withLock { $0.entries }.mapValues(\.revision)
     }
 
     public var count: Int { state.withLock { $0.entries.count } }
-    public var hitsAndMisses: (hits: UInt64, misses: UInt64) { state.withLock { ($0.hits, $0.misses) } }
+    public var hitsAndMisses: (hits: UInt64, misses: UInt64) { (hits.load(ordering: .relaxed), misses.load(ordering: .relaxed)) }
 
     private func evictIfOverBudget(keeping kept: EnvironmentID) {
         let entries = state.withLock { $0.entries }
-        var total = entries.values.reduce(0) { $0 + $1.index.approximateBytes }
+        var total = entries.values.reduce(0) { $0 + $1.approximateBytes }
         guard total > budgetBytes else { return }
-        for (env, entry) in entries.sorted(by: { $0.value.lastUse < $1.value.lastUse }) where env != kept {
+        let byAge = entries.sorted { $0.value.lastUse.load(ordering: .relaxed) < $1.value.lastUse.load(ordering: .relaxed) }
+        for (env, index) in byAge where env != kept {
             guard total > budgetBytes else { break }
-            total -= entry.index.approximateBytes
+            total -= index.approximateBytes
             remove(env)
         }
     }

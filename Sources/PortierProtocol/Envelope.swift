@@ -190,9 +190,29 @@ public struct Reply: Sendable {
 }
 
 extension ByteBuffer {
-    /// Writes `reply` as one frame.
+    /// Writes `reply` as one frame, straight into the buffer (the same bytes as
+    /// `reply.json` would give, without building that object first).
     public mutating func writeReplyFrame(_ reply: Reply) {
-        writeFrame { $0.writeJSON(reply.json) }
+        writeFrame { out in
+            out.writeStaticString("{\"id\":")
+            if let id = reply.id { out.writeJSON(id.json) } else { out.writeStaticString("null") }
+            switch reply.outcome {
+            case .success(let result, let revision):
+                out.writeStaticString(",\"ok\":true,\"result\":")
+                out.writeJSON(result)
+                if let revision {
+                    out.writeStaticString(",\"revision\":")
+                    out.writeJSONString(revision)
+                }
+            case .failure(let error):
+                out.writeStaticString(",\"ok\":false,\"error\":{\"code\":")
+                out.writeJSONString(error.code.rawValue)
+                out.writeStaticString(",\"message\":")
+                out.writeJSONString(error.message)
+                out.writeStaticString("}")
+            }
+            out.writeStaticString("}")
+        }
     }
 
     /// Writes `request` as one frame.

@@ -35,6 +35,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var counted = false
     private var peer: PeerCredentials?
     private var partialFrameTimer: Scheduled<Void>?
+    /// True while frames of one read burst are handled: replies are written then
+    /// and flushed once at `channelReadComplete` (one syscall for a pipelined batch).
+    private var reading = false
+    private var flushPending = false
 
     init(service: PortierService, socket: SocketKind, settings: ServerConfiguration, allowedUIDs: Set<UInt32>?,
          counter: ConnectionCounter, inFlightTotal: InFlightCounter, logger: Logger) {
@@ -97,7 +101,17 @@ final class ConnectionHandler: ChannelDuplexHandler {
         var incoming = unwrapInboundIn(data)
         guard !closing else { return }
         if buffer == nil { buffer = incoming } else { buffer!.writeBuffer(&incoming) }
+        reading = true
         if admitted { processFrames(context: context) }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        reading = false
+        if flushPending {
+            flushPending = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
     }
 
     private func processFrames(context: ChannelHandlerContext) {
@@ -155,7 +169,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
         inFlightTotal.add(-1)
         var out = context.channel.allocator.buffer(capacity: 256)
         out.writeReplyFrame(reply)
-        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        if reading {
+            context.write(wrapOutboundOut(out), promise: nil)
+            flushPending = true
+        } else {
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        }
         if buffer != nil { processFrames(context: context) }
         if draining, inFlight == 0, buffer == nil { context.close(promise: nil) }
         if readWithheld, inFlight < settings.maximumInFlightPerConnection, !draining {

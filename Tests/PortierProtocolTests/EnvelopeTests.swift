@@ -59,3 +59,20 @@ struct EnvelopeTests {
         #expect(throws: PortierError.self) { _ = try p.optionalEnum("s", EnvironmentRole.self) }
     }
 }
+
+@Suite("Reply frames")
+struct ReplyFrameTests {
+    @Test("the direct frame writer produces exactly the reply's JSON", arguments: [
+        Reply.success(.int(7), ["allowed": true, "reason": "member"], revision: "env_1:2"),
+        Reply.success(.string("x\"y"), [:]),
+        Reply.failure(nil, PortierError(.frameTooLarge, "frame of 9 bytes is \"over\"")),
+    ])
+    func direct(_ reply: Reply) throws {
+        var buffer = ByteBufferAllocator().buffer(capacity: 64)
+        buffer.writeReplyFrame(reply)
+        let length = buffer.readInteger(as: UInt32.self)!
+        #expect(Int(length) == buffer.readableBytes)
+        let parsed = try JSONParser.parse(Array(buffer.readableBytesView))
+        #expect(parsed == .object(reply.json))
+    }
+}

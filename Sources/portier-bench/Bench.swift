@@ -1,0 +1,212 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NIOPosix
+import PortierProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `portier-bench`: the floor (an echo server) and a load client that drives it
+/// and `portierd` the same way, for `Scripts/bench-checks.sh`.
+@main
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "portier-bench",
+        abstract: "Benchmark permission checks against the floor of a Unix-socket round trip.",
+        subcommands: [Echo.self, Latency.self, Throughput.self]
+    )
+}
+
+/// The shape of the seeded data (Scripts/bench-seed.sql): environment e has users
+/// (e-1)*U+1…e*U and organisations (e-1)*O+1…e*O.
+struct DataShape: ParsableArguments {
+    @Option(help: "Environments.") var environments = 1000
+    @Option(help: "Users per environment.") var usersPerEnvironment = 100
+    @Option(help: "Organisations per environment.") var organisationsPerEnvironment = 10
+    @Option(help: "check or check.bulk.") var op = "check"
+    @Option(help: "Checks per check.bulk request.") var bulkSize = 100
+
+    func request(id: Int, rng: inout SystemRandomNumberGenerator) -> [UInt8] {
+        func item() -> JSONValue {
+            let e = Int.random(in: 1...environments, using: &rng)
+            let u = (e - 1) * usersPerEnvironment + Int.random(in: 1...usersPerEnvironment, using: &rng)
+            let o = (e - 1) * organisationsPerEnvironment + Int.random(in: 1...organisationsPerEnvironment, using: &rng)
+            return ["user": .string("usr_\(e)_\(u)"), "permission": "documents.view", "organisation": .string("org_\(e)_\(o)")]
+        }
+        let params: JSONObject = op == "check.bulk"
+            ? ["checks": .array((0..<bulkSize).map { _ in item() })]
+            : item().objectValue!
+        var buffer = ByteBufferAllocator().buffer(capacity: 256)
+        buffer.writeRequestFrame(Request(id: .int(Int64(id)), op: op, params: params))
+        return Array(buffer.readableBytesView)
+    }
+}
+
+/// A blocking Unix-socket connection reading and writing whole frames.
+final class FrameSocket {
+    let fd: Int32
+    private var buffer = [UInt8](repeating: 0, count: 1 << 20)
+
+    init(path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let bytes = Array(path.utf8)
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let ok = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard ok == 0 else { throw ValidationError("cannot connect to \(path)") }
+    }
+
+    deinit { close(fd) }
+
+    func write(_ bytes: [UInt8]) {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + sent, bytes.count - sent) }
+            if n <= 0 { fatalError("write failed") }
+            sent += n
+        }
+    }
+
+    /// Reads one frame; returns its payload length.
+    func readFrame() -> Int {
+        readExactly(4)
+        let length = Int(buffer[0]) << 24 | Int(buffer[1]) << 16 | Int(buffer[2]) << 8 | Int(buffer[3])
+        readExactly(length)
+        return length
+    }
+
+    private func readExactly(_ count: Int) {
+        var got = 0
+        while got < count {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, count - got) }
+            if n <= 0 { fatalError("connection closed") }
+            got += n
+        }
+    }
+}
+
+/// Per-connection reply counts, written once by each client thread.
+final class Counts: @unchecked Sendable {
+    private var values: [Int]
+    private let lock = NSLock()
+    init(_ n: Int) { values = Array(repeating: 0, count: n) }
+    func set(_ i: Int, _ v: Int) { lock.lock(); values[i] = v; lock.unlock() }
+    var total: Int { lock.lock(); defer { lock.unlock() }; return values.reduce(0, +) }
+}
+
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}
+
+struct Latency: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Sequential round trips on one connection: p50/p99/p99.9 in µs, as JSON.")
+    @Option var socket: String
+    @Option var requests = 20_000
+    @OptionGroup var shape: DataShape
+
+    func run() throws {
+        let connection = try FrameSocket(path: socket)
+        var rng = SystemRandomNumberGenerator()
+        let frames = (0..<1000).map { shape.request(id: $0, rng: &rng) }
+        for i in 0..<min(2000, requests) { connection.write(frames[i % frames.count]); _ = connection.readFrame() }  // warm-up
+        var samples: [Double] = []
+        samples.reserveCapacity(requests)
+        for i in 0..<requests {
+            let start = DispatchTime.now().uptimeNanoseconds
+            connection.write(frames[i % frames.count])
+            _ = connection.readFrame()
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1000)
+        }
+        samples.sort()
+        print(#"{"p50_us": \#(percentile(samples, 0.5)), "p99_us": \#(percentile(samples, 0.99)), "p999_us": \#(percentile(samples, 0.999)), "requests": \#(requests)}"#)
+    }
+}
+
+struct Throughput: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Pipelined requests over several connections: replies per second, as JSON.")
+    @Option var socket: String
+    @Option var connections = 4
+    @Option var depth = 32
+    @Option var seconds = 5.0
+    @OptionGroup var shape: DataShape
+
+    func run() throws {
+        let counts = Counts(connections)
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
+        let group = DispatchGroup()
+        let path = socket
+        let shape = self.shape
+        let depth = self.depth
+        let start = DispatchTime.now().uptimeNanoseconds
+        for c in 0..<connections {
+            let thread = Thread {
+                let connection = try! FrameSocket(path: path)
+                var rng = SystemRandomNumberGenerator()
+                let frames = (0..<256).map { shape.request(id: $0, rng: &rng) }
+                var sent = 0, received = 0
+                for _ in 0..<depth { connection.write(frames[sent % frames.count]); sent += 1 }
+                while DispatchTime.now().uptimeNanoseconds < deadline {
+                    _ = connection.readFrame()
+                    received += 1
+                    connection.write(frames[sent % frames.count])
+                    sent += 1
+                }
+                while received < sent { _ = connection.readFrame(); received += 1 }
+                counts.set(c, received)
+                group.leave()
+            }
+            group.enter()
+            thread.start()
+        }
+        group.wait()
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let total = counts.total
+        let perRequest = shape.op == "check.bulk" ? shape.bulkSize : 1
+        print(#"{"replies_per_s": \#(Double(total) / elapsed), "decisions_per_s": \#(Double(total * perRequest) / elapsed), "connections": \#(connections), "depth": \#(depth)}"#)
+    }
+}
+
+/// The floor: a NIO server on a Unix socket that answers every frame with a
+/// frame of a given size, doing nothing else. Same event-loop setup as portierd.
+struct Echo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the floor: answer each frame with a fixed reply frame.")
+    @Option var socket: String
+    @Option(help: "Reply payload size in bytes (Portier's check reply is about 90).") var replyBytes = 90
+
+    func run() async throws {
+        unlink(socket)
+        var reply = ByteBufferAllocator().buffer(capacity: replyBytes + 4)
+        reply.writeFrame { $0.writeString(String(repeating: " ", count: replyBytes)) }
+        let canned = reply
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(FrameDecoder(maximumFrameBytes: 1 << 20)), EchoHandler(reply: canned),
+                    ])
+                }
+            }
+            .bind(unixDomainSocketPath: socket).get()
+        print("echo server on \(socket)")
+        fflush(nil)
+        try await channel.closeFuture.get()
+    }
+}
+
+final class EchoHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let reply: ByteBuffer
+    init(reply: ByteBuffer) { self.reply = reply }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
+    }
+}
