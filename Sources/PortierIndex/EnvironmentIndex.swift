@@ -19,14 +19,19 @@ public final class EnvironmentIndex: Sendable {
         var byOrganisation: [Int64: [UserKey: MemberFacts]] = [:]
         var byUser: [UserKey: [Int64: MemberFacts]] = [:]
         var links: [Int64: Set<ScopedID>] = [:]
+        var membershipCount = 0
+        var linkCount = 0
         var lastSync: ContinuousClock.Instant
+
+        /// Rough memory use: entries times an estimated per-entry cost. O(1).
+        var approximateBytes: Int { users.count * 256 + organisations.count * 192 + membershipCount * 160 + linkCount * 64 }
 
         mutating func setMembership(_ organisation: Int64, _ user: UserKey, _ facts: MemberFacts?) {
             if let facts {
-                byOrganisation[organisation, default: [:]][user] = facts
+                if byOrganisation[organisation, default: [:]].updateValue(facts, forKey: user) == nil { membershipCount += 1 }
                 byUser[user, default: [:]][organisation] = facts
             } else {
-                byOrganisation[organisation]?[user] = nil
+                if byOrganisation[organisation]?.removeValue(forKey: user) != nil { membershipCount -= 1 }
                 if byOrganisation[organisation]?.isEmpty == true { byOrganisation[organisation] = nil }
                 byUser[user]?[organisation] = nil
                 if byUser[user]?.isEmpty == true { byUser[user] = nil }
@@ -35,9 +40,9 @@ public final class EnvironmentIndex: Sendable {
 
         mutating func setLink(_ link: IndexedLink, _ present: Bool) {
             if present {
-                links[link.user, default: []].insert(link.organisation)
+                if links[link.user, default: []].insert(link.organisation).inserted { linkCount += 1 }
             } else {
-                links[link.user]?.remove(link.organisation)
+                if links[link.user]?.remove(link.organisation) != nil { linkCount -= 1 }
                 if links[link.user]?.isEmpty == true { links[link.user] = nil }
             }
         }
@@ -101,11 +106,6 @@ public final class EnvironmentIndex: Sendable {
         state.withLock { s in s.users.values.filter { $0.role == .administrator && $0.status == .active }.map(\.id) }
     }
 
-    /// Rough memory use, for the budget: entries times a measured-ish per-entry cost.
-    public var approximateBytes: Int {
-        state.withLock { s in
-            s.users.count * 256 + s.organisations.count * 192
-                + s.byUser.values.reduce(0) { $0 + $1.count } * 160 + s.links.values.reduce(0) { $0 + $1.count } * 64
-        }
-    }
+    /// Rough memory use, for the budget (see `State.approximateBytes`).
+    public var approximateBytes: Int { state.withLock { $0.approximateBytes } }
 }

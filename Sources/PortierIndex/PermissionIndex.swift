@@ -9,6 +9,8 @@ public final class PermissionIndex: Sendable {
 
     struct State {
         var entries: [EnvironmentID: EnvironmentIndex] = [:]
+        /// Sum of the entries' sizes when they were added (deltas drift it a little).
+        var bytes = 0
     }
     /// A logical clock for least-recently-used eviction; each index keeps its last tick.
     private let clock = Atomic<UInt64>(0)
@@ -33,13 +35,23 @@ public final class PermissionIndex: Sendable {
     /// Adds (or replaces) an index, then evicts others if over budget.
     public func put(_ index: EnvironmentIndex) {
         index.lastUse.store(clock.add(1, ordering: .relaxed).newValue, ordering: .relaxed)
-        state.withLock { $0.entries[index.environment] = index }
-        evictIfOverBudget(keeping: index.environment)
+        let size = index.approximateBytes
+        let over = state.withLock { s in
+            if let old = s.entries.updateValue(index, forKey: index.environment) { s.bytes -= old.approximateBytes }
+            s.bytes += size
+            return s.bytes > budgetBytes
+        }
+        if over { evictIfOverBudget(keeping: index.environment) }
     }
 
     public func remove(_ environment: EnvironmentID) {
-        _ = state.withLock { $0.entries.removeValue(forKey: environment) }
+        state.withLock { s in
+            if let old = s.entries.removeValue(forKey: environment) { s.bytes -= old.approximateBytes }
+        }
     }
+
+    /// The estimated memory of the loaded indexes.
+    public var approximateBytes: Int { state.withLock { $0.bytes } }
 
     /// Loaded environments and the revision each is exact at.
     public func loaded() -> [EnvironmentID: Int64] {

@@ -97,8 +97,8 @@ extension Request {
         case let other?: throw RequestDecodingError(id: nil, error: .badRequest("id must be an integer or a string, got \(other.typeName)"))
         }
         func fail(_ message: String) -> RequestDecodingError { RequestDecodingError(id: id, error: .badRequest(message)) }
-        if let unknown = o.keys.first(where: { !knownKeys.contains($0) }) {
-            throw fail("unknown request field \"\(unknown)\"")
+        for pair in o.pairs where !knownKeys.contains(pair.key) {
+            throw fail("unknown request field \"\(pair.key)\"")
         }
         guard case .string(let op)? = o["op"] else { throw fail("request needs \"op\" as a string") }
         var actor: String?

@@ -45,8 +45,8 @@ extension JSONObject {
 
     /// Refuses params the operation does not know, so a typo is not silently ignored.
     public func rejectUnknownKeys(allowed: Set<String>) throws(PortierError) {
-        if let unknown = keys.first(where: { !allowed.contains($0) }) {
-            throw .badRequest("unknown parameter \"\(unknown)\"")
+        for pair in pairs where !allowed.contains(pair.key) {
+            throw .badRequest("unknown parameter \"\(pair.key)\"")
         }
     }
 }

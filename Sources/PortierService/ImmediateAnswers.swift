@@ -6,6 +6,8 @@ import PortierProtocol
 /// everything they need is already in memory. No task hop, no database, no lock
 /// beyond each environment's own, no logging.
 extension PortierService {
+    private static let bulkKeys: Set<String> = ["checks"]
+
     /// The reply to `request` if it can be given right now from loaded indexes;
     /// nil when it needs the asynchronous path (a load, a catch-up, an email to
     /// resolve, `consistency: "full"`, or any other operation).
@@ -27,7 +29,7 @@ extension PortierService {
                 guard let (decision, token) = immediateDecision(question) else { return nil }
                 return .success(request.id, decision.json.objectValue!, revision: token.description)
             }
-            try request.params.rejectUnknownKeys(allowed: ["checks"])
+            try request.params.rejectUnknownKeys(allowed: Self.bulkKeys)
             let items = try request.params.requiredArray("checks")
             guard !items.isEmpty, items.count <= 1000 else { return nil }
             var results: [JSONValue] = []

@@ -10,8 +10,10 @@ struct CheckQuestion: Sendable {
 
     /// Reads `{user, permission, organisation?}`; an unknown permission, or a missing
     /// organisation for an organisation-scoped one, is `bad_request` (R-PRM-3).
+    private static let keys: Set<String> = ["user", "permission", "organisation"]
+
     init(_ params: JSONObject, field: String = "params") throws {
-        try params.rejectUnknownKeys(allowed: ["user", "permission", "organisation"])
+        try params.rejectUnknownKeys(allowed: Self.keys)
         user = try UserReference(try params.requiredString("user"), field: "\(field).user")
         permission = try Permission(name: try params.requiredString("permission"))
         if let text = try params.optionalString("organisation") {

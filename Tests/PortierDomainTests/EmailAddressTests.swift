@@ -123,3 +123,29 @@ struct IdentifierTests {
         #expect(RevisionToken("env_3:-1") == nil)
     }
 }
+
+import PortierIndex
+
+@Suite("Permission index memory budget")
+struct PermissionIndexTests {
+    func snapshot(_ env: Int64, users: Int) -> EnvironmentSnapshot {
+        EnvironmentSnapshot(
+            environment: EnvironmentID(env), revision: 1,
+            users: (1...Int64(users)).map { IndexedUser(id: $0, role: .basic, status: .active, email: "u\($0)@x.test", name: "") },
+            organisations: [], memberships: [], links: []
+        )
+    }
+
+    @Test("over the budget, the least recently used environments are evicted first")
+    func lru() {
+        let index = PermissionIndex(budgetBytes: 3 * 100 * 256)
+        for env in 1...3 { index.put(EnvironmentIndex(snapshot(Int64(env), users: 100))) }
+        #expect(index.count == 3)
+        _ = index.get(EnvironmentID(1))          // 2 is now the least recently used
+        index.put(EnvironmentIndex(snapshot(4, users: 100)))
+        #expect(index.get(EnvironmentID(2)) == nil)
+        #expect(index.get(EnvironmentID(1)) != nil)
+        #expect(index.get(EnvironmentID(4)) != nil)
+        #expect(index.approximateBytes <= index.budgetBytes)
+    }
+}
