@@ -22,6 +22,7 @@ public final class EnvironmentIndex: Sendable {
         var membershipCount = 0
         var linkCount = 0
         var lastSync: ContinuousClock.Instant
+        var token = ""
 
         /// Rough memory use: entries times an estimated per-entry cost. O(1).
         var approximateBytes: Int { users.count * 256 + organisations.count * 192 + membershipCount * 160 + linkCount * 64 }
@@ -56,11 +57,15 @@ public final class EnvironmentIndex: Sendable {
         for o in snapshot.organisations { s.organisations[o.id] = o }
         for m in snapshot.memberships { s.setMembership(m.organisation, m.user, m.facts) }
         for l in snapshot.links { s.setLink(l, true) }
+        s.token = RevisionToken(environment: snapshot.environment, revision: snapshot.revision).description
         state = Mutex(s)
     }
 
     /// The revision the index is exact at.
     public var revision: Int64 { state.withLock { $0.revision } }
+
+    /// The revision token `env_<n>:<revision>`, kept ready for replies.
+    public var revisionToken: String { state.withLock { $0.token } }
 
     /// When the index last synchronised with the database.
     public var lastSync: ContinuousClock.Instant { state.withLock { $0.lastSync } }
@@ -79,6 +84,7 @@ public final class EnvironmentIndex: Sendable {
             for (key, facts) in delta.memberships { s.setMembership(key.organisation, key.user, facts) }
             for (link, present) in delta.links { s.setLink(link, present) }
             s.revision = delta.revision
+            s.token = RevisionToken(environment: delta.environment, revision: delta.revision).description
             s.lastSync = .now
             return true
         }

@@ -39,6 +39,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// and flushed once at `channelReadComplete` (one syscall for a pipelined batch).
     private var reading = false
     private var flushPending = false
+    /// Last read or write, for the idle timeout (checked by a timer, not per event).
+    private var lastActivity = NIODeadline.now()
+    private var idleTimer: RepeatedTask?
 
     init(service: PortierService, socket: SocketKind, settings: ServerConfiguration, allowedUIDs: Set<UInt32>?,
          counter: ConnectionCounter, inFlightTotal: InFlightCounter, logger: Logger) {
@@ -60,6 +63,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             refuse(context: context, PortierError(.overloaded, "too many connections; retry later"))
             return
         }
+        startIdleTimer(context: context)
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         context.channel.peerCredentials().whenSuccess { credentials in
             let (handler, context) = bound.value
@@ -91,6 +95,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         partialFrameTimer?.cancel()
         partialFrameTimer = nil
+        idleTimer?.cancel()
+        idleTimer = nil
         if counted { counter.leave(); counted = false }
         context.fireChannelInactive()
     }
@@ -100,6 +106,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
         guard !closing else { return }
+        lastActivity = .now()
         if buffer == nil { buffer = incoming } else { buffer!.writeBuffer(&incoming) }
         reading = true
         if admitted { processFrames(context: context) }
@@ -166,6 +173,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func send(_ reply: Reply, context: ChannelHandlerContext) {
         inFlight -= 1
+        lastActivity = .now()
         inFlightTotal.add(-1)
         var out = context.channel.allocator.buffer(capacity: 256)
         out.writeReplyFrame(reply)
@@ -213,11 +221,19 @@ final class ConnectionHandler: ChannelDuplexHandler {
             if inFlight == 0 { processFrames(context: context) }
             return
         }
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .all {
-            if inFlight == 0 { context.close(promise: nil) }
-            return
-        }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Closes the connection once it has had nothing in flight and no traffic for
+    /// the idle timeout. Checked every quarter of the timeout.
+    private func startIdleTimer(context: ChannelHandlerContext) {
+        let timeout = settings.idleTimeout
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let period = TimeAmount.nanoseconds(max(timeout.nanoseconds / 4, 1_000_000))
+        idleTimer = context.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+            let (handler, context) = bound.value
+            if handler.inFlight == 0, NIODeadline.now() - handler.lastActivity >= timeout { context.close(promise: nil) }
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -86,7 +86,6 @@ public final class PortierServer: Service, Sendable {
                 self?.track(channel)
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
-                        IdleStateHandler(allTimeout: settings.idleTimeout),
                         ConnectionHandler(
                             service: service, socket: kind, settings: settings, allowedUIDs: allowedUIDs,
                             counter: counter, inFlightTotal: inFlight, logger: logger

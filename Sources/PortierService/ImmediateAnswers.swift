@@ -26,8 +26,8 @@ extension PortierService {
         do {
             if request.op == "check" {
                 let question = try CheckQuestion(request.params)
-                guard let (decision, token) = immediateDecision(question) else { return nil }
-                return .success(request.id, decision.json.objectValue!, revision: token.description)
+                guard let (decision, source) = immediateDecision(question) else { return nil }
+                return .success(request.id, decision.jsonObject, revision: source.revisionToken)
             }
             try request.params.rejectUnknownKeys(allowed: Self.bulkKeys)
             let items = try request.params.requiredArray("checks")
@@ -47,12 +47,11 @@ extension PortierService {
         }
     }
 
-    /// One question from loaded indexes only; nil if something is not loaded.
-    func immediateDecision(_ q: CheckQuestion) -> (Decision, RevisionToken)? {
+    /// One question from loaded indexes only, with the index it was answered from;
+    /// nil if something is not loaded.
+    func immediateDecision(_ q: CheckQuestion) -> (Decision, EnvironmentIndex)? {
         guard case .id(let id) = q.user, let home = indexes.index.get(id.environment) else { return nil }
-        guard let user = home.user(id.raw) else {
-            return (q.permission.decide(PermissionFacts(user: nil)), RevisionToken(environment: home.environment, revision: home.revision))
-        }
+        guard let user = home.user(id.raw) else { return (q.permission.decide(PermissionFacts(user: nil)), home) }
         var facts = PermissionFacts(user: (user.role, user.status, id.environment))
         var source = home
         if let org = q.organisation {
@@ -64,6 +63,6 @@ extension PortierService {
                     .map { ($0.role, $0.status) }
             }
         }
-        return (q.permission.decide(facts), RevisionToken(environment: source.environment, revision: source.revision))
+        return (q.permission.decide(facts), source)
     }
 }

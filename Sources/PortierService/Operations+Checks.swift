@@ -41,10 +41,10 @@ extension PortierService {
         let question = try CheckQuestion(request.params)
         if try await needsDatabase(request.consistency) {
             let decision = try await pool.transaction { tx in try Self.decide(tx, question) }
-            return .result(decision.json.objectValue!)
+            return .result(decision.jsonObject)
         }
         let (decision, token) = try await indexedDecision(question)
-        return .result(decision.json.objectValue!, revision: token)
+        return .result(decision.jsonObject, revision: token)
     }
 
     /// `check.bulk`: up to 1,000 questions, answered in order in one snapshot.

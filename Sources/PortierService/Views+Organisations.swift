@@ -67,5 +67,13 @@ extension Transaction {
 }
 
 extension Decision {
-    var json: JSONValue { ["allowed": .bool(allowed), "reason": .string(reason.rawValue)] }
+    /// The 22 possible answers, built once: the hot path allocates none.
+    private static let encoded: [Bool: [Reason: JSONObject]] = [true, false].reduce(into: [:]) { table, allowed in
+        table[allowed] = Dictionary(uniqueKeysWithValues: Reason.allCases.map {
+            ($0, ["allowed": .bool(allowed), "reason": .string($0.rawValue)] as JSONObject)
+        })
+    }
+
+    var jsonObject: JSONObject { Self.encoded[allowed]![reason]! }
+    var json: JSONValue { .object(jsonObject) }
 }
