@@ -52,7 +52,7 @@ extension PortierService {
                 _ = try Self.bump(tx, [actor.environment, org.environment], reply: actor.environment)
             }
             guard let answered = try tx.request(id) else { throw PortierError.internal() }
-            let revision = try tx.query("SELECT revision FROM environments WHERE environment_id = $1", [actor.environment.raw]).first!.int64("revision")
+            guard let revision = try tx.revisions([actor.environment])[actor.environment] else { throw PortierError.internal() }
             return .result(["request": try tx.requestJSON(answered)], revision: RevisionToken(environment: actor.environment, revision: revision))
         }
     }

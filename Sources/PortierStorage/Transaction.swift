@@ -14,7 +14,15 @@ public struct Transaction: @unchecked Sendable {
 
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) throws -> QueryResult {
-        try connection.query(sql, parameters)
+        if !state.wrote.withLock({ $0 }), Self.writes(sql) { state.wrote.withLock { $0 = true } }
+        return try connection.query(sql, parameters)
+    }
+
+    /// Whether a statement changes rows (its first keyword). Only such statements
+    /// can leave index changes behind for the safety net to stamp.
+    static func writes(_ sql: String) -> Bool {
+        let head = sql.utf8.drop(while: { $0 == 0x20 || $0 == 0x0A }).prefix(6)
+        return head.elementsEqual("INSERT".utf8) || head.elementsEqual("UPDATE".utf8) || head.elementsEqual("DELETE".utf8)
     }
 
     /// Narrows or widens what row-level security lets this transaction see.
@@ -42,7 +50,7 @@ public struct Transaction: @unchecked Sendable {
     /// in this transaction but whose revision was not bumped gets bumped now, so
     /// no change can stay invisible to the indexes.
     func bumpForgottenEnvironments() throws {
-        guard !state.restrictedRole.withLock({ $0 }) else { return }
+        guard state.wrote.withLock({ $0 }), !state.restrictedRole.withLock({ $0 }) else { return }
         let forgotten = try query("SELECT DISTINCT environment_id FROM index_changes WHERE revision IS NULL ORDER BY 1").rows
         for row in forgotten {
             let environment = EnvironmentID(try row.int64("environment_id"))
@@ -85,6 +93,8 @@ final class TransactionState: Sendable {
     /// Whether it is read-only, or switched to a role that cannot read the change
     /// log: either way it changes nothing the indexes follow.
     let restrictedRole: Mutex<Bool>
+    /// Whether an INSERT, UPDATE or DELETE ran.
+    let wrote = Mutex(false)
 
     init(readOnly: Bool = false) { restrictedRole = Mutex(readOnly) }
 }
