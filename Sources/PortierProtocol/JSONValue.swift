@@ -58,6 +58,8 @@ public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
         }
     }
 
+    mutating func reserveCapacity(_ n: Int) { pairs.reserveCapacity(n) }
+
     /// Appends without looking for an existing key; the caller guarantees uniqueness.
     mutating func appendUnique(_ key: String, _ value: JSONValue) { pairs.append((key, value)) }
 
