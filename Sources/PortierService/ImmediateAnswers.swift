@@ -51,18 +51,25 @@ extension PortierService {
     /// nil if something is not loaded.
     func immediateDecision(_ q: CheckQuestion) -> (Decision, EnvironmentIndex)? {
         guard case .id(let id) = q.user, let home = indexes.index.get(id.environment) else { return nil }
-        guard let user = home.user(id.raw) else { return (q.permission.decide(PermissionFacts(user: nil)), home) }
-        var facts = PermissionFacts(user: (user.role, user.status, id.environment))
-        var source = home
+        var organisationIndex: EnvironmentIndex?
         if let org = q.organisation {
-            guard let orgIndex = indexes.index.get(org.environment) else { return nil }
-            source = orgIndex
-            if orgIndex.organisation(org.raw) != nil {
-                facts.organisationEnvironment = org.environment
-                facts.membership = orgIndex.membership(organisation: org.raw, user: UserKey(environment: id.environment, id: id.raw))
-                    .map { ($0.role, $0.status) }
-            }
+            guard let loaded = indexes.index.get(org.environment) else { return nil }
+            organisationIndex = loaded
         }
-        return (q.permission.decide(facts), source)
+        return Self.decide(q, user: UserKey(environment: id.environment, id: id.raw), home: home, organisationIndex: organisationIndex)
+    }
+
+    /// Decides from the indexes at hand: the user's home environment's and, for an
+    /// organisation-scoped question, the organisation's (nil: that environment does
+    /// not exist). Returns the index the answer came from.
+    static func decide(_ q: CheckQuestion, user key: UserKey, home: EnvironmentIndex, organisationIndex: EnvironmentIndex?) -> (Decision, EnvironmentIndex) {
+        guard let user = home.user(key.id) else { return (q.permission.decide(PermissionFacts(user: nil)), home) }
+        var facts = PermissionFacts(user: (user.role, user.status, key.environment))
+        guard let org = q.organisation, let orgIndex = organisationIndex else { return (q.permission.decide(facts), home) }
+        if orgIndex.organisation(org.raw) != nil {
+            facts.organisationEnvironment = org.environment
+            facts.membership = orgIndex.membership(organisation: org.raw, user: key).map { ($0.role, $0.status) }
+        }
+        return (q.permission.decide(facts), orgIndex)
     }
 }

@@ -44,7 +44,7 @@ extension PortierService {
             return .result(decision.jsonObject)
         }
         let (decision, token) = try await indexedDecision(question)
-        return .result(decision.jsonObject, revision: token)
+        return OperationOutput(result: decision.jsonObject, revision: token)
     }
 
     /// `check.bulk`: up to 1,000 questions, answered in order in one snapshot.
@@ -84,14 +84,9 @@ extension PortierService {
 
     /// A user of any environment by id or email (primary or verified extra), or nil.
     static func resolveAnyUser(_ tx: Transaction, _ ref: UserReference) throws -> UserRecord? {
-        let target: (EnvironmentID, Int64)?
-        switch ref {
-        case .id(let id): target = (id.environment, id.raw)
-        case .email(let email): target = try tx.emailOwner(email.normalized).map { ($0.environment, $0.user) }
-        }
-        guard let (env, id) = target else { return nil }
-        try tx.setEnvironments([env])
-        return try tx.user(env, id)
+        guard let target = try locate(tx, ref) else { return nil }
+        try tx.setEnvironments([target.environment])
+        return try tx.user(target.environment, target.raw)
     }
 
     /// `lookup.organisations` (R-PRM-4): the organisations where the user holds an

@@ -27,12 +27,13 @@ extension PortierService {
         return try await pool.transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.activeActor(tx, actorRef)
             guard id.environment == actor.environment, let req = try tx.request(id, lock: true) else { throw PortierError.notFound("request") }
+            let revision: String?
             switch req.kind {
             case "partnership":
                 guard actor.role != .basic else { throw PortierError.forbidden("only advanced users and administrators answer partnership proposals") }
                 guard req.status == "pending" else { throw PortierError.invalidState("the request was already answered (\(req.status))") }
                 guard let partnershipID = req.partnershipID else { throw PortierError.internal() }
-                _ = try Self.answerPartnership(tx, partnershipID, by: actor, accept: accept)
+                revision = try Self.answerPartnership(tx, partnershipID, by: actor, accept: accept).revision
             default:
                 guard req.addressee == actor.id else { throw PortierError.notFound("request") }
                 guard req.status == "pending" else { throw PortierError.invalidState("the request was already answered (\(req.status))") }
@@ -49,11 +50,10 @@ extension PortierService {
                 for env in Set([actor.environment, org.environment]) {
                     try tx.audit(environment: env, actor: actor.auditActor, op: op, target: org.description, details: details.jsonText)
                 }
-                _ = try Self.bump(tx, [actor.environment, org.environment], reply: actor.environment)
+                revision = try Self.bump(tx, [actor.environment, org.environment], reply: actor.environment).description
             }
             guard let answered = try tx.request(id) else { throw PortierError.internal() }
-            guard let revision = try tx.revisions([actor.environment])[actor.environment] else { throw PortierError.internal() }
-            return .result(["request": try tx.requestJSON(answered)], revision: RevisionToken(environment: actor.environment, revision: revision))
+            return OperationOutput(result: ["request": try tx.requestJSON(answered)], revision: revision)
         }
     }
 

@@ -9,12 +9,9 @@ import PortierStorage
 extension PortierService {
     /// The user's environment and id; an email costs one lookup in the directory.
     func userKey(_ ref: UserReference) async throws -> UserKey? {
-        switch ref {
-        case .id(let id): return UserKey(environment: id.environment, id: id.raw)
-        case .email(let email):
-            let owner = try await pool.transaction { tx in try tx.emailOwner(email.normalized) }
-            return owner.map { UserKey(environment: $0.environment, id: $0.user) }
-        }
+        if case .id(let id) = ref { return UserKey(environment: id.environment, id: id.raw) }
+        let found = try await pool.snapshot(environments: []) { tx in try Self.locate(tx, ref) }
+        return found.map { UserKey(environment: $0.environment, id: $0.raw) }
     }
 
     /// Makes sure a revision token's environment is at least at its revision;
@@ -27,23 +24,14 @@ extension PortierService {
         return try await indexes.environment(token.environment) == nil
     }
 
-    /// One question, from the index.
-    func indexedDecision(_ q: CheckQuestion) async throws -> (Decision, RevisionToken?) {
-        guard let key = try await userKey(q.user), let home = try await indexes.environment(key.environment),
-              let user = home.user(key.id)
-        else { return (q.permission.decide(PermissionFacts(user: nil)), nil) }
-        var facts = PermissionFacts(user: (user.role, user.status, key.environment))
-        var token = RevisionToken(environment: home.environment, revision: home.revision)
-        if let org = q.organisation {
-            if let orgIndex = try await indexes.environment(org.environment) {
-                token = RevisionToken(environment: orgIndex.environment, revision: orgIndex.revision)
-                if orgIndex.organisation(org.raw) != nil {
-                    facts.organisationEnvironment = org.environment
-                    facts.membership = orgIndex.membership(organisation: org.raw, user: key).map { ($0.role, $0.status) }
-                }
-            }
+    /// One question, from the indexes, loading what is missing.
+    func indexedDecision(_ q: CheckQuestion) async throws -> (Decision, String?) {
+        guard let key = try await userKey(q.user), let home = try await indexes.environment(key.environment) else {
+            return (q.permission.decide(PermissionFacts(user: nil)), nil)
         }
-        return (q.permission.decide(facts), token)
+        let organisationIndex = try await q.organisation.asyncMap { try await indexes.environment($0.environment) } ?? nil
+        let (decision, source) = Self.decide(q, user: key, home: home, organisationIndex: organisationIndex)
+        return (decision, source.revisionToken)
     }
 
     /// The organisations where `key` holds `permission`, from the indexes.
@@ -91,22 +79,20 @@ extension PortierService {
 
 extension IndexedUser {
     func json(environment: EnvironmentID) -> JSONValue {
-        [
-            "id": .string(ScopedID(.user, environment: environment, raw: id).description),
-            "environment": .string(environment.description),
-            "email": .string(email), "name": .string(name),
-            "role": .string(role.rawValue), "status": .string(status.rawValue),
-        ]
+        WireObject.user(ScopedID(.user, environment: environment, raw: id), email: email, name: name, role: role, status: status)
     }
 }
 
 extension IndexedOrganisation {
     func json(environment: EnvironmentID) -> JSONValue {
-        [
-            "id": .string(ScopedID(.organisation, environment: environment, raw: id).description),
-            "environment": .string(environment.description),
-            "name": .string(name), "kvk_number": .orNull(kvkNumber), "country": .orNull(country),
-            "status": .string(status.rawValue),
-        ]
+        WireObject.organisation(ScopedID(.organisation, environment: environment, raw: id), name: name, kvkNumber: kvkNumber, country: country, status: status)
+    }
+}
+
+extension Optional {
+    /// `map` for an async transform.
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
     }
 }

@@ -23,12 +23,8 @@ extension PortierService {
     /// or of an environment with an active partnership with it (R-MEM-3). Anyone
     /// else is `not_found`.
     static func memberCandidate(_ tx: Transaction, _ ref: UserReference, for org: OrganisationRecord, scope: [EnvironmentID]) throws -> UserRecord {
-        let target: (EnvironmentID, Int64)?
-        switch ref {
-        case .id(let id): target = (id.environment, id.raw)
-        case .email(let email): target = try tx.emailOwner(email.normalized).map { ($0.environment, $0.user) }
-        }
-        guard let (env, userID) = target else { throw PortierError.notFound("user") }
+        guard let target = try locate(tx, ref) else { throw PortierError.notFound("user") }
+        let (env, userID) = (target.environment, target.raw)
         if env != org.environment {
             guard try tx.livePartnership(org.environment, with: env)?.status == .active else { throw PortierError.notFound("user") }
             try tx.setEnvironments(Array(Set(scope + [env])).sorted())
@@ -129,12 +125,7 @@ extension PortierService {
 
     /// The membership named by (user, organisation), or `not_found`.
     static func existingMembership(_ tx: Transaction, _ ref: UserReference, _ org: OrganisationRecord, scope: [EnvironmentID]) throws -> (ScopedID, MembershipRecord) {
-        let user: ScopedID?
-        switch ref {
-        case .id(let id): user = id
-        case .email(let email): user = try tx.emailOwner(email.normalized).map { ScopedID(.user, environment: $0.environment, raw: $0.user) }
-        }
-        guard let user, let membership = try tx.membership(organisation: org.scopedID, user: user, lock: true) else {
+        guard let user = try locate(tx, ref), let membership = try tx.membership(organisation: org.scopedID, user: user, lock: true) else {
             throw PortierError.notFound("membership")
         }
         if user.environment != org.environment { try tx.setEnvironments(Array(Set(scope + [user.environment])).sorted()) }

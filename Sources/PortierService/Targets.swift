@@ -21,15 +21,20 @@ extension PortierService {
     /// Resolves a `user` param inside `environment`. A user of another environment
     /// is `not_found`, never a hint that it exists elsewhere (R-ENV-1).
     static func targetUser(_ tx: Transaction, in environment: EnvironmentID, _ ref: UserReference, lock: Bool = false) throws -> UserRecord {
-        let id: Int64?
-        switch ref {
-        case .id(let scoped): id = scoped.environment == environment ? scoped.raw : nil
-        case .email(let email):
-            let owner = try tx.emailOwner(email.normalized)
-            id = owner?.environment == environment ? owner?.user : nil
-        }
-        guard let id, let user = try tx.user(environment, id, lock: lock) else { throw PortierError.notFound("user") }
+        guard let found = try locate(tx, ref), found.environment == environment,
+              let user = try tx.user(environment, found.raw, lock: lock)
+        else { throw PortierError.notFound("user") }
         return user
+    }
+
+    /// Where a `user` param points: an id names itself (no query); an email, primary
+    /// or verified extra, is looked up in the directory. Nil when nobody has it.
+    static func locate(_ tx: Transaction, _ ref: UserReference) throws -> ScopedID? {
+        switch ref {
+        case .id(let id): return id
+        case .email(let email):
+            return try tx.emailOwner(email.normalized).map { ScopedID(.user, environment: $0.environment, raw: $0.user) }
+        }
     }
 
     /// Reads the `user` param as an id or an email.

@@ -3,16 +3,7 @@ import PortierProtocol
 import PortierStorage
 
 extension OrganisationRecord {
-    var json: JSONValue {
-        [
-            "id": .string(scopedID.description),
-            "environment": .string(environment.description),
-            "name": .string(name),
-            "kvk_number": .orNull(kvkNumber),
-            "country": .orNull(country),
-            "status": .string(status.rawValue),
-        ]
-    }
+    var json: JSONValue { WireObject.organisation(scopedID, name: name, kvkNumber: kvkNumber, country: country, status: status) }
 }
 
 extension MembershipRecord {

@@ -4,17 +4,33 @@ import PortierStorage
 
 // How records appear on the wire (SPEC §11, "Objects carry at least these fields").
 
-extension UserRecord {
-    var json: JSONValue {
+/// The wire shapes of objects that come both from the database and from the index.
+enum WireObject {
+    static func user(_ id: ScopedID, email: String, name: String, role: EnvironmentRole, status: UserStatus) -> JSONValue {
         [
-            "id": .string(scopedID.description),
-            "environment": .string(environment.description),
+            "id": .string(id.description),
+            "environment": .string(id.environment.description),
             "email": .string(email),
             "name": .string(name),
             "role": .string(role.rawValue),
             "status": .string(status.rawValue),
         ]
     }
+
+    static func organisation(_ id: ScopedID, name: String, kvkNumber: String?, country: String?, status: OrganisationStatus) -> JSONValue {
+        [
+            "id": .string(id.description),
+            "environment": .string(id.environment.description),
+            "name": .string(name),
+            "kvk_number": .orNull(kvkNumber),
+            "country": .orNull(country),
+            "status": .string(status.rawValue),
+        ]
+    }
+}
+
+extension UserRecord {
+    var json: JSONValue { WireObject.user(scopedID, email: email, name: name, role: role, status: status) }
 }
 
 extension EnvironmentRecord {
