@@ -14,7 +14,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portier-bench",
         abstract: "Benchmark permission checks against the floor of a Unix-socket round trip.",
-        subcommands: [Echo.self, Latency.self, Throughput.self]
+        subcommands: [Echo.self, Warm.self, Latency.self, Throughput.self]
     )
 }
 
@@ -27,9 +27,9 @@ struct DataShape: ParsableArguments {
     @Option(help: "check or check.bulk.") var op = "check"
     @Option(help: "Checks per check.bulk request.") var bulkSize = 100
 
-    func request(id: Int, rng: inout SystemRandomNumberGenerator) -> [UInt8] {
+    func request(id: Int, rng: inout SystemRandomNumberGenerator, environment: Int? = nil) -> [UInt8] {
         func item() -> JSONValue {
-            let e = Int.random(in: 1...environments, using: &rng)
+            let e = environment ?? Int.random(in: 1...environments, using: &rng)
             let u = (e - 1) * usersPerEnvironment + Int.random(in: 1...usersPerEnvironment, using: &rng)
             let o = (e - 1) * organisationsPerEnvironment + Int.random(in: 1...organisationsPerEnvironment, using: &rng)
             return ["user": .string("usr_\(e)_\(u)"), "permission": "documents.view", "organisation": .string("org_\(e)_\(o)")]
@@ -43,10 +43,13 @@ struct DataShape: ParsableArguments {
     }
 }
 
-/// A blocking Unix-socket connection reading and writing whole frames.
+/// A blocking Unix-socket connection reading and writing whole frames. Reads are
+/// buffered: one `read` takes in every reply that has arrived, as a pipelining
+/// client should (the client must not be what the benchmark measures).
 final class FrameSocket {
     let fd: Int32
     private var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    private var start = 0, end = 0
 
     init(path: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
@@ -75,20 +78,44 @@ final class FrameSocket {
     }
 
     /// Reads one frame; returns its payload length.
+    @discardableResult
     func readFrame() -> Int {
-        readExactly(4)
-        let length = Int(buffer[0]) << 24 | Int(buffer[1]) << 16 | Int(buffer[2]) << 8 | Int(buffer[3])
-        readExactly(length)
+        while true {
+            if let length = takeFrame() { return length }
+            fill()
+        }
+    }
+
+    /// Waits for at least one frame, then takes every complete frame already
+    /// received; returns how many.
+    func readAvailableFrames() -> Int {
+        var count = 0
+        while count == 0 {
+            while takeFrame() != nil { count += 1 }
+            if count == 0 { fill() }
+        }
+        return count
+    }
+
+    private func takeFrame() -> Int? {
+        guard end - start >= 4 else { return nil }
+        let length = Int(buffer[start]) << 24 | Int(buffer[start + 1]) << 16 | Int(buffer[start + 2]) << 8 | Int(buffer[start + 3])
+        guard end - start >= 4 + length else { return nil }
+        start += 4 + length
         return length
     }
 
-    private func readExactly(_ count: Int) {
-        var got = 0
-        while got < count {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, count - got) }
-            if n <= 0 { fatalError("connection closed") }
-            got += n
+    private func fill() {
+        if start > 0 {
+            buffer.withUnsafeMutableBytes { raw in
+                _ = memmove(raw.baseAddress!, raw.baseAddress! + start, end - start)
+            }
+            end -= start
+            start = 0
         }
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + end, $0.count - end) }
+        if n <= 0 { fatalError("connection closed") }
+        end += n
     }
 }
 
@@ -103,6 +130,31 @@ final class Counts: @unchecked Sendable {
 
 func percentile(_ sorted: [Double], _ p: Double) -> Double {
     sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}
+
+/// Loads every environment's index before measuring: one check per environment,
+/// pipelined, and waits for every reply (a reply for a cold environment comes
+/// only after its load). Without it, loads still running skew the first numbers.
+struct Warm: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Ask one check in every environment and wait for all replies.")
+    @Option var socket: String
+    @Option(help: "Requests in flight.") var window = 64
+    @OptionGroup var shape: DataShape
+
+    func run() throws {
+        let connection = try FrameSocket(path: socket)
+        var rng = SystemRandomNumberGenerator()
+        var sent = 0, received = 0
+        while received < shape.environments {
+            while sent < shape.environments, sent - received < window {
+                connection.write(shape.request(id: sent, rng: &rng, environment: sent + 1))
+                sent += 1
+            }
+            _ = connection.readFrame()
+            received += 1
+        }
+        print(#"{"environments": \#(received)}"#)
+    }
 }
 
 struct Latency: ParsableCommand {
@@ -151,14 +203,20 @@ struct Throughput: ParsableCommand {
                 var rng = SystemRandomNumberGenerator()
                 let frames = (0..<256).map { shape.request(id: $0, rng: &rng) }
                 var sent = 0, received = 0
-                for _ in 0..<depth { connection.write(frames[sent % frames.count]); sent += 1 }
-                while DispatchTime.now().uptimeNanoseconds < deadline {
-                    _ = connection.readFrame()
-                    received += 1
-                    connection.write(frames[sent % frames.count])
-                    sent += 1
+                // Keeps `depth` requests in flight; replies that arrive together are
+                // answered with one write carrying as many new requests.
+                func send(_ count: Int) {
+                    var batch: [UInt8] = []
+                    for _ in 0..<count { batch += frames[sent % frames.count]; sent += 1 }
+                    connection.write(batch)
                 }
-                while received < sent { _ = connection.readFrame(); received += 1 }
+                send(depth)
+                while DispatchTime.now().uptimeNanoseconds < deadline {
+                    let arrived = connection.readAvailableFrames()
+                    received += arrived
+                    send(arrived)
+                }
+                while received < sent { received += connection.readAvailableFrames() }
                 counts.set(c, received)
                 group.leave()
             }
