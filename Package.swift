@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "portierd", targets: ["portierd"]),
         .executable(name: "portier", targets: ["portier"]),
         .executable(name: "portier-bench", targets: ["portier-bench"]),
+        .executable(name: "portier-load", targets: ["portier-load"]),
         .library(name: "PortierClient", targets: ["PortierClient"]),
     ],
     dependencies: [
@@ -16,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // Pure rules and value types: no I/O.
@@ -128,6 +130,27 @@ let package = Package(
             ]
         ),
 
+        // The load generator's parts: data shapes, COPY seeding, the mixed load, reports.
+        .target(
+            name: "PortierLoad",
+            dependencies: [
+                "PortierDomain",
+                "PortierProtocol",
+                "PortierStorage",
+                "PortierService",
+                "PortierClient",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "portier-load",
+            dependencies: [
+                "PortierLoad",
+                "PortierStorage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
         // Shared by the test targets: a fresh migrated database per test, a running server.
         .target(
             name: "PortierTestSupport",
@@ -147,6 +170,9 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "PortierStorageTests", dependencies: ["PortierStorage", "PortierEmbeddedPostgres", "PortierTestSupport"]),
+        .testTarget(name: "PortierLoadTests", dependencies: [
+            "PortierLoad", "PortierClient", "PortierProtocol", "PortierStorage", "PortierTestSupport",
+        ]),
         .testTarget(name: "PortierServerTests", dependencies: [
             "PortierServer", "PortierClient", "PortierProtocol", "PortierStorage", "PortierTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),

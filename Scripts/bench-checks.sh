@@ -7,13 +7,14 @@
 #   3. the same question asked of PostgreSQL with pgbench (prepared, same clients),
 #   4. portierd `check.bulk` of 100 items (decisions per second),
 # and prints the ratios against the targets. Release builds only.
-# Options (environment): SECONDS_PER_RUN (default 5), CONNECTIONS (4), DEPTH (32).
+# Options (environment): SECONDS_PER_RUN (default 5), CONNECTIONS (default: one
+# per core, as many as pgbench gets), DEPTH (64 requests in flight per connection).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Scripts/setup.sh
 RUN=${SECONDS_PER_RUN:-5}
-CONNECTIONS=${CONNECTIONS:-4}
-DEPTH=${DEPTH:-32}
+CONNECTIONS=${CONNECTIONS:-$(nproc)}
+DEPTH=${DEPTH:-64}
 
 swift build -c release --product portierd
 swift build -c release --product portier-bench

@@ -60,7 +60,7 @@ public final class PasswordHasher: Sendable {
         return stored != nil && matches
     }
 
-    static func hash(_ password: String, parameters: Parameters) -> String {
+    public static func hash(_ password: String, parameters: Parameters) -> String {
         let salt = SymmetricKey(size: .bits128).withUnsafeBytes { Data($0) }
         let key = derive(password, salt: salt, parameters: parameters)
         return "scrypt$\(parameters.log2N)$\(parameters.blockSize)$\(parameters.parallelism)$\(salt.base64EncodedString())$\(key.base64EncodedString())"

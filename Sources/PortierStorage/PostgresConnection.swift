@@ -7,7 +7,7 @@ import Foundation
 /// `@unchecked Sendable` because `PGconn *` is a raw pointer; the pool hands a
 /// connection to exactly one caller at a time.
 public final class PostgresConnection: @unchecked Sendable {
-    private var raw: OpaquePointer?
+    private(set) var raw: OpaquePointer?  // internal: PostgresConnection+Copy.swift uses it
     private var prepared: [String: String] = [:]
     public let conninfo: String
 
@@ -91,7 +91,7 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
-    private func check(_ result: OpaquePointer?) throws {
+    func check(_ result: OpaquePointer?) throws {
         guard let result else {
             throw DatabaseError(kind: .connection, sqlState: nil, message: String(cString: PQerrorMessage(raw)))
         }

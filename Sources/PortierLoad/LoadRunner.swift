@@ -1,0 +1,157 @@
+import Foundation
+import PortierClient
+import PortierDomain
+import PortierProtocol
+import Synchronization
+
+/// How to drive a server.
+public struct LoadOptions: Sendable {
+    public var socket: String
+    /// The support socket, if the run may read activation tokens from the outbox.
+    public var supportSocket: String?
+    public var connections = 4
+    /// Requests in flight per connection.
+    public var depth = 16
+    /// Stop after this long…
+    public var duration: Duration = .seconds(60)
+    /// …or after this many requests, whichever comes first.
+    public var requests: Int?
+    /// Share of work items that are mutation flows (the rest are checks and lookups).
+    public var mutationShare = 0.05
+    /// Zipf exponent of the environment choice.
+    public var zipfExponent = 1.0
+
+    public init(socket: String) { self.socket = socket }
+}
+
+/// Drives a running `portierd` with a mix of reads and mutation flows over the
+/// seeded data (see `LoadPlan`), measuring every request and verifying every
+/// answer it can know:
+/// - a check or lookup in an environment no flow of this run has touched must
+///   equal what the plan says (the same pure rule the server applies);
+/// - inside a flow, a check sent with the revision token of the flow's own
+///   mutation must see that mutation (R-PRM-5).
+public final class LoadRunner: Sendable {
+    let plan: LoadPlan
+    let options: LoadOptions
+    let stats = LoadStats()
+    let environments: Zipf
+    /// Environments some flow has changed: their answers no longer follow the plan.
+    let touched = Mutex(Set<Int>())
+    /// Users, (user, organisation) and environment pairs a flow is working on.
+    let busy = Mutex(Set<[Int64]>())
+    let sequence = Atomic<Int>(0)
+    let issued = Atomic<Int>(0)
+
+    public init(plan: LoadPlan, options: LoadOptions) {
+        self.plan = plan
+        self.options = options
+        environments = Zipf(count: plan.environments.count, exponent: options.zipfExponent)
+    }
+
+    /// Runs until the duration or request count is reached; `progress` is called about once a second.
+    public func run(progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> LoadResults {
+        let started = ContinuousClock.now
+        let deadline = started + options.duration
+        let clients = try await (0..<options.connections).asyncMap { _ in try await PortierClient.connect(path: options.socket) }
+        let support = try await options.supportSocket.asyncMap { try await PortierClient.connect(path: $0) }
+        let reporter = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                let p = stats.progress
+                let seconds = (ContinuousClock.now - started).seconds
+                progress(String(format: "%6.0f s  %9d requests  %8.0f/s  %5d errors  %3d mismatches  p99 %6d µs",
+                                seconds, p.requests, Double(p.requests) / max(seconds, 0.001), p.errors, p.mismatches, p.p99))
+            }
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for client in clients {
+                for worker in 0..<options.depth {
+                    group.addTask { [self] in
+                        var rng = SplitMix(seed: plan.shape.seed &+ UInt64(worker) &* 7919 &+ UInt64(UInt(bitPattern: ObjectIdentifier(client).hashValue)))
+                        while ContinuousClock.now < deadline, claim() {
+                            await step(client, support: support, rng: &rng)
+                        }
+                    }
+                }
+            }
+        }
+        reporter.cancel()
+        for client in clients { await client.close() }
+        await support?.close()
+        var results = stats.snapshot
+        results.elapsedSeconds = (ContinuousClock.now - started).seconds
+        return results
+    }
+
+    /// Takes one unit of the request budget (always true without a count).
+    private func claim() -> Bool {
+        guard let limit = options.requests else { return true }
+        return issued.add(1, ordering: .relaxed).newValue <= limit
+    }
+
+    private func step(_ client: PortierClient, support: PortierClient?, rng: inout SplitMix) async {
+        if Double.random(in: 0..<1, using: &rng) < options.mutationShare {
+            switch Int.random(in: 0..<4, using: &rng) {
+            case 0: await membershipFlow(client, rng: &rng)
+            case 1: await roleFlow(client, rng: &rng)
+            case 2: await inviteFlow(client, support: support, rng: &rng)
+            default: await partnerFlow(client, rng: &rng)
+            }
+        } else {
+            await read(client, rng: &rng)
+        }
+    }
+
+    /// Sends one request, timing it and counting an error reply by its code.
+    func send(_ client: PortierClient, _ op: String, actor: String? = nil, params: JSONObject, consistency: Consistency? = nil) async -> Reply? {
+        let start = ContinuousClock.now
+        do {
+            let reply = try await client.send(op, actor: actor, params: params, consistency: consistency)
+            let micros = UInt64((ContinuousClock.now - start).microseconds)
+            if case .failure(let error) = reply.outcome {
+                stats.record(op, microseconds: micros, error: error.code.rawValue)
+            } else {
+                stats.record(op, microseconds: micros, error: nil)
+            }
+            return reply
+        } catch {
+            stats.record(op, microseconds: UInt64((ContinuousClock.now - start).microseconds), error: "connection")
+            return nil
+        }
+    }
+
+    func isTouched(_ environment: Int) -> Bool { touched.withLock { $0.contains(environment) } }
+    func touch(_ environments: Int...) { touched.withLock { for e in environments { $0.insert(e) } } }
+
+    /// Reserves `key` for one flow; false if another flow holds it.
+    func reserve(_ key: [Int64]) -> Bool { busy.withLock { $0.insert(key).inserted } }
+    func release(_ key: [Int64]) { _ = busy.withLock { $0.remove(key) } }
+
+    func nextEnvironment(_ rng: inout SplitMix) -> EnvironmentPlan { plan.environments[environments.next(using: &rng)] }
+}
+
+extension Reply {
+    var result: JSONObject? { if case .success(let result, _) = outcome { result } else { nil } }
+    var revision: String? { if case .success(_, let revision) = outcome { revision } else { nil } }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
+}
+
+extension Sequence {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for e in self { out.append(try await transform(e)) }
+        return out
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
+    }
+}

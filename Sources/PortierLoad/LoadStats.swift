@@ -1,0 +1,53 @@
+import Histogram
+import Synchronization
+
+/// What a run measured: latency per operation (HdrHistogram, microseconds),
+/// errors by operation and code, and answers that contradicted what the run
+/// knew to be true.
+public struct LoadResults: Sendable {
+    public var latency: [String: Histogram<UInt64>] = [:]
+    public var errors: [String: [String: Int]] = [:]
+    public var mismatches = 0
+    /// The first few mismatches, described.
+    public var mismatchSamples: [String] = []
+    public var elapsedSeconds = 0.0
+
+    public var requests: Int { latency.values.reduce(0) { $0 + Int($1.totalCount) } }
+    public var errorCount: Int { errors.values.reduce(0) { $0 + $1.values.reduce(0, +) } }
+
+    public var all: Histogram<UInt64> {
+        var total = Self.histogram()
+        for h in latency.values { total.add(h) }
+        return total
+    }
+
+    static func histogram() -> Histogram<UInt64> {
+        Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    }
+}
+
+/// Shared by a run's workers; one short lock per request.
+final class LoadStats: Sendable {
+    private let state = Mutex(LoadResults())
+
+    func record(_ op: String, microseconds: UInt64, error code: String?) {
+        state.withLock { s in
+            _ = s.latency[op, default: LoadResults.histogram()].record(max(1, microseconds))
+            if let code { s.errors[op, default: [:]][code, default: 0] += 1 }
+        }
+    }
+
+    func mismatch(_ description: String) {
+        state.withLock { s in
+            s.mismatches += 1
+            if s.mismatchSamples.count < 10 { s.mismatchSamples.append(description) }
+        }
+    }
+
+    var snapshot: LoadResults { state.withLock { $0 } }
+
+    /// Requests, errors and p99 so far, for the progress line.
+    var progress: (requests: Int, errors: Int, mismatches: Int, p99: UInt64) {
+        state.withLock { s in (s.requests, s.errorCount, s.mismatches, s.all.valueAtPercentile(99)) }
+    }
+}
