@@ -172,6 +172,8 @@ let package = Package(
         .testTarget(name: "PortierStorageTests", dependencies: ["PortierStorage", "PortierEmbeddedPostgres", "PortierTestSupport"]),
         .testTarget(name: "PortierLoadTests", dependencies: [
             "PortierLoad", "PortierClient", "PortierProtocol", "PortierStorage", "PortierTestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "PortierServerTests", dependencies: [
             "PortierServer", "PortierClient", "PortierProtocol", "PortierStorage", "PortierTestSupport",

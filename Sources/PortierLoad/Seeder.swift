@@ -39,12 +39,13 @@ public struct Seeder: Sendable {
     }
 
     /// Seeds `shape`; returns the manifest `run` needs. `progress` gets one line per step.
-    public func seed(_ shape: LoadShape, password: String, progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> LoadManifest {
+    public func seed(_ shape: LoadShape, password: String, hashing: PasswordHasher.Parameters = .default,
+                     progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> LoadManifest {
         let users = try PostgresConnection(conninfo: conninfo)
         let organisations = try PostgresConnection(conninfo: conninfo)
         let manifest = LoadManifest(shape: shape, base: try Self.nextBase(users), password: password)
         let plan = LoadPlan(manifest)
-        let hash = PasswordHasher.hash(password, parameters: .default)
+        let hash = PasswordHasher.hash(password, parameters: hashing)
         let at = Self.timestamp(daysAgo: 30)
         let failures = Mutex<[any Error]>([])
         DispatchQueue.concurrentPerform(iterations: 2) { side in

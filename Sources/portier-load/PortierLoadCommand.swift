@@ -49,6 +49,42 @@ struct Seed: ParsableCommand {
 }
 
 struct Run: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Drive a running portierd with a mixed load.")
-    func run() async throws {}
+    static let configuration = CommandConfiguration(
+        abstract: "Drive a running portierd with a mixed load over the seeded data; verify what can be known; report."
+    )
+    @Option(help: "The service socket.") var socket: String
+    @Option(help: "The support socket: lets invitation flows read activation tokens and activate.") var supportSocket: String?
+    @Option(help: "The manifest written by `seed`.") var manifest = "portier-load.json"
+    @Option(help: "Connections.") var connections = 4
+    @Option(help: "Requests in flight per connection.") var depth = 16
+    @Option(help: "Seconds to run (the run stops by itself).") var seconds = 60.0
+    @Option(help: "Stop after this many work items instead, if sooner.") var requests: Int?
+    @Option(help: "Share of mutation flows (invites, activations, member add/remove, role changes, partner flows).") var mutations = 0.05
+    @Option(help: "Zipf exponent of the choice of environments.") var zipf = 1.0
+    @Flag(help: "Print the report as JSON.") var json = false
+    @Option(help: "Write a latency-percentile plot (SVG) here.") var plot: String?
+    @Flag(help: "Exit non-zero when any answer contradicted what the run knew.") var strict = false
+
+    func run() async throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: manifest))
+        let plan = LoadPlan(try JSONDecoder().decode(LoadManifest.self, from: data))
+        var options = LoadOptions(socket: socket)
+        options.supportSocket = supportSocket
+        options.connections = connections
+        options.depth = depth
+        options.duration = .milliseconds(Int64(seconds * 1000))
+        options.requests = requests
+        options.mutationShare = mutations
+        options.zipfExponent = zipf
+        let live = !json && isatty(STDERR_FILENO) != 0
+        let results = try await LoadRunner(plan: plan, options: options).run { line in
+            // The live line goes to standard error, so standard output stays the report.
+            FileHandle.standardError.write(Data(((live ? "\r" : "") + line + (live ? "" : "\n")).utf8))
+        }
+        if live { FileHandle.standardError.write(Data("\n".utf8)) }
+        let report = LoadReport(results)
+        print(json ? report.json : report.table)
+        if let plot { try report.svg.write(toFile: plot, atomically: true, encoding: .utf8) }
+        if strict && results.mismatches > 0 { throw ExitCode(3) }
+    }
 }

@@ -1,0 +1,73 @@
+import NIOCore
+import NIOPosix
+import PortierLoad
+import PortierProtocol
+import PortierTestSupport
+import Testing
+
+@Suite("portier-load run: measures and verifies")
+struct RunTests {
+    @Test("R-PRM-5: a mixed run against a real server finds no wrong answer, and its flows' checks see their own mutations")
+    func mixedRunAgainstTheServer() async throws {
+        let (database, plan) = try await seeded()
+        let server = try await TestServer.start(database: database)
+        defer { Task { await server.stop() } }
+        var options = LoadOptions(socket: server.servicePath)
+        options.supportSocket = server.supportPath
+        options.connections = 2
+        options.depth = 4
+        options.duration = .seconds(30)
+        options.requests = 1500
+        options.mutationShare = 0.3
+        let results = try await LoadRunner(plan: plan, options: options).run()
+        #expect(results.mismatches == 0, "\(results.mismatchSamples)")
+        #expect((results.latency["check"]?.totalCount ?? 0) > 500)
+        for op in ["member.add", "member.remove", "user.set_role", "user.invite", "partnership.propose", "inbox.accept", "partnership.end"] {
+            #expect((results.latency[op]?.totalCount ?? 0) > 0, "no \(op) in the mix")
+        }
+        // Only the invitation rate limit may refuse work here (R-USR-13).
+        let codes = Set(results.errors.values.flatMap(\.keys))
+        #expect(codes.isSubset(of: ["rate_limited"]), "\(results.errors)")
+        let report = LoadReport(results)
+        #expect(report.table.contains("| check |"))
+        #expect(report.svg.hasPrefix("<svg") && report.svg.contains("polyline"))
+    }
+
+    @Test("R-PRM-3: the run's verification catches a server that answers every check with allowed")
+    func catchesALyingServer() async throws {
+        let (_, plan) = try await seeded()
+        let path = "/tmp/pt-liar-\(UInt32.random(in: 0...UInt32.max)).sock"
+        let liar = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([ByteToMessageHandler(FrameDecoder(maximumFrameBytes: 1 << 20)), Liar()])
+                }
+            }
+            .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        defer { liar.close(promise: nil) }
+        var options = LoadOptions(socket: path)
+        options.connections = 1
+        options.depth = 2
+        options.requests = 300
+        options.mutationShare = 0
+        let results = try await LoadRunner(plan: plan, options: options).run()
+        #expect(results.mismatches > 0)
+        #expect(results.mismatchSamples.first?.contains("expected") == true)
+    }
+}
+
+/// Answers every request as if everything were allowed and no lookup found anything.
+final class Liar: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var frame = unwrapInboundIn(data)
+        guard case .object(let request)? = try? JSONParser.parse(frame.readBytes(length: frame.readableBytes) ?? []) else { return }
+        let id: RequestID = request["id"]?.intValue.map { .int($0) } ?? .string(request["id"]?.stringValue ?? "")
+        let reply = Reply.success(id, ["allowed": true, "reason": "member", "organisations": [], "users": []])
+        var out = context.channel.allocator.buffer(capacity: 128)
+        out.writeReplyFrame(reply)
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+    }
+}
