@@ -25,8 +25,9 @@ public struct LoadPlan: Sendable {
         let n = shape.environments
         precondition(n > 0 && shape.users >= n && shape.organisations >= n, "every environment needs a user and an organisation")
 
-        // Sizes: Pareto (alpha 1.16, the 80/20 shape), capped so no environment swallows the total.
-        let rawUsers = (0..<n).map { _ in min(2000.0, pow(1 - Double.random(in: 0..<1, using: &rng), -1 / 1.16)) }
+        // Sizes: Pareto (alpha 1.16, the 80/20 shape), capped at 250× the smallest, so
+        // that at the full shape most environments have 15–50 users and the largest a few thousand.
+        let rawUsers = (0..<n).map { _ in min(250.0, pow(1 - Double.random(in: 0..<1, using: &rng), -1 / 1.16)) }
         let accountant = (0..<n).map { _ in Double.random(in: 0..<1, using: &rng) < shape.accountantShare }
         let users = Self.apportion(shape.users, weights: rawUsers)
         let organisations = Self.apportion(shape.organisations, weights: (0..<n).map {

@@ -16,7 +16,9 @@ public struct LoadOptions: Sendable {
     public var duration: Duration = .seconds(60)
     /// …or after this many requests, whichever comes first.
     public var requests: Int?
-    /// Share of work items that are mutation flows (the rest are checks and lookups).
+    /// Share of requests that are mutations (approximate: flows are chosen so
+    /// that their mutations make up this share; their checks and inbox reads
+    /// count as reads).
     public var mutationShare = 0.05
     /// Zipf exponent of the environment choice.
     public var zipfExponent = 1.0
@@ -42,6 +44,14 @@ public final class LoadRunner: Sendable {
     let busy = Mutex(Set<[Int64]>())
     let sequence = Atomic<Int>(0)
     let issued = Atomic<Int>(0)
+
+    /// Chance that a work item is a flow rather than one read. A flow averages
+    /// about 2.5 mutations among 4.75 requests, so for a share m of mutations
+    /// among requests: q·2.5 = m·(1 − q + 4.75·q).
+    var flowProbability: Double {
+        let m = min(max(options.mutationShare, 0), 0.5)
+        return min(1, m / (2.5 - 3.75 * m))
+    }
 
     public init(plan: LoadPlan, options: LoadOptions) {
         self.plan = plan
@@ -91,7 +101,7 @@ public final class LoadRunner: Sendable {
     }
 
     private func step(_ client: PortierClient, support: PortierClient?, rng: inout SplitMix) async {
-        if Double.random(in: 0..<1, using: &rng) < options.mutationShare {
+        if Double.random(in: 0..<1, using: &rng) < flowProbability {
             switch Int.random(in: 0..<4, using: &rng) {
             case 0: await membershipFlow(client, rng: &rng)
             case 1: await roleFlow(client, rng: &rng)

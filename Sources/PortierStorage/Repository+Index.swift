@@ -77,10 +77,14 @@ extension Transaction {
         if !memberships.isEmpty {
             for m in try query(
                 """
-                SELECT m.organisation_id, m.user_environment_id, m.user_id, m.role, m.status FROM memberships m
-                JOIN unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS k(organisation_id, user_environment_id, user_id)
-                  ON m.organisation_id = k.organisation_id AND m.user_environment_id = k.user_environment_id AND m.user_id = k.user_id
-                WHERE m.environment_id = $1
+                SELECT m.organisation_id, m.user_environment_id, m.user_id, m.role, m.status
+                FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS k(organisation_id, user_environment_id, user_id)
+                -- LATERAL: one primary-key probe per changed key, never a scan of a big environment.
+                JOIN LATERAL (
+                    SELECT * FROM memberships m
+                    WHERE m.environment_id = $1 AND m.organisation_id = k.organisation_id
+                      AND m.user_environment_id = k.user_environment_id AND m.user_id = k.user_id
+                ) m ON true
                 """,
                 [e, BigIntArray(memberships.map(\.organisation)), BigIntArray(memberships.map(\.user.environment.raw)), BigIntArray(memberships.map(\.user.id))]
             ).rows.map(Self.indexedMembership) {

@@ -69,16 +69,20 @@ extension Transaction {
     /// with the new revision, and notifies other instances on commit. Returns the
     /// new revision (R-PRM-5).
     public func bumpRevision(_ environment: EnvironmentID) throws -> RevisionToken {
+        // One round trip: bump, stamp this transaction's change-log rows, notify.
         let row = try query(
-            "UPDATE environments SET revision = revision + 1 WHERE environment_id = $1 RETURNING revision", [environment.raw]
+            """
+            WITH bumped AS (
+                UPDATE environments SET revision = revision + 1 WHERE environment_id = $1 RETURNING revision
+            ), stamped AS (
+                UPDATE index_changes SET revision = (SELECT revision FROM bumped) WHERE environment_id = $1 AND revision IS NULL
+            )
+            SELECT revision, pg_notify('\(Schema.revisionChannel)', 'env_' || $1::text || ':' || revision::text) FROM bumped
+            """,
+            [environment.raw]
         ).first
         guard let row else { throw DatabaseError(kind: .other, sqlState: nil, message: "environment vanished") }
         let token = RevisionToken(environment: environment, revision: try row.int64("revision"))
-        try query(
-            "UPDATE index_changes SET revision = $2 WHERE environment_id = $1 AND revision IS NULL",
-            [environment.raw, token.revision]
-        )
-        try query("SELECT pg_notify('\(Schema.revisionChannel)', $1)", [token.description])
         state.bumped.withLock { $0.append(token) }
         return token
     }

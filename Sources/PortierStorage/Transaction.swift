@@ -67,14 +67,16 @@ public struct Transaction: @unchecked Sendable {
         on connection: PostgresConnection, begin: String, environments: [EnvironmentID], state: TransactionState,
         _ body: (Transaction) throws -> R
     ) throws -> R {
+        // BEGIN and the environment scope in one round trip; the ids are integers
+        // of our own type, so writing them into the statement is safe.
+        let scope = environments.isEmpty ? "" : "; SET LOCAL app.environments = '{\(environments.map { String($0.raw) }.joined(separator: ","))}'"
         do {
-            try connection.execute(begin)
+            try connection.execute(begin + scope)
         } catch let error as DatabaseError where error.kind == .connection {
             throw DatabaseError(kind: .connection, sqlState: notStartedState, message: error.message)
         }
         let tx = Transaction(connection: connection, state: state)
         do {
-            if !environments.isEmpty { try tx.setEnvironments(environments) }
             let result = try body(tx)
             try tx.bumpForgottenEnvironments()
             try connection.execute("COMMIT")

@@ -10,7 +10,7 @@ struct PortierLoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portier-load",
         abstract: "Simulate many environments against Portier: seed data, run a mixed load, report.",
-        subcommands: [Seed.self, Run.self]
+        subcommands: [Seed.self, Warm.self, Run.self]
     )
 }
 
@@ -86,5 +86,22 @@ struct Run: AsyncParsableCommand {
         print(json ? report.json : report.table)
         if let plot { try report.svg.write(toFile: plot, atomically: true, encoding: .utf8) }
         if strict && results.mismatches > 0 { throw ExitCode(3) }
+    }
+}
+
+struct Warm: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the first check of cold environments, then load every environment (for resident memory at full scale)."
+    )
+    @Option(help: "The service socket.") var socket: String
+    @Option(help: "The manifest written by `seed`.") var manifest = "portier-load.json"
+    @Option(help: "Cold environments to time, one at a time, spread over all sizes.") var sample = 200
+
+    func run() async throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: manifest))
+        let plan = LoadPlan(try JSONDecoder().decode(LoadManifest.self, from: data))
+        let r = try await ColdStart(plan: plan, socket: socket).run(sample: sample)
+        print("cold first check (\(r.cold.totalCount) environments, one at a time): p50 \(r.cold.valueAtPercentile(50)) µs, p99 \(r.cold.valueAtPercentile(99)) µs, max \(r.cold.max) µs; largest sampled (\(r.largest.users) users): \(r.largest.microseconds) µs")
+        print("loaded the other \(r.loaded - Int(r.cold.totalCount)) environments in \(String(format: "%.1f", r.loadSeconds)) s")
     }
 }

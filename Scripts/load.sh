@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# portier-load end to end (issue: portier-load): seeds 10,000 environments /
+# 1,000,000 users / 100,000 organisations / 3,000,000 memberships into a
+# throwaway PostgreSQL, starts portierd (release), measures the first check of
+# cold environments, loads every environment and reports portierd's resident
+# memory, then runs a 60-second mixed load and prints its report.
+# Options (environment): LOAD_SECONDS (60), CONNECTIONS (4), DEPTH (16),
+# MUTATIONS (0.05), PLOT (an SVG path to write; default none), and the shape:
+# ENVIRONMENTS, USERS, ORGANISATIONS, MEMBERSHIPS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash Scripts/setup.sh
+swift build -c release --product portierd
+swift build -c release --product portier-load
+BIN=.build/release
+
+source Scripts/pg-throwaway.sh
+pg_throwaway_start
+WORK=$(mktemp -d /tmp/portier-load.XXXXXX)
+cleanup() {
+  [ -n "${PORTIERD_PID:-}" ] && { kill -TERM "$PORTIERD_PID" 2>/dev/null || true; wait "$PORTIERD_PID" 2>/dev/null || true; }
+  rm -rf "$WORK"
+  pg_throwaway_stop
+}
+trap cleanup EXIT
+
+DB="${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=load}"
+"$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE load"
+"$BIN/portierd" migrate --database-url "$DB" --log-level warning
+echo "== seed"
+"$BIN/portier-load" seed --database-url "$DB" --manifest "$WORK/manifest.json" \
+  --environments "${ENVIRONMENTS:-10000}" --users "${USERS:-1000000}" \
+  --organisations "${ORGANISATIONS:-100000}" --memberships "${MEMBERSHIPS:-3000000}"
+
+"$BIN/portierd" --database-url "$DB" --state-dir "$WORK/state" --log-level warning & PORTIERD_PID=$!
+for _ in $(seq 1 300); do [ -S "$WORK/state/portier.sock" ] && break; sleep 0.1; done
+rss() { awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' "/proc/$PORTIERD_PID/status"; }
+echo "== cold start (portierd resident memory before: $(rss))"
+"$BIN/portier-load" warm --socket "$WORK/state/portier.sock" --manifest "$WORK/manifest.json"
+echo "portierd resident memory with every environment loaded: $(rss)"
+
+echo "== mixed load"
+PLOT_ARGS=()
+[ -n "${PLOT:-}" ] && PLOT_ARGS=(--plot "$PLOT")
+"$BIN/portier-load" run --socket "$WORK/state/portier.sock" --support-socket "$WORK/state/support.sock" \
+  --manifest "$WORK/manifest.json" --seconds "${LOAD_SECONDS:-60}" --connections "${CONNECTIONS:-4}" \
+  --depth "${DEPTH:-16}" --mutations "${MUTATIONS:-0.05}" "${PLOT_ARGS[@]}"
+echo "portierd resident memory after the run: $(rss)"
+echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"
