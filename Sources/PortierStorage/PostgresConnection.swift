@@ -114,8 +114,7 @@ public final class PostgresConnection: @unchecked Sendable {
     private func readResult(_ result: OpaquePointer?) -> QueryResult {
         let rowCount = Int(PQntuples(result))
         let columnCount = Int(PQnfields(result))
-        var columns: [String: Int] = [:]
-        for c in 0..<columnCount { columns[String(cString: PQfname(result, Int32(c)))] = c }
+        let columns = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
         var rows: [Row] = []
         rows.reserveCapacity(rowCount)
         for r in 0..<rowCount {

@@ -35,11 +35,14 @@ public struct BigIntArray: PostgresBindable, Equatable {
 
 /// One row of a result, read by column name or position.
 public struct Row: Sendable {
-    let columns: [String: Int]
+    /// Column names, shared by all rows of a result. Found by a linear search:
+    /// results have a handful of short names, and comparing them is cheaper than
+    /// hashing one (loading a big environment reads millions of fields).
+    let columns: [String]
     let values: [String?]
 
     public subscript(_ column: String) -> String? {
-        guard let i = columns[column] else { preconditionFailure("no column \(column) in result") }
+        guard let i = columns.firstIndex(of: column) else { preconditionFailure("no column \(column) in result") }
         return values[i]
     }
 
