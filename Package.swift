@@ -151,6 +151,16 @@ let package = Package(
             ]
         ),
 
+        // libFuzzer drivers (built by Scripts/fuzz.sh with -DFUZZING and sanitizers).
+        .executableTarget(
+            name: "portier-fuzz",
+            dependencies: [
+                "PortierDomain",
+                "PortierProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+
         // Shared by the test targets: a fresh migrated database per test, a running server.
         .target(
             name: "PortierTestSupport",

@@ -10,9 +10,12 @@ struct DrainEvent: Sendable {}
 /// One client connection: frames in, replies out, many requests in flight.
 ///
 /// Event-loop confined. Reads stop while `maximumInFlight` requests are being
-/// worked on (backpressure instead of unbounded buffering); a frame started but
-/// not finished within the partial-frame timeout, or a connection idle for the
-/// idle timeout, is closed. Replies go out in completion order, matched by id.
+/// worked on, or while more than `maximumOutputBytes` of replies wait for the
+/// client to read them (backpressure instead of unbounded buffering); a client
+/// that leaves its replies unread for the write-stall timeout is cut off. A frame
+/// started but not finished within the partial-frame timeout, or a connection
+/// idle for the idle timeout, is closed. Replies go out in completion order,
+/// matched by id.
 final class ConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -42,6 +45,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// Last read or write, for the idle timeout (checked by a timer, not per event).
     private var lastActivity = NIODeadline.now()
     private var idleTimer: RepeatedTask?
+    /// Running while the client leaves more than `maximumOutputBytes` unread.
+    private var writeStallTimer: Scheduled<Void>?
 
     init(service: PortierService, socket: SocketKind, settings: ServerConfiguration, allowedUIDs: Set<UInt32>?,
          counter: ConnectionCounter, inFlightTotal: InFlightCounter, logger: Logger) {
@@ -97,6 +102,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         partialFrameTimer = nil
         idleTimer?.cancel()
         idleTimer = nil
+        writeStallTimer?.cancel()
+        writeStallTimer = nil
         if counted { counter.leave(); counted = false }
         context.fireChannelInactive()
     }
@@ -183,21 +190,59 @@ final class ConnectionHandler: ChannelDuplexHandler {
         } else {
             context.writeAndFlush(wrapOutboundOut(out), promise: nil)
         }
+        if !context.channel.isWritable,
+           let unread = context.channel.syncOptions.flatMap({ try? $0.getOption(.bufferedWritableBytes) }),
+           unread > 4 * settings.maximumOutputBytes {
+            cutOff(context: context, unread: unread)
+            return
+        }
         if buffer != nil { processFrames(context: context) }
         if draining, inFlight == 0, buffer == nil { context.close(promise: nil) }
-        if readWithheld, inFlight < settings.maximumInFlightPerConnection, !draining {
+        resumeReadingIfWithheld(context: context)
+    }
+
+    /// Backpressure: no new reads while the connection is at its in-flight bound
+    /// or its unread replies are past the output bound.
+    func read(context: ChannelHandlerContext) {
+        if inFlight >= settings.maximumInFlightPerConnection || draining || closing || !context.channel.isWritable {
+            readWithheld = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func resumeReadingIfWithheld(context: ChannelHandlerContext) {
+        if readWithheld, inFlight < settings.maximumInFlightPerConnection, !draining, !closing, context.channel.isWritable {
             readWithheld = false
             context.read()
         }
     }
 
-    /// Backpressure: no new reads while the connection is at its in-flight bound.
-    func read(context: ChannelHandlerContext) {
-        if inFlight >= settings.maximumInFlightPerConnection || draining || closing {
-            readWithheld = true
-        } else {
-            context.read()
+    /// The client's unread replies crossed the output bound (or fell back under it).
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            writeStallTimer?.cancel()
+            writeStallTimer = nil
+            resumeReadingIfWithheld(context: context)
+        } else if writeStallTimer == nil {
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            writeStallTimer = context.eventLoop.scheduleTask(in: settings.writeStallTimeout) {
+                let (handler, context) = bound.value
+                handler.cutOff(context: context, unread: nil)
+            }
         }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Closes a connection whose client does not read its replies.
+    private func cutOff(context: ChannelHandlerContext, unread: Int?) {
+        guard !closing else { return }
+        closing = true
+        logger.warning("cut off a client that does not read its replies", metadata: [
+            "socket": "\(socket.rawValue)", "peer": "\(peer.map(\.description) ?? "unknown")",
+            "unread_bytes": "\(unread.map(String.init) ?? "over \(settings.maximumOutputBytes)")",
+        ])
+        context.close(promise: nil)
     }
 
     private func updatePartialFrameTimer(context: ChannelHandlerContext) {

@@ -33,6 +33,13 @@ public struct ServerConfiguration: Sendable {
     public var partialFrameTimeout: TimeAmount
     /// How long a graceful stop waits for in-flight requests.
     public var shutdownGracePeriod: TimeAmount
+    /// Replies waiting to be read by a client: past this, the server stops
+    /// reading that client's requests; past four times this (replies of
+    /// requests already in flight), it closes the connection.
+    public var maximumOutputBytes: Int
+    /// A client whose replies stay past `maximumOutputBytes` this long (it does
+    /// not read them) is cut off.
+    public var writeStallTimeout: TimeAmount
 
     public init(
         service: Socket, support: Socket,
@@ -41,7 +48,9 @@ public struct ServerConfiguration: Sendable {
         maximumConnections: Int = 1024,
         idleTimeout: TimeAmount = .seconds(300),
         partialFrameTimeout: TimeAmount = .seconds(10),
-        shutdownGracePeriod: TimeAmount = .seconds(10)
+        shutdownGracePeriod: TimeAmount = .seconds(10),
+        maximumOutputBytes: Int = 1 << 20,
+        writeStallTimeout: TimeAmount = .seconds(10)
     ) {
         self.service = service
         self.support = support
@@ -51,6 +60,8 @@ public struct ServerConfiguration: Sendable {
         self.idleTimeout = idleTimeout
         self.partialFrameTimeout = partialFrameTimeout
         self.shutdownGracePeriod = shutdownGracePeriod
+        self.maximumOutputBytes = maximumOutputBytes
+        self.writeStallTimeout = writeStallTimeout
     }
 
     /// The layout of SPEC §12: `<state>/portier.sock` and `<state>/support.sock`.
