@@ -186,7 +186,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "PortierServerTests", dependencies: [
-            "PortierServer", "PortierClient", "PortierProtocol", "PortierStorage", "PortierTestSupport",
+            "PortierServer", "PortierClient", "PortierProtocol", "PortierStorage", "PortierTestSupport", "PortierEmbeddedPostgres",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),

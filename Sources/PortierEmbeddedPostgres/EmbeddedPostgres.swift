@@ -43,10 +43,38 @@ public struct EmbeddedPostgres: Sendable {
             logger.info("embedded PostgreSQL already running; reusing it", metadata: ["data": "\(dataDirectory)"])
             return
         }
-        // pg_ctl copes with a stale postmaster.pid whose process is gone.
+        // A crashed postmaster leaves postmaster.pid behind; if its process is a
+        // zombie not yet reaped, PostgreSQL would take it for alive and refuse to start.
+        let pidFile = dataDirectory + "/postmaster.pid"
+        if FileManager.default.fileExists(atPath: pidFile) {
+            logger.warning("removing the stale postmaster.pid of a PostgreSQL that is gone", metadata: ["data": "\(dataDirectory)"])
+            try? FileManager.default.removeItem(atPath: pidFile)
+        }
         let options = "-c listen_addresses='' -k \(dataDirectory) -p \(Self.port) -c unix_socket_permissions=0700"
-        try run("pg_ctl", ["-D", dataDirectory, "-l", dataDirectory + "/server.log", "-w", "-t", "60", "-o", options, "start"])
+        // Backends of a crashed postmaster hold its shared memory for a moment
+        // after it died; PostgreSQL then refuses to start: try again shortly.
+        for attempt in 1...5 {
+            do {
+                try run("pg_ctl", ["-D", dataDirectory, "-l", dataDirectory + "/server.log", "-w", "-t", "60", "-o", options, "start"])
+                break
+            } catch where attempt < 5 {
+                logger.warning("embedded PostgreSQL did not start; retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
+                Thread.sleep(forTimeInterval: 1)
+            }
+        }
         logger.info("embedded PostgreSQL started", metadata: ["data": "\(dataDirectory)"])
+    }
+
+    /// The pid in postmaster.pid, if that process exists and is not a zombie.
+    private func livePostmasterPID() -> Int32? {
+        guard let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8),
+              let first = text.split(separator: "\n").first, let pid = Int32(first), pid > 0, kill(pid, 0) == 0 || errno == EPERM else { return nil }
+        // /proc/<pid>/stat: "pid (comm) S …"; Z is a zombie.
+        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+           let close = stat.lastIndex(of: ")"), stat[stat.index(close, offsetBy: 2)] == "Z" {
+            return nil
+        }
+        return pid
     }
 
     /// Stops the cluster (fast mode: active transactions roll back).
@@ -60,8 +88,10 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     public func isRunning() throws -> Bool {
-        // pg_ctl status: 0 running, 3 not running, 4 no data folder.
-        (try? run("pg_ctl", ["-D", dataDirectory, "status"], quiet: true)) != nil
+        // pg_ctl status: 0 running, 3 not running, 4 no data folder. It counts a
+        // zombie postmaster as running, hence the check of the process first.
+        guard livePostmasterPID() != nil else { return false }
+        return (try? run("pg_ctl", ["-D", dataDirectory, "status"], quiet: true)) != nil
     }
 
     private func prepareForPostgresUser() throws {

@@ -22,6 +22,8 @@ public struct LoadOptions: Sendable {
     public var mutationShare = 0.05
     /// Zipf exponent of the environment choice.
     public var zipfExponent = 1.0
+    /// Keep every acknowledged mutation in the results (for crash checks).
+    public var recordAcknowledged = false
 
     public init(socket: String) { self.socket = socket }
 }
@@ -79,7 +81,8 @@ public final class LoadRunner: Sendable {
                 for worker in 0..<options.depth {
                     group.addTask { [self] in
                         var rng = SplitMix(seed: plan.shape.seed &+ UInt64(worker) &* 7919 &+ UInt64(UInt(bitPattern: ObjectIdentifier(client).hashValue)))
-                        while ContinuousClock.now < deadline, claim() {
+                        // A worker whose connection is gone (server stopped or killed) stops.
+                        while ContinuousClock.now < deadline, client.isConnected, claim() {
                             await step(client, support: support, rng: &rng)
                         }
                     }
@@ -119,10 +122,14 @@ public final class LoadRunner: Sendable {
         do {
             let reply = try await client.send(op, actor: actor, params: params, consistency: consistency)
             let micros = UInt64((ContinuousClock.now - start).microseconds)
-            if case .failure(let error) = reply.outcome {
+            switch reply.outcome {
+            case .failure(let error):
                 stats.record(op, microseconds: micros, error: error.code.rawValue)
-            } else {
+            case .success(_, let revision):
                 stats.record(op, microseconds: micros, error: nil)
+                if options.recordAcknowledged, let revision, !Self.reads.contains(op) {
+                    stats.acknowledged(AcknowledgedMutation(op: op, revision: revision, email: op == "user.invite" ? params["email"]?.stringValue : nil))
+                }
             }
             return reply
         } catch {
@@ -130,6 +137,9 @@ public final class LoadRunner: Sendable {
             return nil
         }
     }
+
+    /// Operations that change nothing (their replies may carry a revision too).
+    static let reads: Set<String> = ["check", "check.bulk", "lookup.organisations", "lookup.users", "inbox.list", "outbox.list"]
 
     func isTouched(_ environment: Int) -> Bool { touched.withLock { $0.contains(environment) } }
     func touch(_ environments: Int...) { touched.withLock { for e in environments { $0.insert(e) } } }

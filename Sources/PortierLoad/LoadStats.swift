@@ -11,6 +11,8 @@ public struct LoadResults: Sendable {
     /// The first few mismatches, described.
     public var mismatchSamples: [String] = []
     public var elapsedSeconds = 0.0
+    /// Mutations whose success reply arrived (kept when `LoadOptions.recordAcknowledged`).
+    public var acknowledged: [AcknowledgedMutation] = []
 
     public var requests: Int { latency.values.reduce(0) { $0 + Int($1.totalCount) } }
     public var errorCount: Int { errors.values.reduce(0) { $0 + $1.values.reduce(0, +) } }
@@ -44,10 +46,37 @@ final class LoadStats: Sendable {
         }
     }
 
+    func acknowledged(_ mutation: AcknowledgedMutation) {
+        state.withLock { $0.acknowledged.append(mutation) }
+    }
+
     var snapshot: LoadResults { state.withLock { $0 } }
 
     /// Requests, errors and p99 so far, for the progress line.
     var progress: (requests: Int, errors: Int, mismatches: Int, p99: UInt64) {
         state.withLock { s in (s.requests, s.errorCount, s.mismatches, s.all.valueAtPercentile(99)) }
+    }
+}
+
+/// A mutation the server acknowledged: its operation, the revision token of its
+/// reply and, for invitations, the address invited. One tab-separated line each
+/// in the file `run --acknowledged` writes.
+public struct AcknowledgedMutation: Sendable, Equatable {
+    public var op: String
+    public var revision: String
+    public var email: String?
+
+    public init(op: String, revision: String, email: String?) {
+        self.op = op
+        self.revision = revision
+        self.email = email
+    }
+
+    public var line: String { [op, revision, email ?? ""].joined(separator: "\t") }
+
+    public init?(line: Substring) {
+        let parts = line.split(separator: "\t", omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
+        self.init(op: String(parts[0]), revision: String(parts[1]), email: parts[2].isEmpty ? nil : String(parts[2]))
     }
 }

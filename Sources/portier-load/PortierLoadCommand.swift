@@ -10,7 +10,7 @@ struct PortierLoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portier-load",
         abstract: "Simulate many environments against Portier: seed data, run a mixed load, report.",
-        subcommands: [Seed.self, Warm.self, Run.self]
+        subcommands: [Seed.self, Warm.self, Run.self, Verify.self]
     )
 }
 
@@ -64,6 +64,7 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Print the report as JSON.") var json = false
     @Option(help: "Write a latency-percentile plot (SVG) here.") var plot: String?
     @Flag(help: "Exit non-zero when any answer contradicted what the run knew.") var strict = false
+    @Option(help: "Write every acknowledged mutation here (one line each), for `verify` after a crash.") var acknowledged: String?
 
     func run() async throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: manifest))
@@ -76,6 +77,7 @@ struct Run: AsyncParsableCommand {
         options.requests = requests
         options.mutationShare = mutations
         options.zipfExponent = zipf
+        options.recordAcknowledged = acknowledged != nil
         let live = !json && isatty(STDERR_FILENO) != 0
         let results = try await LoadRunner(plan: plan, options: options).run { line in
             // The live line goes to standard error, so standard output stays the report.
@@ -85,6 +87,9 @@ struct Run: AsyncParsableCommand {
         let report = LoadReport(results)
         print(json ? report.json : report.table)
         if let plot { try report.svg.write(toFile: plot, atomically: true, encoding: .utf8) }
+        if let acknowledged {
+            try results.acknowledged.map { $0.line + "\n" }.joined().write(toFile: acknowledged, atomically: true, encoding: .utf8)
+        }
         if strict && results.mismatches > 0 { throw ExitCode(3) }
     }
 }
@@ -103,5 +108,24 @@ struct Warm: AsyncParsableCommand {
         let r = try await ColdStart(plan: plan, socket: socket).run(sample: sample)
         print("cold first check (\(r.cold.totalCount) environments, one at a time): p50 \(r.cold.valueAtPercentile(50)) µs, p99 \(r.cold.valueAtPercentile(99)) µs, max \(r.cold.max) µs; largest sampled (\(r.largest.users) users): \(r.largest.microseconds) µs")
         print("loaded the other \(r.loaded - Int(r.cold.totalCount)) environments in \(String(format: "%.1f", r.loadSeconds)) s")
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check that every mutation a run saw acknowledged is in the database (after a crash or an outage)."
+    )
+    @Option(help: "libpq connection string (default: $PORTIER_DATABASE_URL).") var databaseURL: String?
+    @Option(help: "The file `run --acknowledged` wrote.") var acknowledged: String
+
+    func run() throws {
+        guard let url = databaseURL ?? ProcessInfo.processInfo.environment["PORTIER_DATABASE_URL"] else {
+            throw ValidationError("give --database-url or set PORTIER_DATABASE_URL")
+        }
+        let entries = try String(contentsOfFile: acknowledged, encoding: .utf8).split(separator: "\n").compactMap(AcknowledgedMutation.init(line:))
+        let outcome = try AcknowledgedCheck.verify(entries, conninfo: url)
+        print("\(outcome.mutations) acknowledged mutations: \(outcome.committed) committed (revision reached); \(outcome.invitations) invitations: \(outcome.invitationsComplete) with user, audit event and activation message")
+        for line in outcome.missing.prefix(20) { print("MISSING: \(line)") }
+        if !outcome.ok { throw ExitCode(1) }
     }
 }

@@ -13,6 +13,12 @@ public struct TestDatabase: Sendable {
 
     public static let logger = Logger(label: "test")
 
+    /// A database prepared elsewhere (e.g. on a private cluster a test stops and starts).
+    public init(ownerConninfo: String, name: String) {
+        self.ownerConninfo = ownerConninfo
+        self.name = name
+    }
+
     /// An empty database with no migrations applied; returns its connection string.
     public static func createEmpty() async throws -> String {
         conninfo(database: try await TemplateKeeper.shared.emptyDatabase())
