@@ -124,6 +124,7 @@ let package = Package(
             name: "portier-bench",
             dependencies: [
                 "PortierProtocol",
+                "PortierService",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

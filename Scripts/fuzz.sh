@@ -28,7 +28,7 @@ for target in "${TARGETS[@]}"; do
   limit=(-max_total_time="$SECONDS_PER_TARGET")
   [ -n "${RUNS:-}" ] && limit=(-runs="$RUNS")
   log=.build-fuzz/$target.log
-  echo "== $target (${RUNS:+$RUNS runs}${RUNS:-$SECONDS_PER_TARGET s})"
+  if [ -n "${RUNS:-}" ]; then echo "== $target ($RUNS runs)"; else echo "== $target ($SECONDS_PER_TARGET s)"; fi
   if SWIFT_BACKTRACE=enable=no "$BIN" "$target" "${limit[@]}" -print_final_stats=1 -max_len=4096 \
        -artifact_prefix=.build-fuzz/artifacts/$target- "$corpus" "Tests/Fuzz/corpus/$target" >"$log" 2>&1; then
     echo "no findings"

@@ -17,7 +17,14 @@ cleanup() {
 trap cleanup EXIT
 
 swift build --build-tests
-swift test --skip-build "$@"
+# The whole run's output (server logs included) is kept and searched for the
+# password the tests use: it must never be logged (SPEC §12, R-USR-4).
+swift test --skip-build "$@" 2>&1 | tee "$LIVE_DIR/test-output.log"
+[ "${PIPESTATUS[0]}" = 0 ] || exit 1
+if grep -F -q "correct horse battery" "$LIVE_DIR/test-output.log"; then
+  echo "a password appears in the test run's output" >&2
+  exit 1
+fi
 
 python3 Scripts/validate-protocol.py
 "$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE protocol_live"

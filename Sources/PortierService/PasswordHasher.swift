@@ -16,6 +16,12 @@ public final class PasswordHasher: Sendable {
         public var blockSize: Int
         public var parallelism: Int
 
+        public init(log2N: Int, blockSize: Int, parallelism: Int) {
+            self.log2N = log2N
+            self.blockSize = blockSize
+            self.parallelism = parallelism
+        }
+
         /// N = 2^15, r = 8, p = 1: 32 MiB per hash (OWASP's scrypt minimum is 2^17 with r 8 at p 1,
         /// or 2^15 at lower memory; measured cost is in the docs).
         public static let `default` = Parameters(log2N: 15, blockSize: 8, parallelism: 1)

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import PortierProtocol
+import PortierService
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,7 +15,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portier-bench",
         abstract: "Benchmark permission checks against the floor of a Unix-socket round trip.",
-        subcommands: [Echo.self, Warm.self, Latency.self, Throughput.self]
+        subcommands: [Echo.self, Warm.self, Latency.self, Throughput.self, PasswordCost.self]
     )
 }
 
@@ -266,5 +267,23 @@ final class EchoHandler: ChannelInboundHandler, Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
+    }
+}
+
+/// What one password hash costs here with the parameters portierd uses (R-USR-4).
+struct PasswordCost: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "password-cost", abstract: "Time scrypt with portierd's default parameters.")
+    @Option var hashes = 10
+
+    func run() throws {
+        let parameters = PasswordHasher.Parameters.default
+        var times: [Double] = []
+        for i in 0..<hashes {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = PasswordHasher.hash("password \(i)", parameters: parameters)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        times.sort()
+        print("scrypt N=2^\(parameters.log2N) r=\(parameters.blockSize) p=\(parameters.parallelism) (\((128 * parameters.blockSize * (1 << parameters.log2N)) >> 20) MiB): median \(String(format: "%.1f", times[times.count / 2])) ms, min \(String(format: "%.1f", times[0])) ms over \(hashes) hashes")
     }
 }

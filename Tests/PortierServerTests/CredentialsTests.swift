@@ -117,6 +117,28 @@ struct CredentialsTests {
         }
     }
 
+    @Test("R-USR-4: an unknown email costs a password hash too, so timing does not tell which emails exist")
+    func unknownEmailCostsAHash() async throws {
+        // Parameters costly enough that the hash dominates a request, even in a debug build.
+        try await withClient(configure: { _, settings in settings.passwordHashing = .init(log2N: 13, blockSize: 8, parallelism: 1) }) { _, client in
+            let s = Scenario(client)
+            try await s.activeUser("alice@acme.test")
+            func median(_ email: String) async throws -> Duration {
+                var times: [Duration] = []
+                for _ in 0..<5 {
+                    let start = ContinuousClock.now
+                    _ = try await client.send("user.authenticate", params: ["email": .string(email), "password": "not the password"])
+                    times.append(ContinuousClock.now - start)
+                }
+                return times.sorted()[2]
+            }
+            let known = try await median("alice@acme.test")
+            let unknown = try await median("nobody@acme.test")
+            #expect(known > .milliseconds(5), "the hash is too cheap to compare: \(known)")
+            #expect(unknown > known / 2, "unknown email answered in \(unknown), a known one in \(known)")
+        }
+    }
+
     @Test("R-USR-4: a blocked user with the right password gets blocked; with a wrong one, invalid_credentials")
     func blockedUser() async throws {
         try await withClient { server, client in

@@ -29,6 +29,7 @@ public final class TestServer: Sendable {
     /// Starts a server; `configure` may change transport and service settings.
     public static func start(
         database: TestDatabase? = nil,
+        logger: Logger = TestDatabase.logger,
         configure: (inout ServerConfiguration, inout ServiceConfiguration) -> Void = { _, _ in }
     ) async throws -> TestServer {
         let database = if let database { database } else { try await TestDatabase.create() }
@@ -40,10 +41,10 @@ public final class TestServer: Sendable {
         configure(&transport, &settings)
         settings.frameLimits = transport.frameLimits
         settings.maximumInFlightPerConnection = transport.maximumInFlightPerConnection
-        let pool = database.makePool()
-        let service = PortierService(pool: pool, configuration: settings, logger: TestDatabase.logger)
+        let pool = ConnectionPool(configuration: DatabaseConfiguration(conninfo: database.ownerConninfo, poolSize: 4), logger: logger)
+        let service = PortierService(pool: pool, configuration: settings, logger: logger)
         service.startSynchronisation()
-        let server = PortierServer(configuration: transport, service: service, logger: TestDatabase.logger)
+        let server = PortierServer(configuration: transport, service: service, logger: logger)
         try await server.start()
         return TestServer(database: database, directory: directory, server: server, service: service, pool: pool)
     }
