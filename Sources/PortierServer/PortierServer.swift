@@ -40,6 +40,7 @@ public final class PortierServer: Service, Sendable {
             let channel = try await bootstrap(kind, allowedUIDs: socket.allowedUIDs)
                 .bind(unixDomainSocketPath: socket.path, cleanupExistingSocketFile: false).get()
             try SocketFile.setMode(socket.path, socket.mode)
+            if let group = socket.group { try SocketFile.setGroup(socket.path, group) }
             state.withLock { $0.listeners.append(channel) }
             logger.info("listening", metadata: ["socket": "\(kind.rawValue)", "path": "\(socket.path)"])
         }

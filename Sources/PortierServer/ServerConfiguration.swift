@@ -11,11 +11,15 @@ public struct ServerConfiguration: Sendable {
         public var mode: UInt32
         /// If set, only peers with these uids (SO_PEERCRED) are served.
         public var allowedUIDs: Set<UInt32>?
+        /// If set, the socket file's group (a name or a numeric gid): with mode
+        /// 0660, the members of this group may connect.
+        public var group: String?
 
-        public init(path: String, mode: UInt32, allowedUIDs: Set<UInt32>? = nil) {
+        public init(path: String, mode: UInt32, allowedUIDs: Set<UInt32>? = nil, group: String? = nil) {
             self.path = path
             self.mode = mode
             self.allowedUIDs = allowedUIDs
+            self.group = group
         }
     }
 

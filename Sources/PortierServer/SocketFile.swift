@@ -38,6 +38,23 @@ enum SocketFile {
     }
 }
 
+extension SocketFile {
+    /// Gives the socket file to `group` (a name or a numeric gid).
+    static func setGroup(_ path: String, _ group: String) throws(ServerError) {
+        let gid: gid_t
+        if let number = gid_t(group) {
+            gid = number
+        } else if let entry = getgrnam(group) {
+            gid = entry.pointee.gr_gid
+        } else {
+            throw ServerError("no group \(group) for \(path)")
+        }
+        guard chown(path, uid_t.max, gid) == 0 else {
+            throw ServerError("cannot give \(path) to group \(group): errno \(errno)")
+        }
+    }
+}
+
 /// A transport failure at start-up, with a message for the operator.
 public struct ServerError: Error, CustomStringConvertible, Sendable {
     public let message: String

@@ -103,6 +103,12 @@ struct Run: AsyncParsableCommand {
     @Option(help: "File mode of the support socket (octal).")
     var supportSocketMode: String = "600"
 
+    @Option(help: "Group of the service socket file (name or gid); default: the server's group.")
+    var serviceSocketGroup: String?
+
+    @Option(help: "Group of the support socket file (name or gid); default: the server's group.")
+    var supportSocketGroup: String?
+
     @Option(help: "Only these peer uids may use the service socket (repeatable).")
     var serviceAllowUID: [UInt32] = []
 
@@ -129,6 +135,8 @@ struct Run: AsyncParsableCommand {
         }
         server.service.mode = serviceMode
         server.support.mode = supportMode
+        server.service.group = serviceSocketGroup
+        server.support.group = supportSocketGroup
         server.service.allowedUIDs = serviceAllowUID.isEmpty ? nil : Set(serviceAllowUID)
         server.support.allowedUIDs = supportAllowUID.isEmpty ? nil : Set(supportAllowUID)
         server.frameLimits.maximumFrameBytes = maxFrameBytes

@@ -198,6 +198,22 @@ struct TransportTests {
         }
     }
 
+    @Test("socket files get a configured group (by name or gid) and mode")
+    func socketGroups() async throws {
+        // The daemon group (gid 1) exists on every Debian system.
+        try await withServer(configure: { transport, _ in
+            transport.service.group = "daemon"
+            transport.support.group = "1"
+            transport.support.mode = 0o660
+        }) { server in
+            let service = try FileManager.default.attributesOfItem(atPath: server.servicePath)
+            let support = try FileManager.default.attributesOfItem(atPath: server.supportPath)
+            #expect(service[.groupOwnerAccountName] as? String == "daemon")
+            #expect((support[.groupOwnerAccountID] as? NSNumber)?.intValue == 1)
+            #expect(support[.posixPermissions] as? Int == 0o660)
+        }
+    }
+
     @Test("a second server on the same sockets is refused with a clear message")
     func socketInUse() async throws {
         try await withServer { server in
