@@ -42,4 +42,27 @@ struct MigrationTests {
             #expect(try row.bool("relrowsecurity") && row.bool("relforcerowsecurity"), "\(name) must force row-level security")
         }
     }
+
+    @Test("Citus (Deploy/citus): every foreign key between tenant tables starts with environment_id on both sides, so distributed tables stay co-located")
+    func foreignKeysCarryTheEnvironment() async throws {
+        let db = try await TestDatabase.create()
+        let rows = try db.owner("""
+            SELECT c.conname, src.relname AS source, dst.relname AS target,
+                   (SELECT attname FROM pg_attribute WHERE attrelid = c.conrelid AND attnum = c.conkey[1]) AS source_first,
+                   (SELECT attname FROM pg_attribute WHERE attrelid = c.confrelid AND attnum = c.confkey[1]) AS target_first
+            FROM pg_constraint c
+            JOIN pg_class src ON src.oid = c.conrelid
+            JOIN pg_class dst ON dst.oid = c.confrelid
+            JOIN pg_namespace n ON n.oid = src.relnamespace
+            WHERE c.contype = 'f' AND n.nspname = 'public'
+            """).rows
+        #expect(rows.count >= 8)
+        for row in rows {
+            let source = try row.string("source"), target = try row.string("target")
+            #expect(!Schema.globalTables.contains(source) && !Schema.globalTables.contains(target),
+                    "\(row["conname"] ?? ""): foreign keys between global and tenant tables cannot be distributed")
+            #expect(row["source_first"] == "environment_id" && row["target_first"] == "environment_id",
+                    "\(row["conname"] ?? ""): \(source) → \(target) must start with environment_id on both sides")
+        }
+    }
 }
