@@ -127,9 +127,13 @@ struct Run: AsyncParsableCommand {
     @Option(help: "A mail domain to treat as shared, in addition to the built-in list (repeatable).")
     var sharedDomain: [String] = []
 
+    @Option(help: "Folder for the two sockets (portier.sock, support.sock), e.g. systemd's RuntimeDirectory; default: --state-dir.")
+    var socketDir: String?
+
     func run() async throws {
         let logger = common.makeLogger()
-        var server = ServerConfiguration.standard(stateDirectory: common.absoluteStateDir)
+        let sockets = socketDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? common.absoluteStateDir
+        var server = ServerConfiguration.standard(stateDirectory: sockets)
         guard let serviceMode = UInt32(serviceSocketMode, radix: 8), let supportMode = UInt32(supportSocketMode, radix: 8) else {
             throw ValidationError("socket modes are octal numbers, e.g. 660")
         }
@@ -146,6 +150,7 @@ struct Run: AsyncParsableCommand {
         server.partialFrameTimeout = .seconds(partialFrameTimeout)
 
         try FileManager.default.createDirectory(atPath: common.absoluteStateDir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: sockets, withIntermediateDirectories: true)
         do {
             try PortierServer.ensureSocketsAvailable(server)
         } catch {
