@@ -34,7 +34,8 @@ extension LoadRunner {
     }
 
     /// member.add, check (allowed), member.remove, check (denied).
-    func membershipFlow(_ client: PortierClient, rng: inout SplitMix) async {
+    func membershipFlow(_ clients: Clients, rng: inout SplitMix) async {
+        let client = clients.own
         let env = nextEnvironment(&rng)
         guard let user = reserveActiveUser(env, rng: &rng) else { return }
         defer { release([0, user]) }
@@ -45,13 +46,15 @@ extension LoadRunner {
         let member = userRef(env, user)
         let added = await send(client, "member.add", actor: creator(env), params: ["organisation": .string(org), "user": .string(member)])
         guard let added, added.result != nil else { return }
-        await expect(client, true, user: member, .documentsView, organisation: org, after: added.revision, "after member.add")
+        if clients.separate { await convergence(clients.peer, user: member, organisation: org) }
+        await expect(clients.peer, true, user: member, .documentsView, organisation: org, after: added.revision, "after member.add")
         let removed = await send(client, "member.remove", actor: creator(env), params: ["organisation": .string(org), "user": .string(member)])
-        await expect(client, false, user: member, .documentsView, organisation: org, after: removed?.revision, "after member.remove")
+        await expect(clients.peer, false, user: member, .documentsView, organisation: org, after: removed?.revision, "after member.remove")
     }
 
     /// user.set_role advanced, check (allowed), back to basic, check (denied).
-    func roleFlow(_ client: PortierClient, rng: inout SplitMix) async {
+    func roleFlow(_ clients: Clients, rng: inout SplitMix) async {
+        let client = clients.own
         let env = nextEnvironment(&rng)
         guard let user = reserveActiveUser(env, role: .basic, rng: &rng) else { return }
         defer { release([0, user]) }
@@ -59,21 +62,22 @@ extension LoadRunner {
         let ref = userRef(env, user)
         let promoted = await send(client, "user.set_role", actor: creator(env), params: ["user": .string(ref), "role": "advanced"])
         guard let promoted, promoted.result != nil else { return }
-        await expect(client, true, user: ref, .partnershipsManage, after: promoted.revision, "after user.set_role advanced")
+        await expect(clients.peer, true, user: ref, .partnershipsManage, after: promoted.revision, "after user.set_role advanced")
         let demoted = await send(client, "user.set_role", actor: creator(env), params: ["user": .string(ref), "role": "basic"])
-        await expect(client, false, user: ref, .partnershipsManage, after: demoted?.revision, "after user.set_role basic")
+        await expect(clients.peer, false, user: ref, .partnershipsManage, after: demoted?.revision, "after user.set_role basic")
     }
 
     /// user.invite of a new address, check (denied: not activated); with the
     /// support socket, now and then, the activation token from the outbox and user.activate.
-    func inviteFlow(_ client: PortierClient, support: PortierClient?, rng: inout SplitMix) async {
+    func inviteFlow(_ clients: Clients, support: PortierClient?, rng: inout SplitMix) async {
+        let client = clients.own
         let env = nextEnvironment(&rng)
         touch(env.index)
         let n = sequence.add(1, ordering: .relaxed).newValue
         let email = "load-\(plan.shape.seed)-\(n)-\(UInt32.random(in: 0...UInt32.max, using: &rng))@\(env.domain)"
         guard let invited = await send(client, "user.invite", actor: creator(env), params: ["email": .string(email)]),
               let user = invited.result?["user"]?.objectValue?["id"]?.stringValue else { return }
-        await expect(client, false, user: user, .documentsView, organisation: "org_\(env.id.raw)_\(env.firstOrganisation)", after: invited.revision, "after user.invite")
+        await expect(clients.peer, false, user: user, .documentsView, organisation: "org_\(env.id.raw)_\(env.firstOrganisation)", after: invited.revision, "after user.invite")
         // Activation hashes a password (scrypt, tens of ms by design): one invitation in ten.
         guard let support, Int.random(in: 0..<10, using: &rng) == 0,
               let page = await send(support, "outbox.list", params: ["limit": 1000])?.result,
@@ -94,7 +98,8 @@ extension LoadRunner {
     /// partnership.propose, inbox.accept by the partner's administrator,
     /// member.add of the proposer's creator to a partner organisation (pending),
     /// inbox.accept by that user, check (allowed), partnership.end, check (denied).
-    func partnerFlow(_ client: PortierClient, rng: inout SplitMix) async {
+    func partnerFlow(_ clients: Clients, rng: inout SplitMix) async {
+        let client = clients.own
         let a = nextEnvironment(&rng), b = nextEnvironment(&rng)
         guard a.index != b.index else { return }
         let pair = [1, Int64(min(a.index, b.index)), Int64(max(a.index, b.index))]
@@ -115,10 +120,26 @@ extension LoadRunner {
         guard await send(client, "member.add", actor: creator(b), params: ["organisation": .string(org), "user": .string(creator(a))])?.result != nil,
               let invitation = await pendingRequest(client, of: creator(a), where: { $0["organisation"]?.stringValue == org }),
               let accepted = await send(client, "inbox.accept", actor: creator(a), params: ["request": .string(invitation)]) else { return }
-        await expect(client, true, user: creator(a), .documentsView, organisation: org, after: accepted.revision, "after inbox.accept of a partner membership")
+        await expect(clients.peer, true, user: creator(a), .documentsView, organisation: org, after: accepted.revision, "after inbox.accept of a partner membership")
         let end = await send(client, "partnership.end", actor: creator(a), params: ["partnership": .string(partnership)])
         ended = end?.result != nil
-        await expect(client, false, user: creator(a), .documentsView, organisation: org, after: end?.revision, "after partnership.end")
+        await expect(clients.peer, false, user: creator(a), .documentsView, organisation: org, after: end?.revision, "after partnership.end")
+    }
+
+    /// Without a token, how long until another instance sees a membership made
+    /// on this one (recorded as the pseudo-operation `convergence`; gives up after 2 s).
+    private func convergence(_ peer: PortierClient, user: String, organisation: String) async {
+        let start = ContinuousClock.now
+        let params: JSONObject = ["user": .string(user), "permission": "documents.view", "organisation": .string(organisation)]
+        while ContinuousClock.now - start < .seconds(2) {
+            guard let reply = try? await peer.send("check", params: params) else { return }
+            if reply.result?["allowed"]?.boolValue == true {
+                stats.record("convergence", microseconds: UInt64((ContinuousClock.now - start).microseconds), error: nil)
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        stats.record("convergence", microseconds: UInt64((ContinuousClock.now - start).microseconds), error: "not_converged")
     }
 
     private func pendingRequest(_ client: PortierClient, of actor: String, where match: (JSONObject) -> Bool) async -> String? {

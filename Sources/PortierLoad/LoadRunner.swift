@@ -6,7 +6,10 @@ import Synchronization
 
 /// How to drive a server.
 public struct LoadOptions: Sendable {
-    public var socket: String
+    /// Service sockets of one or more instances on the same database:
+    /// connections are spread over them, and flows verify their mutations on
+    /// another instance than the one that made them.
+    public var sockets: [String]
     /// The support socket, if the run may read activation tokens from the outbox.
     public var supportSocket: String?
     public var connections = 4
@@ -25,7 +28,8 @@ public struct LoadOptions: Sendable {
     /// Keep every acknowledged mutation in the results (for crash checks).
     public var recordAcknowledged = false
 
-    public init(socket: String) { self.socket = socket }
+    public init(socket: String) { sockets = [socket] }
+    public init(sockets: [String]) { self.sockets = sockets }
 }
 
 /// Drives a running `portierd` with a mix of reads and mutation flows over the
@@ -65,7 +69,9 @@ public final class LoadRunner: Sendable {
     public func run(progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> LoadResults {
         let started = ContinuousClock.now
         let deadline = started + options.duration
-        let clients = try await (0..<options.connections).asyncMap { _ in try await PortierClient.connect(path: options.socket) }
+        let clients = try await (0..<max(options.connections, options.sockets.count)).asyncMap { i in
+            try await PortierClient.connect(path: options.sockets[i % options.sockets.count])
+        }
         let support = try await options.supportSocket.asyncMap { try await PortierClient.connect(path: $0) }
         let reporter = Task {
             while !Task.isCancelled {
@@ -77,13 +83,15 @@ public final class LoadRunner: Sendable {
             }
         }
         await withTaskGroup(of: Void.self) { group in
-            for client in clients {
+            for (index, client) in clients.enumerated() {
+                // The connection of the next instance (itself with one instance).
+                let peer = clients[(index + 1) % clients.count]
                 for worker in 0..<options.depth {
                     group.addTask { [self] in
-                        var rng = SplitMix(seed: plan.shape.seed &+ UInt64(worker) &* 7919 &+ UInt64(UInt(bitPattern: ObjectIdentifier(client).hashValue)))
+                        var rng = SplitMix(seed: plan.shape.seed &+ UInt64(worker) &* 7919 &+ UInt64(index) &* 104_729)
                         // A worker whose connection is gone (server stopped or killed) stops.
                         while ContinuousClock.now < deadline, client.isConnected, claim() {
-                            await step(client, support: support, rng: &rng)
+                            await step(Clients(own: client, peer: peer), support: support, rng: &rng)
                         }
                     }
                 }
@@ -103,16 +111,16 @@ public final class LoadRunner: Sendable {
         return issued.add(1, ordering: .relaxed).newValue <= limit
     }
 
-    private func step(_ client: PortierClient, support: PortierClient?, rng: inout SplitMix) async {
+    private func step(_ clients: Clients, support: PortierClient?, rng: inout SplitMix) async {
         if Double.random(in: 0..<1, using: &rng) < flowProbability {
             switch Int.random(in: 0..<4, using: &rng) {
-            case 0: await membershipFlow(client, rng: &rng)
-            case 1: await roleFlow(client, rng: &rng)
-            case 2: await inviteFlow(client, support: support, rng: &rng)
-            default: await partnerFlow(client, rng: &rng)
+            case 0: await membershipFlow(clients, rng: &rng)
+            case 1: await roleFlow(clients, rng: &rng)
+            case 2: await inviteFlow(clients, support: support, rng: &rng)
+            default: await partnerFlow(clients, rng: &rng)
             }
         } else {
-            await read(client, rng: &rng)
+            await read(clients.own, rng: &rng)
         }
     }
 
@@ -149,6 +157,14 @@ public final class LoadRunner: Sendable {
     func release(_ key: [Int64]) { _ = busy.withLock { $0.remove(key) } }
 
     func nextEnvironment(_ rng: inout SplitMix) -> EnvironmentPlan { plan.environments[environments.next(using: &rng)] }
+}
+
+/// A worker's connection, and one to another instance (the same one when there
+/// is one instance) where flows verify their mutations.
+struct Clients {
+    let own: PortierClient
+    let peer: PortierClient
+    var separate: Bool { own !== peer }
 }
 
 extension Reply {

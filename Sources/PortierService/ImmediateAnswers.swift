@@ -16,17 +16,21 @@ extension PortierService {
         case "check", "check.bulk": break
         default: return nil
         }
+        // With a token, only reads of the token's one environment (see `needsDatabase`).
+        var tokenEnvironment: EnvironmentID?
         switch request.consistency {
         case nil: break
         case .full?: return nil
         case .atLeast(let text)?:
             guard let token = RevisionToken(text), let loaded = indexes.index.get(token.environment),
                   loaded.revision >= token.revision else { return nil }
+            tokenEnvironment = token.environment
         }
+        func fresh(_ q: CheckQuestion) -> Bool { tokenEnvironment.map { q.environments == [$0] } ?? true }
         do {
             if request.op == "check" {
                 let question = try CheckQuestion(request.params)
-                guard let (decision, source) = immediateDecision(question) else { return nil }
+                guard fresh(question), let (decision, source) = immediateDecision(question) else { return nil }
                 return .success(request.id, decision.jsonObject, revision: source.revisionToken)
             }
             try request.params.rejectUnknownKeys(allowed: Self.bulkKeys)
@@ -36,7 +40,8 @@ extension PortierService {
             results.reserveCapacity(items.count)
             for (i, item) in items.enumerated() {
                 guard case .object(let o) = item else { return nil }
-                guard let (decision, _) = immediateDecision(try CheckQuestion(o, field: "params.checks[\(i)]")) else { return nil }
+                let question = try CheckQuestion(o, field: "params.checks[\(i)]")
+                guard fresh(question), let (decision, _) = immediateDecision(question) else { return nil }
                 results.append(decision.json)
             }
             return .success(request.id, ["results": .array(results)])

@@ -1,4 +1,5 @@
 import PortierDomain
+import PortierIndex
 import PortierProtocol
 import PortierStorage
 
@@ -26,20 +27,39 @@ struct CheckQuestion: Sendable {
             organisation = nil
         }
     }
+
+    /// The environments the answer depends on: the user's and the organisation's;
+    /// nil while the user is named by email (its environment is not known yet).
+    var environments: Set<EnvironmentID>? {
+        guard case .id(let id) = user else { return nil }
+        return Set([id.environment] + (organisation.map { [$0.environment] } ?? []))
+    }
 }
 
 extension PortierService {
     /// Whether to answer from PostgreSQL: asked for (`full`), or the index cannot
     /// show the revision asked for (R-PRM-5).
-    func needsDatabase(_ consistency: Consistency?) async throws -> Bool {
-        if consistency == .full { return true }
-        return try await !satisfies(consistency)
+    ///
+    /// A token names one environment, and a mutation that changed several
+    /// (a partner membership, a partnership) returns the token of one of them: a
+    /// read that depends on an environment other than the token's cannot be shown
+    /// fresh by the index, so it is answered from PostgreSQL. `reading` nil means
+    /// "not known without the database".
+    func needsDatabase(_ consistency: Consistency?, reading environments: Set<EnvironmentID>?) async throws -> Bool {
+        switch consistency {
+        case nil: return false
+        case .full?: return true
+        case .atLeast(let text)?:
+            guard let token = RevisionToken(text) else { throw PortierError.badRequest("consistency.at_least is not a revision token") }
+            guard environments == [token.environment] else { return true }
+            return try await !satisfies(consistency)
+        }
     }
 
     /// `check` (SPEC §7, R-PRM-1…3): from the index; from PostgreSQL for `full`.
     func check(_ request: Request) async throws -> OperationOutput {
         let question = try CheckQuestion(request.params)
-        if try await needsDatabase(request.consistency) {
+        if try await needsDatabase(request.consistency, reading: question.environments) {
             let decision = try await pool.transaction { tx in try Self.decide(tx, question) }
             return .result(decision.jsonObject)
         }
@@ -58,7 +78,8 @@ extension PortierService {
             questions.append(try CheckQuestion(o, field: "params.checks[\(i)]"))
         }
         let asked = questions
-        if try await needsDatabase(request.consistency) {
+        let reading = asked.reduce(Set<EnvironmentID>?.some([])) { all, q in q.environments.flatMap { e in all.map { $0.union(e) } } }
+        if try await needsDatabase(request.consistency, reading: reading) {
             let decisions = try await pool.snapshot(environments: []) { tx in try asked.map { try Self.decide(tx, $0) } }
             return .result(["results": .array(decisions.map(\.json))])
         }
@@ -95,7 +116,12 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["user", "permission"])
         let ref = try Self.userParam(request.params)
         let permission = try Self.organisationPermission(request.params)
-        if try await !needsDatabase(request.consistency) {
+        var fromIndex = request.consistency == nil
+        if case .atLeast? = request.consistency, case .id(let id) = ref {
+            fromIndex = try await !needsDatabase(request.consistency, reading: [id.environment])
+            if fromIndex { fromIndex = try await !hasPartnerLinks(UserKey(environment: id.environment, id: id.raw)) }
+        }
+        if fromIndex {
             guard let key = try await userKey(ref) else { return .result(["organisations": []]) }
             let found = try await indexedOrganisations(of: key, permission)
             return .result(["organisations": .array(found.map { $0.1.json(environment: $0.0) })])
@@ -125,7 +151,9 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["organisation", "permission"])
         let orgID = try Self.organisationParam(request.params)
         let permission = try Self.organisationPermission(request.params)
-        if try await !needsDatabase(request.consistency) {
+        var fromIndex = try await !needsDatabase(request.consistency, reading: [orgID.environment])
+        if fromIndex, request.consistency != nil { fromIndex = try await !hasPartnerMembers(orgID) }
+        if fromIndex {
             let found = try await indexedUsers(of: orgID, permission)
             return .result(["users": .array(found.map { $0.1.json(environment: $0.0) })])
         }

@@ -24,6 +24,17 @@ extension PortierService {
         return try await indexes.environment(token.environment) == nil
     }
 
+    /// Whether the user belongs to organisations of other environments (then a
+    /// read with a token, which names one environment, goes to PostgreSQL).
+    func hasPartnerLinks(_ key: UserKey) async throws -> Bool {
+        try await !(indexes.environment(key.environment)?.links(of: key.id).isEmpty ?? true)
+    }
+
+    /// Whether the organisation has members from other environments (see `hasPartnerLinks`).
+    func hasPartnerMembers(_ org: ScopedID) async throws -> Bool {
+        try await indexes.environment(org.environment)?.members(of: org.raw).keys.contains { $0.environment != org.environment } ?? false
+    }
+
     /// One question, from the indexes, loading what is missing.
     func indexedDecision(_ q: CheckQuestion) async throws -> (Decision, String?) {
         guard let key = try await userKey(q.user), let home = try await indexes.environment(key.environment) else {

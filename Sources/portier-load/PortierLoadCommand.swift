@@ -52,7 +52,7 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Drive a running portierd with a mixed load over the seeded data; verify what can be known; report."
     )
-    @Option(help: "The service socket.") var socket: String
+    @Option(help: "The service socket; repeat it for several instances on one database (flows then verify on another instance, and convergence without tokens is measured).") var socket: [String]
     @Option(help: "The support socket: lets invitation flows read activation tokens and activate.") var supportSocket: String?
     @Option(help: "The manifest written by `seed`.") var manifest = "portier-load.json"
     @Option(help: "Connections.") var connections = 4
@@ -69,7 +69,8 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: manifest))
         let plan = LoadPlan(try JSONDecoder().decode(LoadManifest.self, from: data))
-        var options = LoadOptions(socket: socket)
+        guard !socket.isEmpty else { throw ValidationError("give --socket") }
+        var options = LoadOptions(sockets: socket)
         options.supportSocket = supportSocket
         options.connections = connections
         options.depth = depth

@@ -71,3 +71,31 @@ final class Liar: ChannelInboundHandler, Sendable {
         context.writeAndFlush(wrapOutboundOut(out), promise: nil)
     }
 }
+
+@Suite("portier-load across three instances on one database (SPEC §12)")
+struct InstancesTests {
+    @Test("R-PRM-5: with three portierd on one database, every flow's check on another instance with the mutation's token sees it; without a token the other instance converges")
+    func threeInstances() async throws {
+        let (database, plan) = try await seeded()
+        var servers: [TestServer] = []
+        for _ in 0..<3 { servers.append(try await TestServer.start(database: database)) }
+        defer { for server in servers { Task { await server.stop() } } }
+        var options = LoadOptions(sockets: servers.map(\.servicePath))
+        options.supportSocket = servers[0].supportPath
+        options.connections = 3
+        options.depth = 3
+        options.duration = .seconds(30)
+        options.requests = 1200
+        options.mutationShare = 0.3
+        options.recordAcknowledged = true
+        let results = try await LoadRunner(plan: plan, options: options).run()
+        #expect(results.mismatches == 0, "\(results.mismatchSamples)")
+        let convergence = results.latency["convergence"]
+        #expect((convergence?.totalCount ?? 0) > 0, "no convergence was measured")
+        #expect(results.errors["convergence"] == nil, "an instance did not converge within 2 s: \(results.errors)")
+        let codes = Set(results.errors.values.flatMap(\.keys))
+        #expect(codes.isSubset(of: ["rate_limited"]), "\(results.errors)")
+        let check = try AcknowledgedCheck.verify(results.acknowledged, conninfo: database.ownerConninfo)
+        #expect(check.ok && check.mutations > 0, "\(check.missing)")
+    }
+}

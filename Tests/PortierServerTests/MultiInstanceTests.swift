@@ -53,6 +53,38 @@ struct MultiInstanceTests {
         }
     }
 
+    @Test("R-PRM-5: a change spanning two environments (a partner membership accepted, a partnership ended) is seen on B with the token its reply carries")
+    func readYourWritesAcrossEnvironments() async throws {
+        try await withTwoInstances { _, _, a, b in
+            let s = Scenario(a)
+            let alice = try await s.environment("acme.test")
+            let bert = try await s.environment("books.test")
+            let org = try await s.organisation("Acme BV", as: alice.id)
+            for round in 0..<5 {
+                let partnership = try await s.partners(alice.id, "admin@books.test")
+                // B has both environments loaded, with Bert not a member.
+                #expect(try await Scenario(b).check(bert.id, "documents.view", in: org).0 == false)
+                try await a.call("member.add", actor: alice.id, params: ["organisation": .string(org), "user": .string(bert.id)])
+                let inbox = try await a.call("inbox.list", actor: bert.id)
+                let request = inbox["requests"]!.arrayValue!.compactMap(\.objectValue).first { $0["status"]?.stringValue == "pending" }!
+                let accepted = try await a.send("inbox.accept", actor: bert.id, params: ["request": request["id"]!])
+                guard case .success(_, let token?) = accepted.outcome else { Issue.record("accept failed"); return }
+                let seen = try await b.send("check", params: ["user": .string(bert.id), "permission": "documents.view", "organisation": .string(org)],
+                                            consistency: .atLeast(token))
+                guard case .success(let result, _) = seen.outcome else { Issue.record("check failed"); return }
+                #expect(result["allowed"] == .bool(true), "round \(round): accepted membership not seen on B")
+                let lookup = try await b.call("lookup.organisations", params: ["user": .string(bert.id), "permission": "documents.view"], consistency: .atLeast(token))
+                #expect(lookup["organisations"]?.arrayValue?.count == 1, "round \(round)")
+                let ended = try await a.send("partnership.end", actor: alice.id, params: ["partnership": .string(partnership)])
+                guard case .success(_, let endToken?) = ended.outcome else { Issue.record("end failed"); return }
+                let after = try await b.send("check", params: ["user": .string(bert.id), "permission": "documents.view", "organisation": .string(org)],
+                                             consistency: .atLeast(endToken))
+                guard case .success(let afterResult, _) = after.outcome else { Issue.record("check failed"); return }
+                #expect(afterResult["allowed"] == .bool(false), "round \(round): ended partnership still grants access on B")
+            }
+        }
+    }
+
     @Test("R-PRM-5: without a token, instance B converges on A's change by itself (measured)")
     func convergence() async throws {
         try await withTwoInstances { _, _, a, b in
