@@ -27,6 +27,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private let allowedUIDs: Set<UInt32>?
     private let counter: ConnectionCounter
     private let inFlightTotal: InFlightCounter
+    private let metrics: ServerMetrics
     private let logger: Logger
 
     private var buffer: ByteBuffer?
@@ -49,13 +50,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var writeStallTimer: Scheduled<Void>?
 
     init(service: PortierService, socket: SocketKind, settings: ServerConfiguration, allowedUIDs: Set<UInt32>?,
-         counter: ConnectionCounter, inFlightTotal: InFlightCounter, logger: Logger) {
+         counter: ConnectionCounter, inFlightTotal: InFlightCounter, metrics: ServerMetrics, logger: Logger) {
         self.service = service
         self.socket = socket
         self.settings = settings
         self.allowedUIDs = allowedUIDs
         self.counter = counter
         self.inFlightTotal = inFlightTotal
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -153,16 +155,17 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private func handleFrame(_ frame: ByteBuffer, context: ChannelHandlerContext) {
         inFlight += 1
         inFlightTotal.add(1)
+        let started = NIODeadline.now()
         let request: Request
         do {
             request = try Request.decode(payload: frame, maximumDepth: settings.frameLimits.maximumJSONDepth)
         } catch {
-            send(.failure(error.id, error.error), context: context)
+            send(.failure(error.id, error.error), op: "", started: started, context: context)
             return
         }
         // The hot path: a check answered from memory, right here on the event loop.
         if let reply = service.immediateAnswer(request) {
-            send(reply, context: context)
+            send(reply, op: request.op, started: started, context: context)
             return
         }
         let service = self.service
@@ -173,12 +176,17 @@ final class ConnectionHandler: ChannelDuplexHandler {
             let reply = await service.handle(request, context: requestContext)
             loop.execute {
                 let (handler, context) = bound.value
-                handler.send(reply, context: context)
+                handler.send(reply, op: request.op, started: started, context: context)
             }
         }
     }
 
-    private func send(_ reply: Reply, context: ChannelHandlerContext) {
+    private func send(_ reply: Reply, op: String, started: NIODeadline, context: ChannelHandlerContext) {
+        if case .failure(let error) = reply.outcome {
+            metrics.record(op: op, code: error.code, nanoseconds: (NIODeadline.now() - started).nanoseconds)
+        } else {
+            metrics.record(op: op, code: nil, nanoseconds: (NIODeadline.now() - started).nanoseconds)
+        }
         inFlight -= 1
         lastActivity = .now()
         inFlightTotal.add(-1)

@@ -17,6 +17,8 @@ public final class PortierServer: Service, Sendable {
     private let counter = ConnectionCounter()
     private let inFlight = InFlightCounter()
     private let state = Mutex<State>(State())
+    /// Requests, latency, connections, pool and index, in Prometheus form.
+    public let metrics = ServerMetrics()
 
     private struct State {
         var listeners: [any Channel] = []
@@ -28,6 +30,18 @@ public final class PortierServer: Service, Sendable {
         self.service = service
         self.group = group
         self.logger = logger
+        let metrics = self.metrics
+        let counter = self.counter
+        let inFlight = self.inFlight
+        service.metricsText.withLock { $0 = { [weak service] in
+            guard let service else { return "" }
+            return metrics.render(service: service, connections: counter.current, inFlight: inFlight.current)
+        } }
+    }
+
+    /// The Prometheus text exposition of this server's metrics.
+    public func metricsText() -> String {
+        metrics.render(service: service, connections: counter.current, inFlight: inFlight.current)
     }
 
     /// Binds both sockets. Refuses when a running server already answers on one.
@@ -80,6 +94,7 @@ public final class PortierServer: Service, Sendable {
         let counter = self.counter
         let inFlight = self.inFlight
         let logger = self.logger
+        let metrics = self.metrics
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.autoRead, value: true)
@@ -90,7 +105,7 @@ public final class PortierServer: Service, Sendable {
                     try channel.pipeline.syncOperations.addHandlers([
                         ConnectionHandler(
                             service: service, socket: kind, settings: settings, allowedUIDs: allowedUIDs,
-                            counter: counter, inFlightTotal: inFlight, logger: logger
+                            counter: counter, inFlightTotal: inFlight, metrics: metrics, logger: logger
                         ),
                     ])
                 }

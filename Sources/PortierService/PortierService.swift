@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import PortierDomain
 import PortierIndex
 import PortierProtocol
@@ -9,7 +10,7 @@ import PortierStorage
 /// outbox messages and revision bump.
 public final class PortierService: Sendable {
     public let configuration: ServiceConfiguration
-    let pool: ConnectionPool
+    public let pool: ConnectionPool
     let passwords: PasswordHasher
     let indexes: IndexStore
     let synchroniser: Synchroniser
@@ -73,7 +74,12 @@ public final class PortierService: Sendable {
         "organisation.list", "member.add", "member.set_role", "member.remove", "member.list", "partnership.propose",
         "partnership.accept", "partnership.decline", "partnership.end", "partnership.list", "inbox.list",
         "inbox.accept", "inbox.decline", "check", "check.bulk", "lookup.organisations", "lookup.users",
+        "support.metrics",
     ]
+
+    /// Renders the Prometheus text for `support.metrics`; set by the transport,
+    /// which owns the request metrics.
+    public let metricsText = Mutex<(@Sendable () -> String)?>(nil)
 
     private func dispatch(_ request: Request, context: RequestContext) async throws -> OperationOutput {
         if request.op.hasPrefix("support."), context.socket != .support {
@@ -123,6 +129,9 @@ public final class PortierService: Sendable {
         case "check.bulk": return try await checkBulk(request)
         case "lookup.organisations": return try await lookupOrganisations(request)
         case "lookup.users": return try await lookupUsers(request)
+        case "support.metrics":
+            try request.params.rejectUnknownKeys(allowed: [])
+            return .result(["text": .string(metricsText.withLock { $0 }?() ?? "")])
         default: throw PortierError(.unknownOp, "unknown operation \"\(request.op)\"")
         }
     }

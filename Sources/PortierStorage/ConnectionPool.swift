@@ -39,6 +39,11 @@ public final class ConnectionPool: Sendable {
         commitHook.withLock { $0 = hook }
     }
 
+    /// Connections open, idle, and requests waiting for one (for metrics).
+    public var usage: (open: Int, idle: Int, waiting: Int) {
+        state.withLock { s in (s.open, s.idle.count, s.waiters.count) }
+    }
+
     private struct State: ~Copyable {
         var idle: [PostgresConnection] = []
         var open = 0

@@ -130,6 +130,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Folder for the two sockets (portier.sock, support.sock), e.g. systemd's RuntimeDirectory; default: --state-dir.")
     var socketDir: String?
 
+    @Option(help: "Serve Prometheus metrics (GET /metrics) here: 127.0.0.1:9464, [::1]:9464 or unix:/path. Off by default; the support socket's support.metrics answers anyway.")
+    var metricsListen: String?
+
     func run() async throws {
         let logger = common.makeLogger()
         let sockets = socketDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? common.absoluteStateDir
@@ -177,6 +180,13 @@ struct Run: AsyncParsableCommand {
         )
         service.startSynchronisation()
         let portier = PortierServer(configuration: server, service: service, logger: logger)
+        var metricsServer: MetricsHTTPServer?
+        if let metricsListen {
+            guard let address = MetricsHTTPServer.Address(metricsListen) else {
+                throw ValidationError("--metrics-listen takes host:port or unix:/path")
+            }
+            metricsServer = try await MetricsHTTPServer.start(at: address, render: { [portier] in portier.metricsText() }, logger: logger)
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: portier), .init(service: Maintenance(service: service, logger: logger))],
@@ -190,6 +200,7 @@ struct Run: AsyncParsableCommand {
         } catch {
             logger.error("portierd failed", metadata: ["error": "\(error)"])
         }
+        await metricsServer?.stop()
         await pool.shutdown()
         await service.shutdown()
         logger.info("portierd stopped")
