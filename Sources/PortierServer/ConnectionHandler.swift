@@ -28,6 +28,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private let counter: ConnectionCounter
     private let inFlightTotal: InFlightCounter
     private let metrics: ServerMetrics
+    /// This event loop's request numbers (set when the connection becomes active).
+    private var requestStats: RequestStats?
     private let logger: Logger
 
     private var buffer: ByteBuffer?
@@ -64,6 +66,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     // MARK: Admission
 
     func channelActive(context: ChannelHandlerContext) {
+        requestStats = metrics.requests(on: context.eventLoop)
         counted = true
         guard counter.tryEnter(limit: settings.maximumConnections) else {
             counted = false
@@ -183,9 +186,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func send(_ reply: Reply, op: String, started: NIODeadline, context: ChannelHandlerContext) {
         if case .failure(let error) = reply.outcome {
-            metrics.record(op: op, code: error.code, nanoseconds: (NIODeadline.now() - started).nanoseconds)
+            requestStats?.record(op: op, code: error.code, nanoseconds: (NIODeadline.now() - started).nanoseconds)
         } else {
-            metrics.record(op: op, code: nil, nanoseconds: (NIODeadline.now() - started).nanoseconds)
+            requestStats?.record(op: op, code: nil, nanoseconds: (NIODeadline.now() - started).nanoseconds)
         }
         inFlight -= 1
         lastActivity = .now()

@@ -1,4 +1,5 @@
 import CoreMetrics
+import NIOCore
 import PortierDomain
 import PortierService
 import Prometheus
@@ -9,37 +10,20 @@ import Synchronization
 /// requests by operation and outcome, their latency, requests in flight,
 /// connections; at each scrape also the database pool and the permission index.
 ///
-/// Handles are made once per operation and outcome, so recording a request is a
-/// dictionary read and two metric updates, no allocation.
+/// Requests are counted in `RequestStats` (atomics, for the hot path); the
+/// rest lives in the registry and is read at scrape time.
 public final class ServerMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
-    private let operations: [String: OperationMetrics]
-    private let unknownOperation: OperationMetrics
+    /// Request numbers, one shard per event loop (see `RequestStats`).
+    private let requestShards = Mutex<[ObjectIdentifier: RequestStats]>([:])
     let inFlight: CoreMetrics.Gauge
     let connections: CoreMetrics.Gauge
     private let pool: (open: CoreMetrics.Gauge, idle: CoreMetrics.Gauge, waiting: CoreMetrics.Gauge)
     private let index: (environments: CoreMetrics.Gauge, bytes: CoreMetrics.Gauge, hits: CoreMetrics.Counter, misses: CoreMetrics.Counter)
     private let lastIndexLookups = Mutex<(hits: UInt64, misses: UInt64)>((0, 0))
 
-    struct OperationMetrics: Sendable {
-        let ok: CoreMetrics.Counter
-        let failures: [ErrorCode: CoreMetrics.Counter]
-        let duration: CoreMetrics.Timer
-    }
-
     public init() {
         let factory = PrometheusMetricsFactory(registry: registry)
-        func operation(_ op: String) -> OperationMetrics {
-            OperationMetrics(
-                ok: CoreMetrics.Counter(label: "portier_requests_total", dimensions: [("op", op), ("code", "ok")], factory: factory),
-                failures: Dictionary(uniqueKeysWithValues: ErrorCode.allCases.map { code in
-                    (code, CoreMetrics.Counter(label: "portier_requests_total", dimensions: [("op", op), ("code", code.rawValue)], factory: factory))
-                }),
-                duration: CoreMetrics.Timer(label: "portier_request_duration_seconds", dimensions: [("op", op)], factory: factory)
-            )
-        }
-        operations = Dictionary(uniqueKeysWithValues: PortierService.operations.map { ($0, operation($0)) })
-        unknownOperation = operation("unknown")
         inFlight = CoreMetrics.Gauge(label: "portier_requests_in_flight", factory: factory)
         connections = CoreMetrics.Gauge(label: "portier_connections", factory: factory)
         pool = (CoreMetrics.Gauge(label: "portier_db_pool_connections", dimensions: [("state", "open")], factory: factory),
@@ -51,11 +35,14 @@ public final class ServerMetrics: Sendable {
                  CoreMetrics.Counter(label: "portier_index_lookups_total", dimensions: [("result", "miss")], factory: factory))
     }
 
-    /// One answered request.
-    func record(op: String, code: ErrorCode?, nanoseconds: Int64) {
-        let metrics = operations[op] ?? unknownOperation
-        if let code { metrics.failures[code]?.increment() } else { metrics.ok.increment() }
-        metrics.duration.recordNanoseconds(nanoseconds)
+    /// The request numbers of connections served by `loop` (asked once per connection).
+    func requests(on loop: any EventLoop) -> RequestStats {
+        requestShards.withLock { shards in
+            if let existing = shards[ObjectIdentifier(loop)] { return existing }
+            let made = RequestStats(operations: PortierService.operations)
+            shards[ObjectIdentifier(loop)] = made
+            return made
+        }
     }
 
     /// The Prometheus text exposition, after reading the pool and the index.
@@ -76,6 +63,7 @@ public final class ServerMetrics: Sendable {
         }
         index.hits.increment(by: Int64(now.hits &- before.hits))
         index.misses.increment(by: Int64(now.misses &- before.misses))
-        return registry.emitToString()
+        let shards = requestShards.withLock { Array($0.values) }
+        return RequestStats.render(shards, operations: PortierService.operations) + registry.emitToString()
     }
 }
