@@ -28,8 +28,17 @@ fi
 
 python3 Scripts/validate-protocol.py
 "$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE protocol_live"
-.build/debug/portierd --state-dir "$LIVE_DIR" --database-url "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=protocol_live}" \
-  --log-level warning &
+# The live server also proves the configuration sources: max-in-flight comes
+# from the file, overridden by the environment; max-frame-bytes from the file,
+# overridden by the command line (precedence: command line, environment, file).
+printf 'max-frame-bytes = 500000\nmax-in-flight = 11\nlog-level = warning\n' >"$LIVE_DIR/portierd.conf"
+PORTIER_MAX_IN_FLIGHT=77 .build/debug/portierd --config "$LIVE_DIR/portierd.conf" --state-dir "$LIVE_DIR" \
+  --database-url "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=protocol_live}" --max-frame-bytes 1048576 &
 LIVE_PID=$!
 for _ in $(seq 1 100); do [ -S "$LIVE_DIR/portier.sock" ] && break; sleep 0.1; done
+PORTIER_SOCKET="$LIVE_DIR/portier.sock" .build/debug/portier hello --json | python3 -c '
+import json, sys
+limits = json.load(sys.stdin)["limits"]
+assert limits["max_in_flight"] == 77 and limits["max_frame_bytes"] == 1048576, limits
+print("configuration precedence (command line > environment > file): ok")'
 python3 Scripts/validate-protocol.py --live "$LIVE_DIR/portier.sock"

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import PortierDomain
@@ -163,12 +164,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
         do {
             request = try Request.decode(payload: frame, maximumDepth: settings.frameLimits.maximumJSONDepth)
         } catch {
-            send(.failure(error.id, error.error), op: "", started: started, context: context)
+            send(.failure(error.id, error.error), request: nil, started: started, context: context)
             return
         }
         // The hot path: a check answered from memory, right here on the event loop.
         if let reply = service.immediateAnswer(request) {
-            send(reply, op: request.op, started: started, context: context)
+            send(reply, request: request, started: started, context: context)
             return
         }
         let service = self.service
@@ -179,16 +180,21 @@ final class ConnectionHandler: ChannelDuplexHandler {
             let reply = await service.handle(request, context: requestContext)
             loop.execute {
                 let (handler, context) = bound.value
-                handler.send(reply, op: request.op, started: started, context: context)
+                handler.send(reply, request: request, started: started, context: context)
             }
         }
     }
 
-    private func send(_ reply: Reply, op: String, started: NIODeadline, context: ChannelHandlerContext) {
+    private func send(_ reply: Reply, request: Request?, started: NIODeadline, context: ChannelHandlerContext) {
+        let elapsed = NIODeadline.now() - started
+        let op = request?.op ?? ""
         if case .failure(let error) = reply.outcome {
-            requestStats?.record(op: op, code: error.code, nanoseconds: (NIODeadline.now() - started).nanoseconds)
+            requestStats?.record(op: op, code: error.code, nanoseconds: elapsed.nanoseconds)
+            let serious = error.code == .internal || error.code == .unavailable
+            logRequest(request, reply: reply, elapsed: elapsed, level: serious ? .warning : .debug, code: error.code.rawValue)
         } else {
-            requestStats?.record(op: op, code: nil, nanoseconds: (NIODeadline.now() - started).nanoseconds)
+            requestStats?.record(op: op, code: nil, nanoseconds: elapsed.nanoseconds)
+            if elapsed > settings.slowRequestThreshold { logRequest(request, reply: reply, elapsed: elapsed, level: .warning, code: "ok") }
         }
         inFlight -= 1
         lastActivity = .now()
@@ -210,6 +216,21 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if buffer != nil { processFrames(context: context) }
         if draining, inFlight == 0, buffer == nil { context.close(promise: nil) }
         resumeReadingIfWithheld(context: context)
+    }
+
+    /// One structured line for a slow or failed request (never for the others:
+    /// nothing is logged per request on the hot path).
+    private func logRequest(_ request: Request?, reply: Reply, elapsed: TimeAmount, level: Logger.Level, code: String) {
+        guard logger.logLevel <= level else { return }
+        var metadata: Logger.Metadata = [
+            "request_id": "\(reply.id.map { "\($0)" } ?? "null")",
+            "op": "\(request?.op ?? "unreadable")",
+            "code": "\(code)",
+            "duration_ms": "\(String(format: "%.1f", Double(elapsed.nanoseconds) / 1e6))",
+            "socket": "\(socket.rawValue)",
+        ]
+        if let actor = request?.actor, let id = ScopedID(actor, kind: .user) { metadata["environment"] = "\(id.environment)" }
+        logger.log(level: level, code == "ok" ? "slow request" : "request failed", metadata: metadata)
     }
 
     /// Backpressure: no new reads while the connection is at its in-flight bound

@@ -44,6 +44,10 @@ public struct ServerConfiguration: Sendable {
     /// A client whose replies stay past `maximumOutputBytes` this long (it does
     /// not read them) is cut off.
     public var writeStallTimeout: TimeAmount
+    /// Requests taking longer are logged (warning) with their id, operation,
+    /// environment and duration; so are requests failing with `internal` or
+    /// `unavailable`. Other failures are logged at debug level.
+    public var slowRequestThreshold: TimeAmount
 
     public init(
         service: Socket, support: Socket,
@@ -54,7 +58,8 @@ public struct ServerConfiguration: Sendable {
         partialFrameTimeout: TimeAmount = .seconds(10),
         shutdownGracePeriod: TimeAmount = .seconds(10),
         maximumOutputBytes: Int = 1 << 20,
-        writeStallTimeout: TimeAmount = .seconds(10)
+        writeStallTimeout: TimeAmount = .seconds(10),
+        slowRequestThreshold: TimeAmount = .milliseconds(500)
     ) {
         self.service = service
         self.support = support
@@ -66,6 +71,7 @@ public struct ServerConfiguration: Sendable {
         self.shutdownGracePeriod = shutdownGracePeriod
         self.maximumOutputBytes = maximumOutputBytes
         self.writeStallTimeout = writeStallTimeout
+        self.slowRequestThreshold = slowRequestThreshold
     }
 
     /// The layout of SPEC §12: `<state>/portier.sock` and `<state>/support.sock`.

@@ -17,6 +17,17 @@ struct Portierd: AsyncParsableCommand {
         subcommands: [Run.self, Migrate.self],
         defaultSubcommand: Run.self
     )
+
+    /// Parses the command line after adding the configuration file's and the
+    /// environment's settings in front of it (see `ConfigurationSources`).
+    static func main() async {
+        do {
+            let arguments = try ConfigurationSources.arguments(Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
+            await main(arguments)
+        } catch {
+            exit(withError: ValidationError("\(error)"))
+        }
+    }
 }
 
 /// Options shared by every subcommand.
@@ -97,6 +108,15 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Seconds a started frame may take to arrive in full.")
     var partialFrameTimeout: Int64 = 10
 
+    @Option(help: "Unread replies of one client, in bytes, past which the server stops reading its requests (and at four times which it closes the connection).")
+    var maxOutputBytes: Int = 1 << 20
+
+    @Option(help: "Seconds a client may leave its replies unread past --max-output-bytes before it is cut off.")
+    var writeStallTimeout: Int64 = 10
+
+    @Option(help: "Requests slower than this many milliseconds are logged (warning), with id, op, environment and duration.")
+    var slowRequestMs: Int64 = 500
+
     @Option(help: "File mode of the service socket (octal).")
     var serviceSocketMode: String = "660"
 
@@ -127,6 +147,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "A mail domain to treat as shared, in addition to the built-in list (repeatable).")
     var sharedDomain: [String] = []
 
+    @Option(help: "A configuration file of `name = value` lines (see Deploy/README.md); also PORTIER_CONFIG. Precedence: command line, then PORTIER_<NAME> environment variables, then this file.")
+    var config: String?
+
     @Option(help: "Folder for the two sockets (portier.sock, support.sock), e.g. systemd's RuntimeDirectory; default: --state-dir.")
     var socketDir: String?
 
@@ -151,6 +174,9 @@ struct Run: AsyncParsableCommand {
         server.maximumConnections = maxConnections
         server.idleTimeout = .seconds(idleTimeout)
         server.partialFrameTimeout = .seconds(partialFrameTimeout)
+        server.maximumOutputBytes = maxOutputBytes
+        server.writeStallTimeout = .seconds(writeStallTimeout)
+        server.slowRequestThreshold = .milliseconds(slowRequestMs)
 
         try FileManager.default.createDirectory(atPath: common.absoluteStateDir, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: sockets, withIntermediateDirectories: true)

@@ -1,4 +1,7 @@
 import Foundation
+import Logging
+import PortierStorage
+import Synchronization
 import NIOCore
 import PortierClient
 import PortierDomain
@@ -61,6 +64,40 @@ struct MetricsTests {
             #expect(try httpGet(port: port, path: "/").hasPrefix("HTTP/1.1 404"))
             await client.close()
         }
+    }
+
+    @Test("slow requests, and requests failing with internal or unavailable, are logged with request id, op, environment and duration; others are not")
+    func slowRequestLog() async throws {
+        let lines = Mutex<[String]>.Shared()
+        let logger = Logger(label: "slow") { _ in
+            var handler = CapturingLogHandler(lines: lines)
+            handler.logLevel = .info
+            return handler
+        }
+        let database = try await TestDatabase.create()
+        let server = try await TestServer.start(database: database, logger: logger) { transport, _ in
+            transport.slowRequestThreshold = .milliseconds(200)
+        }
+        defer { Task { await server.stop() } }
+        let client = try await server.client()
+        let admin = try await Scenario(client).environment("slow.test")
+        let before = lines.value.withLock { $0.filter { $0.contains("slow request") }.count }
+        // Hold a row lock so that the next change waits past the threshold.
+        let blocker = try PostgresConnection(conninfo: database.ownerConninfo)
+        try blocker.execute("BEGIN")
+        try blocker.query("SELECT 1 FROM environments FOR UPDATE")
+        let slow = Task { try await client.send("user.invite", actor: admin.id, params: ["email": "late@slow.test"]) }
+        try await Task.sleep(for: .milliseconds(400))
+        try blocker.execute("COMMIT")
+        _ = try await slow.value
+        #expect(try await client.call("ping").isEmpty)
+        let logged = lines.value.withLock { $0.filter { $0.contains("slow request") } }
+        #expect(logged.count == before + 1, "\(logged)")
+        let line = logged.last ?? ""
+        for part in [#""op": user.invite"#, #""request_id": "#, #""environment": env_"#, #""duration_ms": "#] where !line.contains(part) {
+            Issue.record("\(part) missing in: \(line)")
+        }
+        await client.close()
     }
 
     /// A minimal blocking HTTP/1.1 GET with `Connection: close`.
