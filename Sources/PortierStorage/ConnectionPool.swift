@@ -105,8 +105,11 @@ public final class ConnectionPool: Sendable {
             attempt += 1
             do {
                 let state = TransactionState(readOnly: begin.contains("READ ONLY"))
+                // The role is set inside every transaction too, so that no request
+                // depends on session state (transaction-mode poolers, see Deploy/).
+                let start = begin + "; SET LOCAL ROLE " + Schema.quoteIdentifier(configuration.applicationRole)
                 let result = try await withConnection { connection in
-                    try Transaction.run(on: connection, begin: begin, environments: environments, state: state, body)
+                    try Transaction.run(on: connection, begin: start, environments: environments, state: state, body)
                 }
                 let bumped = state.bumped.withLock { $0 }
                 if !bumped.isEmpty, let hook = commitHook.withLock({ $0 }) { await hook(bumped) }
