@@ -63,7 +63,18 @@ public final class ServerMetrics: Sendable {
         }
         index.hits.increment(by: Int64(now.hits &- before.hits))
         index.misses.increment(by: Int64(now.misses &- before.misses))
+        let lag = service.takeSynchronisationLag()
+        let seconds = { (d: Duration) in Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+        let lagText = """
+            # TYPE portier_index_catchups_total counter
+            portier_index_catchups_total \(lag.count)
+            # TYPE portier_index_catchup_seconds_sum counter
+            portier_index_catchup_seconds_sum \(seconds(lag.total))
+            # TYPE portier_index_catchup_seconds_max gauge
+            portier_index_catchup_seconds_max \(seconds(lag.maximum))
+
+            """
         let shards = requestShards.withLock { Array($0.values) }
-        return RequestStats.render(shards, operations: PortierService.operations) + registry.emitToString()
+        return RequestStats.render(shards, operations: PortierService.operations) + lagText + registry.emitToString()
     }
 }

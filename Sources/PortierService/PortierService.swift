@@ -39,6 +39,9 @@ public final class PortierService: Sendable {
     /// The LISTEN connection's server pid (0 while reconnecting); for tests.
     public var listenerBackendPID: Int32 { synchroniser.listenerBackendPID }
 
+    /// Catch-ups after other instances' commits, for metrics (the maximum restarts at each read).
+    public func takeSynchronisationLag() -> SynchronisationLag { synchroniser.takeLag() }
+
     public func shutdown() async {
         await synchroniser.stop()
         await passwords.shutdown()

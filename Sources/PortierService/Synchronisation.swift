@@ -10,6 +10,8 @@ final class Synchroniser: Sendable {
     private let listener = Mutex<RevisionListener?>(nil)
     /// Environments with a catch-up queued: notifications for them coalesce.
     private let queued = Mutex<Set<EnvironmentID>>([])
+    /// From hearing of another instance's commit to having applied it here.
+    private let lag = Mutex(SynchronisationLag())
 
     init(indexes: IndexStore) { self.indexes = indexes }
 
@@ -38,9 +40,36 @@ final class Synchroniser: Sendable {
     private func catchUp(_ environment: EnvironmentID) {
         let first = queued.withLock { $0.insert(environment).inserted }
         guard first else { return }
+        let heard = ContinuousClock.now
         Task { [self] in
             queued.withLock { _ = $0.remove(environment) }
-            _ = try? await indexes.synchronise(environment)
+            if (try? await indexes.synchronise(environment)) != nil {
+                let took = ContinuousClock.now - heard
+                lag.withLock { $0.add(took) }
+            }
         }
+    }
+
+    /// The catch-up lag so far; the maximum restarts at each call.
+    func takeLag() -> SynchronisationLag {
+        lag.withLock { current in
+            defer { current.maximum = .zero }
+            return current
+        }
+    }
+}
+
+/// How far behind other instances' commits this instance's indexes ran.
+public struct SynchronisationLag: Sendable {
+    /// Catch-ups done after another instance's commit.
+    public var count = 0
+    public var total: Duration = .zero
+    /// The longest since it was last read.
+    public var maximum: Duration = .zero
+
+    mutating func add(_ took: Duration) {
+        count += 1
+        total += took
+        maximum = max(maximum, took)
     }
 }

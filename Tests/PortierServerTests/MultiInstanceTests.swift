@@ -85,6 +85,22 @@ struct MultiInstanceTests {
         }
     }
 
+    @Test("instance B's metrics report its catch-ups after A's commits (the revision lag between instances)")
+    func lagMetrics() async throws {
+        try await withTwoInstances { _, serverB, a, b in
+            let (admin, bob, org) = try await arrange(a, b)
+            try await a.call("member.add", actor: admin, params: ["organisation": .string(org), "user": .string(bob)])
+            var caughtUp = 0.0
+            for _ in 0..<100 where caughtUp == 0 {
+                let text = serverB.server.metricsText()
+                caughtUp = text.split(separator: "\n").first { $0.hasPrefix("portier_index_catchups_total ") }
+                    .flatMap { Double($0.split(separator: " ").last!) } ?? 0
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(caughtUp >= 1)
+        }
+    }
+
     @Test("R-PRM-5: without a token, instance B converges on A's change by itself (measured)")
     func convergence() async throws {
         try await withTwoInstances { _, _, a, b in
