@@ -31,9 +31,11 @@ public final class PortierService: Sendable {
     /// The loaded permission indexes (for metrics and tests).
     public var permissionIndex: PermissionIndex { indexes.index }
 
-    /// Starts following other instances' commits (a LISTEN connection of its own).
-    public func startSynchronisation() {
-        synchroniser.start(conninfo: pool.configuration.conninfo, logger: logger)
+    /// Starts following other instances' commits (a LISTEN connection of its own,
+    /// to `conninfo` if given: it must reach PostgreSQL directly, not through a
+    /// transaction-mode pooler; default: the pool's).
+    public func startSynchronisation(conninfo: String? = nil) {
+        synchroniser.start(conninfo: conninfo ?? pool.configuration.conninfo, logger: logger)
     }
 
     /// The LISTEN connection's server pid (0 while reconnecting); for tests.

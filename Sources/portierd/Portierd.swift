@@ -153,6 +153,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Folder for the two sockets (portier.sock, support.sock), e.g. systemd's RuntimeDirectory; default: --state-dir.")
     var socketDir: String?
 
+    @Option(help: "Connection string for the LISTEN connection that follows other instances' commits, when --database-url goes through a transaction-mode pooler such as PgBouncer (default: --database-url).")
+    var listenDatabaseURL: String?
+
     @Option(help: "Serve Prometheus metrics (GET /metrics) here: 127.0.0.1:9464, [::1]:9464 or unix:/path. Off by default; the support socket's support.metrics answers anyway.")
     var metricsListen: String?
 
@@ -204,7 +207,7 @@ struct Run: AsyncParsableCommand {
             ),
             logger: logger
         )
-        service.startSynchronisation()
+        service.startSynchronisation(conninfo: listenDatabaseURL)
         let portier = PortierServer(configuration: server, service: service, logger: logger)
         var metricsServer: MetricsHTTPServer?
         if let metricsListen {
