@@ -53,6 +53,9 @@ public final class EnvironmentIndex: Sendable {
         environment = snapshot.environment
         var s = State(revision: snapshot.revision, lastSync: .now)
         s.users.reserveCapacity(snapshot.users.count)
+        s.organisations.reserveCapacity(snapshot.organisations.count)
+        s.byOrganisation.reserveCapacity(snapshot.organisations.count)
+        s.byUser.reserveCapacity(snapshot.users.count)
         for u in snapshot.users { s.users[u.id] = u }
         for o in snapshot.organisations { s.organisations[o.id] = o }
         for m in snapshot.memberships { s.setMembership(m.organisation, m.user, m.facts) }
