@@ -15,6 +15,8 @@ public struct LoadPlan: Sendable {
     public let partnerships: [PartnershipPlan]
     /// Partner memberships by the client organisation's environment index.
     public let partnerMembers: [Int: [PartnerMembership]]
+    /// The partnered pairs of environment indexes, as [accountant, client].
+    public let partnerPairs: Set<[Int]>
 
     public var shape: LoadShape { manifest.shape }
 
@@ -77,6 +79,7 @@ public struct LoadPlan: Sendable {
         }
         partnerships = links
         partnerMembers = members
+        partnerPairs = seen
     }
 
     /// Splits `total` over `weights` with no share above its capacity: what does

@@ -103,7 +103,7 @@ extension LoadRunner {
         let a = nextEnvironment(&rng), b = nextEnvironment(&rng)
         guard a.index != b.index else { return }
         let pair = [1, Int64(min(a.index, b.index)), Int64(max(a.index, b.index))]
-        let seeded = plan.partnerships.contains { Set([$0.accountant, $0.client]) == Set([a.index, b.index]) }
+        let seeded = plan.partnerPairs.contains([a.index, b.index]) || plan.partnerPairs.contains([b.index, a.index])
         guard !seeded, reserve(pair) else { return }
         defer { release(pair) }
         // The proposer's creator also becomes member elsewhere: hold it like a user.

@@ -84,14 +84,17 @@ public final class LoadRunner: Sendable {
         }
         await withTaskGroup(of: Void.self) { group in
             for (index, client) in clients.enumerated() {
-                // The connection of the next instance (itself with one instance).
-                let peer = clients[(index + 1) % clients.count]
+                // The next connection: on the next instance when there are several.
+                let peerIndex = (index + 1) % clients.count
+                let sockets = options.sockets
+                let other = sockets[index % sockets.count] != sockets[peerIndex % sockets.count]
+                let peer = clients[peerIndex]
                 for worker in 0..<options.depth {
                     group.addTask { [self] in
                         var rng = SplitMix(seed: plan.shape.seed &+ UInt64(worker) &* 7919 &+ UInt64(index) &* 104_729)
                         // A worker whose connection is gone (server stopped or killed) stops.
                         while ContinuousClock.now < deadline, client.isConnected, claim() {
-                            await step(Clients(own: client, peer: peer), support: support, rng: &rng)
+                            await step(Clients(own: client, peer: peer, separate: other), support: support, rng: &rng)
                         }
                     }
                 }
@@ -159,12 +162,12 @@ public final class LoadRunner: Sendable {
     func nextEnvironment(_ rng: inout SplitMix) -> EnvironmentPlan { plan.environments[environments.next(using: &rng)] }
 }
 
-/// A worker's connection, and one to another instance (the same one when there
-/// is one instance) where flows verify their mutations.
+/// A worker's connection, and the one where its flows verify their mutations:
+/// on another instance when there are several (`separate`).
 struct Clients {
     let own: PortierClient
     let peer: PortierClient
-    var separate: Bool { own !== peer }
+    let separate: Bool
 }
 
 extension Reply {
