@@ -11,13 +11,12 @@
 # per core, as many as pgbench gets), DEPTH (64 requests in flight per connection).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash Scripts/setup.sh
 RUN=${SECONDS_PER_RUN:-5}
 CONNECTIONS=${CONNECTIONS:-$(nproc)}
 DEPTH=${DEPTH:-64}
 
-swift build -c release --product portierd
-swift build -c release --product portier-bench
+source Scripts/lib.sh
+setup_and_build portierd portier-bench
 BIN=.build/release
 
 source Scripts/pg-throwaway.sh
@@ -36,7 +35,6 @@ DB="${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=bench}"
 echo "seeding…"
 /usr/bin/time -f "seeded in %e s" "$PG_BIN/psql" "$DB" -q -v envs=1000 -v upe=100 -v ope=10 -f Scripts/bench-seed.sql
 
-wait_for_socket() { for _ in $(seq 1 300); do [ -S "$1" ] && return 0; sleep 0.1; done; echo "no socket $1" >&2; exit 1; }
 json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
 echo "floor: echo server"

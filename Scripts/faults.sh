@@ -8,10 +8,8 @@
 # a bound was missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash Scripts/setup.sh
-swift build -c release --product portierd
-swift build -c release --product portier-load
-swift build -c release --product portier
+source Scripts/lib.sh
+setup_and_build portierd portier-load portier
 BIN=$PWD/.build/release
 STATE=$(mktemp -d /tmp/portier-faults.XXXXXX)
 chmod 755 "$STATE"
@@ -52,11 +50,9 @@ echo "== 1. PostgreSQL stops under load for 3 s, then returns"
 load 14 0.2 "$STATE/ack1" "$STATE/run1.json" & LOAD=$!
 sleep 4
 as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg" -m fast -w stop >/dev/null
-STOPPED=$(date +%s.%N)
 sleep 3
 as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg" -l "$STATE/pg/server.log" -w \
   -o "-c listen_addresses='' -k $STATE/pg -p 5432 -c unix_socket_permissions=0700" start >/dev/null
-STARTED=$(date +%s.%N)
 wait $LOAD
 check "portierd survived the outage" "kill -0 $PID"
 echo "  errors during the run: $(codes "$STATE/run1.json") (unavailable: $(count "$STATE/run1.json" unavailable)); $(requests "$STATE/run1.json") requests in all"

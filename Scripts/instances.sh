@@ -7,9 +7,8 @@
 # Options (environment): LOAD_SECONDS (30), MUTATIONS (0.05).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash Scripts/setup.sh
-swift build -c release --product portierd
-swift build -c release --product portier-load
+source Scripts/lib.sh
+setup_and_build portierd portier-load
 BIN=.build/release
 
 source Scripts/pg-throwaway.sh
@@ -33,7 +32,7 @@ for name in a b c; do
   "$BIN/portierd" --database-url "$DB" --state-dir "$WORK/$name" --log-level warning --pool-size 4 & PIDS+=($!)
   SOCKETS+=(--socket "$WORK/$name/portier.sock")
 done
-for name in a b c; do for _ in $(seq 1 300); do [ -S "$WORK/$name/portier.sock" ] && break; sleep 0.1; done; done
+for name in a b c; do wait_for_socket "$WORK/$name/portier.sock"; done
 echo "three instances: ${PIDS[*]}"
 "$BIN/portier-load" run "${SOCKETS[@]}" --support-socket "$WORK/a/support.sock" --manifest "$WORK/manifest.json" \
   --seconds "${LOAD_SECONDS:-30}" --connections 3 --depth 8 --mutations "${MUTATIONS:-0.05}" --strict

@@ -9,9 +9,8 @@
 # ENVIRONMENTS, USERS, ORGANISATIONS, MEMBERSHIPS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash Scripts/setup.sh
-swift build -c release --product portierd
-swift build -c release --product portier-load
+source Scripts/lib.sh
+setup_and_build portierd portier-load
 BIN=.build/release
 
 source Scripts/pg-throwaway.sh
@@ -33,7 +32,7 @@ echo "== seed"
   --organisations "${ORGANISATIONS:-100000}" --memberships "${MEMBERSHIPS:-3000000}"
 
 "$BIN/portierd" --database-url "$DB" --state-dir "$WORK/state" --log-level warning & PORTIERD_PID=$!
-for _ in $(seq 1 300); do [ -S "$WORK/state/portier.sock" ] && break; sleep 0.1; done
+wait_for_socket "$WORK/state/portier.sock"
 rss() { awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' "/proc/$PORTIERD_PID/status"; }
 echo "== cold start (portierd resident memory before: $(rss))"
 "$BIN/portier-load" warm --socket "$WORK/state/portier.sock" --manifest "$WORK/manifest.json"

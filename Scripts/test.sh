@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Scripts/setup.sh
+source Scripts/lib.sh
 
 source Scripts/pg-throwaway.sh
 pg_throwaway_start
@@ -35,7 +36,7 @@ printf 'max-frame-bytes = 500000\nmax-in-flight = 11\nlog-level = warning\n' >"$
 PORTIER_MAX_IN_FLIGHT=77 .build/debug/portierd --config "$LIVE_DIR/portierd.conf" --state-dir "$LIVE_DIR" \
   --database-url "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=protocol_live}" --max-frame-bytes 1048576 &
 LIVE_PID=$!
-for _ in $(seq 1 100); do [ -S "$LIVE_DIR/portier.sock" ] && break; sleep 0.1; done
+wait_for_socket "$LIVE_DIR/portier.sock"
 PORTIER_SOCKET="$LIVE_DIR/portier.sock" .build/debug/portier hello --json | python3 -c '
 import json, sys
 limits = json.load(sys.stdin)["limits"]

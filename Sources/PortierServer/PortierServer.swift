@@ -30,13 +30,8 @@ public final class PortierServer: Service, Sendable {
         self.service = service
         self.group = group
         self.logger = logger
-        let metrics = self.metrics
-        let counter = self.counter
-        let inFlight = self.inFlight
-        service.metricsText.withLock { $0 = { [weak service] in
-            guard let service else { return "" }
-            return metrics.render(service: service, connections: counter.current, inFlight: inFlight.current)
-        } }
+        // support.metrics is answered by the service, from this server's metrics.
+        service.metricsText.withLock { $0 = { [weak self] in self?.metricsText() ?? "" } }
     }
 
     /// The Prometheus text exposition of this server's metrics.

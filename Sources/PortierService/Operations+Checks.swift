@@ -52,7 +52,7 @@ extension PortierService {
         case .atLeast(let text)?:
             guard let token = RevisionToken(text) else { throw PortierError.badRequest("consistency.at_least is not a revision token") }
             guard environments == [token.environment] else { return true }
-            return try await !satisfies(consistency)
+            return try await !satisfies(token)
         }
     }
 

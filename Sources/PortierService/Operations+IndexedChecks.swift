@@ -14,11 +14,9 @@ extension PortierService {
         return found.map { UserKey(environment: $0.environment, id: $0.raw) }
     }
 
-    /// Makes sure a revision token's environment is at least at its revision;
-    /// false when this instance cannot show it (the caller falls back to SQL).
-    func satisfies(_ consistency: Consistency?) async throws -> Bool {
-        guard case .atLeast(let text)? = consistency else { return true }
-        guard let token = RevisionToken(text) else { throw PortierError.badRequest("consistency.at_least is not a revision token") }
+    /// Makes sure the token's environment is at least at its revision; false when
+    /// this instance cannot show it (the caller falls back to SQL).
+    func satisfies(_ token: RevisionToken) async throws -> Bool {
         if try await indexes.environment(token.environment, atLeast: token.revision) != nil { return true }
         // A deleted environment has nothing to wait for; otherwise the index is behind.
         return try await indexes.environment(token.environment) == nil
