@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import Synchronization
 import PortierClient
 import PortierDomain
 import PortierEmbeddedPostgres
@@ -23,7 +25,13 @@ struct DatabaseOutageTests {
     func outage() async throws {
         let (pg, database, state) = try privateCluster()
         defer { pg.stop(); try? FileManager.default.removeItem(atPath: state) }
-        let server = try await TestServer.start(database: database)
+        let lines = Mutex<[String]>.Shared()
+        let logger = Logger(label: "outage") { _ in
+            var handler = CapturingLogHandler(lines: lines)
+            handler.logLevel = .info
+            return handler
+        }
+        let server = try await TestServer.start(database: database, logger: logger)
         defer { Task { await server.stop() } }
         let client = try await server.client()
         let s = Scenario(client)
@@ -53,6 +61,11 @@ struct DatabaseOutageTests {
             guard case .failure(let error) = reply.outcome else { Issue.record("\(op) succeeded during the outage"); continue }
             #expect(error.code == .unavailable, "\(op): \(error)")
             #expect(elapsed < .seconds(1), "\(op) took \(elapsed)")
+        }
+        // Each refusal is logged as a failed request, with its op and code (SPEC §12).
+        let failed = lines.value.withLock { $0.filter { $0.contains("request failed") && $0.contains(#""code": unavailable"#) } }
+        for op in ["user.invite", "check", "user.list"] {
+            #expect(failed.contains { $0.contains(#""op": \#(op),"#) || $0.contains(#""op": \#(op)]"#) }, "\(op) not logged: \(failed)")
         }
 
         try pg.start()
