@@ -14,6 +14,8 @@ final class IndexStore: Sendable {
     private let pool: ConnectionPool
     private let logger: Logger
     private let chains = Mutex<[EnvironmentID: Task<EnvironmentIndex?, any Error>]>([:])
+    /// Environments loading in the background (see `loadedOrWarming`).
+    private let warming = Mutex<Set<EnvironmentID>>([])
 
     /// An index that has not synchronised for this long reloads in full: the
     /// change log it would catch up from is pruned after twice this.
@@ -31,6 +33,27 @@ final class IndexStore: Sendable {
     func environment(_ environment: EnvironmentID) async throws -> EnvironmentIndex? {
         if let loaded = index.get(environment) { return loaded }
         return try await chained(environment) { current in current }
+    }
+
+    /// Whether every one of `environments` is loaded. Those that are not start
+    /// loading in the background, once each, so that a read of a cold environment
+    /// can be answered by PostgreSQL at once instead of waiting for the whole load.
+    func loadedOrWarming(_ environments: Set<EnvironmentID>) -> Bool {
+        var all = true
+        for environment in environments where index.get(environment) == nil {
+            all = false
+            guard warming.withLock({ $0.insert(environment).inserted }) else { continue }
+            Task { [self] in
+                defer { _ = warming.withLock { $0.remove(environment) } }
+                do {
+                    _ = try await self.environment(environment)
+                } catch {
+                    // The next read of the environment tries again.
+                    logger.debug("background index load failed", metadata: ["environment": "\(environment)", "error": "\(error)"])
+                }
+            }
+        }
+        return all
     }
 
     /// Brings a loaded index up to the database's revision (a no-op when not loaded:

@@ -37,21 +37,29 @@ struct CheckQuestion: Sendable {
 }
 
 extension PortierService {
-    /// Whether to answer from PostgreSQL: asked for (`full`), or the index cannot
-    /// show the revision asked for (R-PRM-5).
+    /// Whether to answer from PostgreSQL: asked for (`full`), the index cannot
+    /// show the revision asked for (R-PRM-5), or an environment read is not
+    /// loaded yet.
     ///
     /// A token names one environment, and a mutation that changed several
     /// (a partner membership, a partnership) returns the token of one of them: a
     /// read that depends on an environment other than the token's cannot be shown
     /// fresh by the index, so it is answered from PostgreSQL. `reading` nil means
     /// "not known without the database".
-    func needsDatabase(_ consistency: Consistency?, reading environments: Set<EnvironmentID>?) async throws -> Bool {
+    ///
+    /// A cold environment loads in the background while PostgreSQL answers (one
+    /// question costs a few indexed queries; loading a large environment costs
+    /// tens of milliseconds). `waitForLoad` is for reads of many questions
+    /// (`check.bulk`), which the load pays for.
+    func needsDatabase(_ consistency: Consistency?, reading environments: Set<EnvironmentID>?, waitForLoad: Bool = false) async throws -> Bool {
+        func cold() -> Bool { !waitForLoad && !(environments.map(indexes.loadedOrWarming) ?? true) }
         switch consistency {
-        case nil: return false
+        case nil: return cold()
         case .full?: return true
         case .atLeast(let text)?:
             guard let token = RevisionToken(text) else { throw PortierError.badRequest("consistency.at_least is not a revision token") }
             guard environments == [token.environment] else { return true }
+            if cold() { return true }
             return try await !satisfies(token)
         }
     }
@@ -79,7 +87,7 @@ extension PortierService {
         }
         let asked = questions
         let reading = asked.reduce(Set<EnvironmentID>?.some([])) { all, q in q.environments.flatMap { e in all.map { $0.union(e) } } }
-        if try await needsDatabase(request.consistency, reading: reading) {
+        if try await needsDatabase(request.consistency, reading: reading, waitForLoad: true) {
             let decisions = try await pool.snapshot(environments: []) { tx in try asked.map { try Self.decide(tx, $0) } }
             return .result(["results": .array(decisions.map(\.json))])
         }
@@ -117,9 +125,9 @@ extension PortierService {
         let ref = try Self.userParam(request.params)
         let permission = try Self.organisationPermission(request.params)
         var fromIndex = request.consistency == nil
-        if case .atLeast? = request.consistency, case .id(let id) = ref {
+        if case .id(let id) = ref {
             fromIndex = try await !needsDatabase(request.consistency, reading: [id.environment])
-            if fromIndex { fromIndex = try await !hasPartnerLinks(UserKey(environment: id.environment, id: id.raw)) }
+            if fromIndex, request.consistency != nil { fromIndex = try await !hasPartnerLinks(UserKey(environment: id.environment, id: id.raw)) }
         }
         if fromIndex {
             guard let key = try await userKey(ref) else { return .result(["organisations": []]) }

@@ -133,9 +133,11 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
     sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
 
-/// Loads every environment's index before measuring: one check per environment,
-/// pipelined, and waits for every reply (a reply for a cold environment comes
-/// only after its load). Without it, loads still running skew the first numbers.
+/// Loads every environment's index before measuring: a `check.bulk` of one question
+/// per environment, pipelined, and waits for every reply (a bulk read of a cold
+/// environment is answered only after its load; a single check would be answered
+/// by PostgreSQL while the load runs on). Without it, loads still running skew the
+/// first numbers.
 struct Warm: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Ask one check in every environment and wait for all replies.")
     @Option var socket: String
@@ -145,6 +147,8 @@ struct Warm: ParsableCommand {
     func run() throws {
         let connection = try FrameSocket(path: socket)
         var rng = SystemRandomNumberGenerator()
+        var shape = self.shape
+        (shape.op, shape.bulkSize) = ("check.bulk", 1)
         var sent = 0, received = 0
         while received < shape.environments {
             while sent < shape.environments, sent - received < window {

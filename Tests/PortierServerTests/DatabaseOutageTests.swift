@@ -44,6 +44,9 @@ struct DatabaseOutageTests {
             acknowledged.append(email)
         }
         #expect(try await s.check(admin.id, "documents.view", in: org) == (true, "org_administrator"))
+        // A bulk read waits for the index load the first check started in the background.
+        let bulk = try await client.call("check.bulk", params: ["checks": [["user": .string(admin.id), "permission": "documents.view", "organisation": .string(org)]]])
+        #expect(bulk["results"]?.arrayValue?.count == 1)
 
         pg.stop()
 

@@ -119,4 +119,35 @@ struct IndexOracleTests {
             await client.close()
         }
     }
+    @Test("R-PRM-5, SPEC §7: a cold environment's first check and lookups are answered by PostgreSQL while its index loads in the background; then from the index, with the same answers")
+    func coldEnvironment() async throws {
+        try await withClient { server, client in
+            let s = Scenario(client)
+            let admin = try await s.environment("cold.test")
+            let org = try await s.organisation("Cold BV", as: admin.id)
+            let member = try await s.member("m@cold.test", role: "basic", as: admin.id)
+            _ = try await client.call("member.add", actor: admin.id, params: ["organisation": .string(org), "user": .string(member.id), "role": "member"])
+            // Mutations do not load an index: nothing has read the environment yet.
+            #expect(server.service.permissionIndex.count == 0)
+
+            let check: JSONObject = ["user": .string(member.id), "permission": "documents.view", "organisation": .string(org)]
+            let cold = try await client.send("check", params: check)
+            guard case .success(let coldResult, let coldRevision) = cold.outcome else { Issue.record("\(cold)"); return }
+            #expect(coldResult["allowed"] == true && coldResult["reason"] == "member")
+            #expect(coldRevision == nil, "a cold check is answered by PostgreSQL, which names no index revision")
+
+            // The load started in the background; a bulk check waits for it.
+            let bulk = try await client.call("check.bulk", params: ["checks": [.object(check)]])
+            #expect(bulk["results"]?.arrayValue?.first?.objectValue == coldResult)
+            #expect(server.service.permissionIndex.count == 1)
+            let warm = try await client.send("check", params: check)
+            guard case .success(let warmResult, let warmRevision) = warm.outcome else { Issue.record("\(warm)"); return }
+            #expect(warmResult == coldResult)
+            #expect(warmRevision?.hasPrefix("env_\(org.split(separator: "_")[1]):") == true, "\(String(describing: warmRevision))")
+
+            // Lookups: the same answers from PostgreSQL and from the index.
+            let lookup: JSONObject = ["user": .string(member.id), "permission": "documents.view"]
+            #expect(try await client.call("lookup.organisations", params: lookup) == client.call("lookup.organisations", params: lookup, consistency: .full))
+        }
+    }
 }

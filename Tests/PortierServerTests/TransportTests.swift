@@ -98,7 +98,7 @@ struct TransportTests {
         try await withClient(configure: { transport, _ in transport.frameLimits.maximumFrameBytes = 4096 }) { server, client in
             try await client.sendRaw(withUnsafeBytes(of: UInt32(1 << 30).bigEndian, Array.init))
             #expect(await nextUnmatched(client)?.errorCode == .frameTooLarge)
-            for _ in 0..<100 where client.isConnected { try await Task.sleep(for: .milliseconds(10)) }
+            for _ in 0..<500 where client.isConnected { try await Task.sleep(for: .milliseconds(10)) }
             #expect(!client.isConnected)
             let other = try await server.client()
             #expect(try await other.call("ping").isEmpty)
