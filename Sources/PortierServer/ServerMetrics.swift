@@ -8,7 +8,8 @@ import Synchronization
 /// What the server measures, in a Prometheus registry of its own (no global
 /// metrics system: several servers in one process keep apart):
 /// requests by operation and outcome, their latency, requests in flight,
-/// connections; at each scrape also the database pool and the permission index.
+/// connections; at each scrape also the database pool, the environments' turns
+/// for administrative changes, and the permission index.
 ///
 /// Requests are counted in `RequestStats` (atomics, for the hot path); the
 /// rest lives in the registry and is read at scrape time.
@@ -19,6 +20,7 @@ public final class ServerMetrics: Sendable {
     let inFlight: CoreMetrics.Gauge
     let connections: CoreMetrics.Gauge
     private let pool: (open: CoreMetrics.Gauge, idle: CoreMetrics.Gauge, waiting: CoreMetrics.Gauge)
+    private let turns: (held: CoreMetrics.Gauge, waiting: CoreMetrics.Gauge)
     private let index: (environments: CoreMetrics.Gauge, bytes: CoreMetrics.Gauge, hits: CoreMetrics.Counter, misses: CoreMetrics.Counter)
     private let lastIndexLookups = Mutex<(hits: UInt64, misses: UInt64)>((0, 0))
 
@@ -29,6 +31,8 @@ public final class ServerMetrics: Sendable {
         pool = (CoreMetrics.Gauge(label: "portier_db_pool_connections", dimensions: [("state", "open")], factory: factory),
                 CoreMetrics.Gauge(label: "portier_db_pool_connections", dimensions: [("state", "idle")], factory: factory),
                 CoreMetrics.Gauge(label: "portier_db_pool_waiting_requests", factory: factory))
+        turns = (CoreMetrics.Gauge(label: "portier_environment_turns", dimensions: [("state", "held")], factory: factory),
+                 CoreMetrics.Gauge(label: "portier_environment_turns", dimensions: [("state", "waiting")], factory: factory))
         index = (CoreMetrics.Gauge(label: "portier_index_environments", factory: factory),
                  CoreMetrics.Gauge(label: "portier_index_bytes", factory: factory),
                  CoreMetrics.Counter(label: "portier_index_lookups_total", dimensions: [("result", "hit")], factory: factory),
@@ -53,6 +57,9 @@ public final class ServerMetrics: Sendable {
         pool.open.record(usage.open)
         pool.idle.record(usage.idle)
         pool.waiting.record(usage.waiting)
+        let turnUsage = service.pool.turnUsage
+        turns.held.record(turnUsage.held)
+        turns.waiting.record(turnUsage.waiting)
         let permissionIndex = service.permissionIndex
         index.environments.record(permissionIndex.count)
         index.bytes.record(permissionIndex.approximateBytes)

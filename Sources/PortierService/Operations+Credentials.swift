@@ -12,15 +12,14 @@ extension PortierService {
         guard let token = SecretToken(presented: presented) else { throw PortierError(.expiredToken, "the token is not valid") }
         // Hash before the transaction: no lock is held during the slow part.
         let passwordHash = try await passwords.hash(password)
-        return try await pool.transaction(environments: [token.environment]) { tx in
+        // The environment is locked first: who is administrator must not move under us.
+        return try await pool.transaction(environments: [token.environment], locking: token.environment) { tx in
             let environment = token.environment
             let record = try Self.usableToken(tx, token, purpose: .activation)
             guard let user = try tx.user(environment, record.userID, lock: true) else {
                 throw PortierError(.expiredToken, "the token is not valid")
             }
             guard user.status == .invited else { throw PortierError.invalidState("the user is already activated") }
-            // Serialise with role changes: who is administrator must not move under us.
-            try tx.lockEnvironment(environment)
             let promote = try tx.activeAdministrators(environment).isEmpty && user.role != .administrator
             let activated = try tx.activateUser(environment, user.id, passwordHash: passwordHash, promote: promote)
             try tx.markTokenUsed(environment: environment, id: record.id)

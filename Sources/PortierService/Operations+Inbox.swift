@@ -64,9 +64,9 @@ extension PortierService {
         let target = try Self.userParam(request.params)
         let successorRef = try request.params.optionalString("successor").map { text throws(PortierError) in try UserReference(text, field: "params.successor") }
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await pool.transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
             let env = actorRef.environment
-            let actor = try Self.lockedAdministrator(tx, actorRef, to: "off-board users")
+            let actor = try Self.administrator(tx, actorRef, to: "off-board users")
             let user = try Self.targetUser(tx, in: env, target, lock: true)
             if let successorRef {
                 let successor = try Self.targetUser(tx, in: env, successorRef, lock: true)

@@ -29,8 +29,7 @@ extension PortierService {
             throw PortierError.badRequest("verification.reference must be 1 to 500 characters")
         }
         let peer = context.peer.map(\.description) ?? "unknown"
-        return try await pool.transaction(environments: [env]) { tx in
-            try tx.lockEnvironment(env)
+        return try await pool.transaction(environments: [env], locking: env) { tx in
             let user = try Self.targetUser(tx, in: env, target, lock: true)
             if user.role == .administrator, user.status == .active {
                 throw PortierError.invalidState("the user is already an active administrator")

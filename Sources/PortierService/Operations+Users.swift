@@ -12,10 +12,10 @@ extension PortierService {
         let actorRef = try await actorReference(request)
         let configuration = self.configuration
         do {
-            return try await pool.transaction(environments: [actorRef.environment]) { tx in
+            return try await pool.transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
                 let env = actorRef.environment
                 // The lock also serialises invitations, so the rate limit cannot be raced past.
-                let actor = try Self.lockedAdministrator(tx, actorRef, to: "invite users")
+                let actor = try Self.administrator(tx, actorRef, to: "invite users")
                 if try tx.recentEvents(env, op: "user.invite", withinSeconds: 3600) >= configuration.invitationsPerHour {
                     throw PortierError(.rateLimited, "at most \(configuration.invitationsPerHour) invitations an hour; try again later")
                 }
@@ -48,8 +48,8 @@ extension PortierService {
         let target = try Self.userParam(request.params)
         let actorRef = try await actorReference(request)
         let configuration = self.configuration
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
-            let actor = try Self.lockedAdministrator(tx, actorRef, to: "resend invitations")
+        return try await pool.transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
+            let actor = try Self.administrator(tx, actorRef, to: "resend invitations")
             let user = try Self.targetUser(tx, in: actorRef.environment, target, lock: true)
             guard user.status == .invited else { throw PortierError.invalidState("only invited users can be re-invited; this one is \(user.status.rawValue)") }
             try Self.sendActivation(tx, to: user, invitedBy: actor, configuration: configuration)
@@ -139,9 +139,9 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["user"])
         let target = try Self.userParam(request.params)
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await pool.transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
             let env = actorRef.environment
-            let actor = try Self.lockedAdministrator(tx, actorRef, to: "remove users")
+            let actor = try Self.administrator(tx, actorRef, to: "remove users")
             let user = try Self.targetUser(tx, in: env, target, lock: true)
             try Self.refuseLosingLastAdministrator(tx, user, losesAdministration: true)
             let revision = try Self.removeUser(tx, user, actor: actor.auditActor, op: "user.remove")
@@ -190,10 +190,10 @@ extension PortierService {
         _ change: @escaping @Sendable (Transaction, UserRecord, UserRecord) throws -> (UserRecord, String, JSONValue)?
     ) async throws -> OperationOutput {
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await pool.transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
             // The environment lock serialises every change that could remove an
             // administrator, so two of them cannot both pass the R-USR-8 check.
-            let actor = try Self.lockedAdministrator(tx, actorRef, to: action)
+            let actor = try Self.administrator(tx, actorRef, to: action)
             let user = try Self.targetUser(tx, in: actorRef.environment, target, lock: true)
             guard let (updated, op, details) = try change(tx, actor, user) else { return .result(["user": user.json]) }
             try tx.audit(environment: user.environment, actor: actor.auditActor, op: op, target: user.scopedID.description, details: details.jsonText)

@@ -3,15 +3,10 @@ import PortierProtocol
 import PortierStorage
 
 extension PortierService {
-    /// Locks the actor's environment, then checks the actor is an active
-    /// administrator. Lock first: an administrator demoted by a transaction that
-    /// just committed must not act on a stale read of their own role.
-    static func lockedAdministrator(_ tx: Transaction, _ ref: (environment: EnvironmentID, user: Int64), to action: String) throws -> UserRecord {
-        try tx.lockEnvironment(ref.environment)
-        return try administrator(tx, ref, to: action)
-    }
-
     /// The actor, checked to be an active administrator (R-USR-1, R-USR-5, R-USR-12).
+    /// Administrative changes read the actor inside a transaction that locked the
+    /// environment first (`locking:`): an administrator demoted by a transaction
+    /// that just committed must not act on a stale read of their own role.
     static func administrator(_ tx: Transaction, _ ref: (environment: EnvironmentID, user: Int64), to action: String) throws -> UserRecord {
         let actor = try activeActor(tx, ref)
         guard actor.role == .administrator else { throw PortierError.forbidden("only an administrator may \(action)") }

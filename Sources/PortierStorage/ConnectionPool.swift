@@ -31,6 +31,7 @@ public final class ConnectionPool: Sendable {
     private let state = Mutex(State())
     private let logger: Logger
     private let commitHook = Mutex<(@Sendable ([RevisionToken]) async -> Void)?>(nil)
+    private let turns = EnvironmentTurns()
 
     /// Called after every commit that advanced revisions, before `transaction`
     /// returns: the index catches up here, so a mutation's reply is never sent
@@ -95,11 +96,32 @@ public final class ConnectionPool: Sendable {
     /// `Transaction.setEnvironments`). Commits if `body` returns, rolls back if it
     /// throws. Serialization failures are retried; a connection found dead before
     /// anything ran is replaced once.
+    ///
+    /// `locking`: an environment whose row the transaction locks before `body`
+    /// runs (in the same round trip as BEGIN), for changes that must see who
+    /// administers it and how many invitations it sent without races (R-USR-8,
+    /// R-USR-13). Such transactions take turns per environment on this instance
+    /// before they take a connection (`EnvironmentTurns`); the turn ends at COMMIT.
     public func transaction<R: Sendable>(
         environments: [EnvironmentID] = [],
+        locking: EnvironmentID? = nil,
         isolation begin: String = "BEGIN",
         _ body: @escaping @Sendable (Transaction) throws -> R
     ) async throws -> R {
+        let (result, bumped) = if let locking {
+            try await turns.run(locking) { try await run(environments: environments, locking: locking, begin: begin, body) }
+        } else {
+            try await run(environments: environments, locking: nil, begin: begin, body)
+        }
+        if !bumped.isEmpty, let hook = commitHook.withLock({ $0 }) { await hook(bumped) }
+        return result
+    }
+
+    /// The transaction with its retries; returns the revisions it advanced.
+    private func run<R: Sendable>(
+        environments: [EnvironmentID], locking: EnvironmentID?, begin: String,
+        _ body: @escaping @Sendable (Transaction) throws -> R
+    ) async throws -> (R, [RevisionToken]) {
         var attempt = 0
         while true {
             attempt += 1
@@ -109,11 +131,9 @@ public final class ConnectionPool: Sendable {
                 // depends on session state (transaction-mode poolers, see Deploy/).
                 let start = begin + "; SET LOCAL ROLE " + Schema.quoteIdentifier(configuration.applicationRole)
                 let result = try await withConnection { connection in
-                    try Transaction.run(on: connection, begin: start, environments: environments, state: state, body)
+                    try Transaction.run(on: connection, begin: start, environments: environments, locking: locking, state: state, body)
                 }
-                let bumped = state.bumped.withLock { $0 }
-                if !bumped.isEmpty, let hook = commitHook.withLock({ $0 }) { await hook(bumped) }
-                return result
+                return (result, state.bumped.withLock { $0 })
             } catch let error as DatabaseError where attempt < 3 {
                 switch error.kind {
                 case .retryable: continue
@@ -123,6 +143,9 @@ public final class ConnectionPool: Sendable {
             }
         }
     }
+
+    /// Environments whose locking transactions hold or wait for their turn (for metrics).
+    public var turnUsage: (held: Int, waiting: Int) { turns.usage }
 
     /// Runs `body` in a read-only REPEATABLE READ transaction: every query sees
     /// the database at one instant (index loads and deltas need that).

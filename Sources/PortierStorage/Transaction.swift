@@ -64,16 +64,21 @@ public struct Transaction: @unchecked Sendable {
     }
 
     static func run<R>(
-        on connection: PostgresConnection, begin: String, environments: [EnvironmentID], state: TransactionState,
-        _ body: (Transaction) throws -> R
+        on connection: PostgresConnection, begin: String, environments: [EnvironmentID], locking: EnvironmentID? = nil,
+        state: TransactionState, _ body: (Transaction) throws -> R
     ) throws -> R {
-        // BEGIN and the environment scope in one round trip; the ids are integers
-        // of our own type, so writing them into the statement is safe.
+        // BEGIN, the environment scope and the row lock in one round trip; the ids
+        // are integers of our own type, so writing them into the statement is safe.
         let scope = environments.isEmpty ? "" : "; SET LOCAL app.environments = '{\(environments.map { String($0.raw) }.joined(separator: ","))}'"
+        let lock = locking.map { "; SELECT 1 FROM environments WHERE environment_id = \($0.raw) FOR UPDATE" } ?? ""
         do {
-            try connection.execute(begin + scope)
+            try connection.execute(begin + scope + lock)
         } catch let error as DatabaseError where error.kind == .connection {
             throw DatabaseError(kind: .connection, sqlState: notStartedState, message: error.message)
+        } catch {
+            // The lock can fail (a deadlock, a timeout): never hand back an aborted transaction.
+            if connection.isHealthy { try? connection.execute("ROLLBACK") }
+            throw error
         }
         let tx = Transaction(connection: connection, state: state)
         do {

@@ -1,6 +1,7 @@
 import PortierDomain
 import PortierStorage
 import PortierTestSupport
+import Synchronization
 import Testing
 
 @Suite("Connection pool and transactions")
@@ -72,6 +73,50 @@ struct PoolTests {
         await #expect {
             try await pool.transaction { tx in try tx.query("SELECT 1") }
         } throws: { ($0 as? DatabaseError)?.portierError.code == .unavailable }
+    }
+
+    @Test("R-USR-8: transactions locking one environment take turns without holding connections; other environments' requests are not stuck behind them")
+    func environmentTurns() async throws {
+        let db = try await TestDatabase.create()
+        let pool = db.makePool(size: 2)
+        defer { Task { await pool.shutdown() } }
+        let hot = try await pool.transaction { tx in try tx.createEnvironment(name: "hot", claim: "hot.test", activationDeadlineSeconds: 60) }
+        /// What the racing tasks saw: the order they finished in, the most lock holders at once.
+        final class Seen: Sendable {
+            let finished = Mutex<[String]>([])
+            let busiest = Mutex(0)
+        }
+        let seen = Seen()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<6 {
+                group.addTask {
+                    try await pool.transaction(environments: [hot], locking: hot) { tx in
+                        // Who else holds this environment's row lock now: nobody may.
+                        let holders = try tx.query("""
+                            SELECT count(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                            WHERE c.relname = 'environments' AND l.mode = 'RowShareLock' AND l.pid <> pg_backend_pid() AND l.granted
+                              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                            """).first!.int64("n")
+                        seen.busiest.withLock { $0 = max($0, Int(holders) + 1) }
+                        try tx.query("SELECT pg_sleep(0.2)")
+                    }
+                    seen.finished.withLock { $0.append("hot \(i)") }
+                }
+            }
+            // All six are in: one holds the turn, five wait for it without a connection.
+            let start = ContinuousClock.now
+            while pool.turnUsage.waiting < 5, ContinuousClock.now - start < .seconds(5) { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(pool.turnUsage.waiting == 5)
+            #expect(pool.turnUsage.held == 1)
+            try await pool.transaction { tx in try tx.query("SELECT 1") }
+            seen.finished.withLock { $0.append("other") }
+            try await group.waitForAll()
+        }
+        let order = seen.finished.withLock { $0 }
+        // Without turns the five waiters would queue for the two connections ahead of it.
+        #expect(order.firstIndex(of: "other")! <= 1, "\(order)")
+        #expect(seen.busiest.withLock { $0 } == 1)
+        #expect(pool.turnUsage.held == 0 && pool.turnUsage.waiting == 0)
     }
 }
 

@@ -114,6 +114,18 @@ extension Scenario {
         return (r["allowed"]?.boolValue ?? false, r["reason"]?.stringValue ?? "")
     }
 
+    /// The same question as a one-item `check.bulk`, which waits for the
+    /// environments' indexes to load: afterwards this instance has them in memory
+    /// (a single `check` of a cold environment is answered by PostgreSQL and
+    /// loads it in the background).
+    public func checkLoading(_ user: String, _ permission: String, in organisation: String? = nil) async throws -> (Bool, String) {
+        var item: JSONObject = ["user": .string(user), "permission": .string(permission)]
+        if let organisation { item["organisation"] = .string(organisation) }
+        let r = try await client.call("check.bulk", params: ["checks": [.object(item)]])
+        let first = r["results"]?.arrayValue?.first?.objectValue
+        return (first?["allowed"]?.boolValue ?? false, first?["reason"]?.stringValue ?? "")
+    }
+
     /// The pending inbox requests of `actor`.
     public func inbox(_ actor: String) async throws -> [JSONObject] {
         try await client.call("inbox.list", actor: actor)["requests"]!.arrayValue!.map { $0.objectValue! }
