@@ -57,15 +57,19 @@ final class IndexStore: Sendable {
     }
 
     /// Brings a loaded index up to the database's revision (a no-op when not loaded:
-    /// it will load fresh on first use).
+    /// it will load fresh on first use). With `target`, a no-op once the index has
+    /// reached it: after a burst of commits to one environment, the first catch-up
+    /// to run covers them all and the ones queued behind it cost nothing.
     @discardableResult
-    func synchronise(_ environment: EnvironmentID) async throws -> EnvironmentIndex? {
+    func synchronise(_ environment: EnvironmentID, to target: Int64? = nil) async throws -> EnvironmentIndex? {
         guard index.get(environment) != nil else { return nil }
         return try await chained(environment) { [self] current in
             guard let current else { return nil }
+            if let target, current.revision >= target { return current }
             if ContinuousClock.now - current.lastSync > Self.maximumSyncAge { return try await load(environment) }
             let revision = current.revision
-            let outcome = try await pool.snapshot(environments: [environment]) { tx in try tx.indexDelta(environment, after: revision) }
+            // Ahead of new work in the pool queue: replies to committed changes wait for it.
+            let outcome = try await pool.snapshot(environments: [environment], priority: true) { tx in try tx.indexDelta(environment, after: revision) }
             switch outcome {
             case .gone:
                 index.remove(environment)
@@ -82,7 +86,7 @@ final class IndexStore: Sendable {
     /// The index at revision `revision` or later, if the database has it.
     func environment(_ environment: EnvironmentID, atLeast revision: Int64) async throws -> EnvironmentIndex? {
         if let loaded = try await self.environment(environment), loaded.revision >= revision { return loaded }
-        let synced = try await synchronise(environment)
+        let synced = try await synchronise(environment, to: revision)
         return synced.flatMap { $0.revision >= revision ? $0 : nil }
     }
 
@@ -91,7 +95,7 @@ final class IndexStore: Sendable {
         for token in tokens {
             guard let loaded = index.get(token.environment), loaded.revision < token.revision else { continue }
             do {
-                try await synchronise(token.environment)
+                try await synchronise(token.environment, to: token.revision)
             } catch {
                 // The index stays at its older revision; readers passing the token fall back to SQL.
                 logger.warning("index catch-up failed", metadata: ["environment": "\(token.environment)", "error": "\(error)"])

@@ -8,8 +8,9 @@ import Synchronization
 final class Synchroniser: Sendable {
     private let indexes: IndexStore
     private let listener = Mutex<RevisionListener?>(nil)
-    /// Environments with a catch-up queued: notifications for them coalesce.
-    private let queued = Mutex<Set<EnvironmentID>>([])
+    /// Environments with a catch-up queued, and the newest revision heard of (nil:
+    /// whatever the database has): notifications for them coalesce.
+    private let queued = Mutex<[EnvironmentID: Int64?]>([:])
     /// From hearing of another instance's commit to having applied it here.
     private let lag = Mutex(SynchronisationLag())
 
@@ -20,11 +21,11 @@ final class Synchroniser: Sendable {
             conninfo: conninfo, logger: logger,
             onRevision: { [self] token in
                 guard let loaded = indexes.index.get(token.environment), loaded.revision < token.revision else { return }
-                catchUp(token.environment)
+                catchUp(token.environment, to: token.revision)
             },
             onConnected: { [self] in
                 // Notifications sent while disconnected are lost: re-check everything loaded.
-                for environment in indexes.index.loaded().keys { catchUp(environment) }
+                for environment in indexes.index.loaded().keys { catchUp(environment, to: nil) }
             }
         )
         self.listener.withLock { $0 = listener }
@@ -37,13 +38,23 @@ final class Synchroniser: Sendable {
 
     var listenerBackendPID: Int32 { listener.withLock { $0?.backendPID ?? 0 } }
 
-    private func catchUp(_ environment: EnvironmentID) {
-        let first = queued.withLock { $0.insert(environment).inserted }
+    /// Queues one catch-up of `environment`, to `revision` (nil: to the database's).
+    /// This instance's own commits are notified too; their catch-up has usually
+    /// run already, and then this one costs nothing (`IndexStore.synchronise`).
+    private func catchUp(_ environment: EnvironmentID, to revision: Int64? = nil) {
+        let first = queued.withLock { queued in
+            guard let pending = queued[environment] else {
+                queued[environment] = .some(revision)
+                return true
+            }
+            queued[environment] = .some(pending.flatMap { old in revision.map { max(old, $0) } })
+            return false
+        }
         guard first else { return }
         let heard = ContinuousClock.now
         Task { [self] in
-            queued.withLock { _ = $0.remove(environment) }
-            if (try? await indexes.synchronise(environment)) != nil {
+            let target = queued.withLock { $0.removeValue(forKey: environment) } ?? nil
+            if (try? await indexes.synchronise(environment, to: target)) != nil {
                 let took = ContinuousClock.now - heard
                 lag.withLock { $0.add(took) }
             }

@@ -48,7 +48,8 @@ public final class ConnectionPool: Sendable {
     private struct State: ~Copyable {
         var idle: [PostgresConnection] = []
         var open = 0
-        var waiters: [CheckedContinuation<Grant, Never>] = []
+        /// In order of service: those with priority first, then arrival order.
+        var waiters: [(continuation: CheckedContinuation<Grant, Never>, priority: Bool)] = []
         var closed = false
     }
 
@@ -73,14 +74,15 @@ public final class ConnectionPool: Sendable {
             defer { s.idle = []; s.waiters = [] }
             return (s.idle, s.waiters)
         }
-        for w in waiters { w.resume(returning: .closed) }
+        for w in waiters { w.continuation.resume(returning: .closed) }
         _ = idle
         try? await threads.shutdownGracefully()
     }
 
-    /// Runs `body` with a connection on a pool thread.
-    public func withConnection<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> R) async throws -> R {
-        let connection = try await acquire()
+    /// Runs `body` with a connection on a pool thread. With `priority`, it goes
+    /// ahead of the requests waiting without it.
+    public func withConnection<R: Sendable>(priority: Bool = false, _ body: @escaping @Sendable (PostgresConnection) throws -> R) async throws -> R {
+        let connection = try await acquire(priority: priority)
         do {
             let result = try await threads.runIfActive { try body(connection) }
             release(connection)
@@ -102,16 +104,23 @@ public final class ConnectionPool: Sendable {
     /// administers it and how many invitations it sent without races (R-USR-8,
     /// R-USR-13). Such transactions take turns per environment on this instance
     /// before they take a connection (`EnvironmentTurns`); the turn ends at COMMIT.
+    ///
+    /// `priority`: ahead of the others in the queue for a connection, for work
+    /// that others already wait on (an index catch-up after commits). A transaction
+    /// holding a turn always has it.
     public func transaction<R: Sendable>(
         environments: [EnvironmentID] = [],
         locking: EnvironmentID? = nil,
         isolation begin: String = "BEGIN",
+        priority: Bool = false,
         _ body: @escaping @Sendable (Transaction) throws -> R
     ) async throws -> R {
         let (result, bumped) = if let locking {
-            try await turns.run(locking) { try await run(environments: environments, locking: locking, begin: begin, body) }
+            // Holding the turn, it goes first in the pool queue: the environment's
+            // other changes are waiting for it.
+            try await turns.run(locking) { try await run(environments: environments, locking: locking, begin: begin, priority: true, body) }
         } else {
-            try await run(environments: environments, locking: nil, begin: begin, body)
+            try await run(environments: environments, locking: nil, begin: begin, priority: priority, body)
         }
         if !bumped.isEmpty, let hook = commitHook.withLock({ $0 }) { await hook(bumped) }
         return result
@@ -119,7 +128,7 @@ public final class ConnectionPool: Sendable {
 
     /// The transaction with its retries; returns the revisions it advanced.
     private func run<R: Sendable>(
-        environments: [EnvironmentID], locking: EnvironmentID?, begin: String,
+        environments: [EnvironmentID], locking: EnvironmentID?, begin: String, priority: Bool,
         _ body: @escaping @Sendable (Transaction) throws -> R
     ) async throws -> (R, [RevisionToken]) {
         var attempt = 0
@@ -130,7 +139,7 @@ public final class ConnectionPool: Sendable {
                 // The role is set inside every transaction too, so that no request
                 // depends on session state (transaction-mode poolers, see Deploy/).
                 let start = begin + "; SET LOCAL ROLE " + Schema.quoteIdentifier(configuration.applicationRole)
-                let result = try await withConnection { connection in
+                let result = try await withConnection(priority: priority) { connection in
                     try Transaction.run(on: connection, begin: start, environments: environments, locking: locking, state: state, body)
                 }
                 return (result, state.bumped.withLock { $0 })
@@ -151,12 +160,13 @@ public final class ConnectionPool: Sendable {
     /// the database at one instant (index loads and deltas need that).
     public func snapshot<R: Sendable>(
         environments: [EnvironmentID],
+        priority: Bool = false,
         _ body: @escaping @Sendable (Transaction) throws -> R
     ) async throws -> R {
-        try await transaction(environments: environments, isolation: "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", body)
+        try await transaction(environments: environments, isolation: "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", priority: priority, body)
     }
 
-    private func acquire() async throws -> PostgresConnection {
+    private func acquire(priority: Bool) async throws -> PostgresConnection {
         let grant: Grant? = state.withLock { s in
             if s.closed { return .closed }
             if let c = s.idle.popLast() { return .connection(c) }
@@ -170,7 +180,8 @@ public final class ConnectionPool: Sendable {
                     if s.closed { return .closed }
                     if let c = s.idle.popLast() { return .connection(c) }
                     if s.open < configuration.poolSize { s.open += 1; return .open }
-                    s.waiters.append(continuation)
+                    let position = priority ? (s.waiters.firstIndex { !$0.priority } ?? s.waiters.count) : s.waiters.count
+                    s.waiters.insert((continuation, priority), at: position)
                     return nil
                 }
                 if let immediate { continuation.resume(returning: immediate) }
@@ -207,7 +218,7 @@ public final class ConnectionPool: Sendable {
             }
             s.waiters.removeFirst()
             // A dead connection's slot goes to the waiter, who opens a fresh one.
-            return (w, healthy ? .connection(connection) : .open)
+            return (w.continuation, healthy ? .connection(connection) : .open)
         }
         if let (w, grant) = waiter { w.resume(returning: grant) }
     }
@@ -216,7 +227,7 @@ public final class ConnectionPool: Sendable {
         let waiter = state.withLock { s -> CheckedContinuation<Grant, Never>? in
             guard let w = s.waiters.first else { s.open -= 1; return nil }
             s.waiters.removeFirst()
-            return w
+            return w.continuation
         }
         waiter?.resume(returning: .open)
     }

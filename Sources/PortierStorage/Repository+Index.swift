@@ -38,17 +38,24 @@ extension Transaction {
     /// The rows that changed after `revision`, as they are now. Call inside `snapshot`.
     public func indexDelta(_ environment: EnvironmentID, after revision: Int64) throws -> DeltaOutcome {
         let e = environment.raw
-        guard let rev = try query("SELECT revision FROM environments WHERE environment_id = $1", [e]).first else { return .gone }
-        let now = try rev.int64("revision")
+        // The revision and what changed up to it in one round trip: a catch-up
+        // follows every commit, so its round trips count.
+        let rows = try query(
+            """
+            SELECT e.revision, c.entity, c.key1, c.key2, c.key3 FROM environments e
+            LEFT JOIN LATERAL (
+                SELECT DISTINCT entity, key1, key2, key3 FROM index_changes
+                WHERE environment_id = e.environment_id AND revision > $2 AND revision <= e.revision LIMIT $3
+            ) c ON true
+            WHERE e.environment_id = $1
+            """,
+            [e, revision, Self.maximumDeltaChanges + 1]
+        ).rows
+        guard let first = rows.first else { return .gone }
+        let now = try first.int64("revision")
         var delta = EnvironmentDelta(environment: environment, fromRevision: revision, revision: now)
         guard now > revision else { return .delta(delta) }
-        let changes = try query(
-            """
-            SELECT DISTINCT entity, key1, key2, key3 FROM index_changes
-            WHERE environment_id = $1 AND revision > $2 AND revision <= $3 LIMIT $4
-            """,
-            [e, revision, now, Self.maximumDeltaChanges + 1]
-        ).rows
+        let changes = rows.filter { $0["entity"] != nil }
         guard changes.count <= Self.maximumDeltaChanges else { return .tooLarge }
         var users: [Int64] = [], orgs: [Int64] = []
         var memberships: [EnvironmentDelta.MembershipKey] = [], links: [IndexedLink] = []
@@ -64,15 +71,19 @@ extension Transaction {
             }
         }
         for id in users { delta.users[id] = .some(nil) }
-        for u in try query(
-            "SELECT user_id, role, status, email, name FROM users WHERE environment_id = $1 AND user_id = ANY($2::bigint[])",
-            [e, BigIntArray(users)]
-        ).rows.map(Self.indexedUser) { delta.users[u.id] = u }
+        if !users.isEmpty {
+            for u in try query(
+                "SELECT user_id, role, status, email, name FROM users WHERE environment_id = $1 AND user_id = ANY($2::bigint[])",
+                [e, BigIntArray(users)]
+            ).rows.map(Self.indexedUser) { delta.users[u.id] = u }
+        }
         for id in orgs { delta.organisations[id] = .some(nil) }
-        for o in try query(
-            "SELECT organisation_id, name, kvk_number, country, status FROM organisations WHERE environment_id = $1 AND organisation_id = ANY($2::bigint[])",
-            [e, BigIntArray(orgs)]
-        ).rows.map(Self.indexedOrganisation) { delta.organisations[o.id] = o }
+        if !orgs.isEmpty {
+            for o in try query(
+                "SELECT organisation_id, name, kvk_number, country, status FROM organisations WHERE environment_id = $1 AND organisation_id = ANY($2::bigint[])",
+                [e, BigIntArray(orgs)]
+            ).rows.map(Self.indexedOrganisation) { delta.organisations[o.id] = o }
+        }
         for key in memberships { delta.memberships[key] = .some(nil) }
         if !memberships.isEmpty {
             for m in try query(

@@ -32,11 +32,22 @@ final class RawClient {
 
     deinit { close(fd) }
 
-    /// Writes until the server stops taking bytes (a write times out) or `limit` frames are out.
-    func writeUntilBlocked(_ frame: [UInt8], limit: Int) -> Int {
+    /// Writes whole frames until the server has taken no byte for `stalledFor`
+    /// seconds (a server that is merely slow, on a loaded machine, still takes
+    /// some within that) or `limit` frames are out; returns the frames written.
+    func writeUntilBlocked(_ frame: [UInt8], limit: Int, stalledFor: Double = 1.5) -> Int {
+        var progress = Date()
         for n in 0..<limit {
-            let written = frame.withUnsafeBytes { send(fd, $0.baseAddress!, frame.count, Int32(MSG_NOSIGNAL)) }
-            if written < frame.count { return n }
+            var offset = 0
+            while offset < frame.count {
+                let written = frame.withUnsafeBytes { send(fd, $0.baseAddress! + offset, frame.count - offset, Int32(MSG_NOSIGNAL)) }
+                if written > 0 {
+                    offset += written
+                    progress = Date()
+                } else if Date().timeIntervalSince(progress) > stalledFor {
+                    return n
+                }
+            }
         }
         return limit
     }

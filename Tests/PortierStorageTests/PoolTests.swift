@@ -75,6 +75,30 @@ struct PoolTests {
         } throws: { ($0 as? DatabaseError)?.portierError.code == .unavailable }
     }
 
+    @Test("a request with priority is served before the requests already waiting for a connection")
+    func priorityFirst() async throws {
+        let db = try await TestDatabase.create()
+        let pool = db.makePool(size: 1)
+        defer { Task { await pool.shutdown() } }
+        final class Order: Sendable { let served = Mutex<[String]>([]) }
+        let order = Order()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // Hold the only connection until everybody queues behind it.
+            group.addTask { _ = try await pool.transaction { tx in try tx.query("SELECT pg_sleep(0.5)") } }
+            while pool.usage.idle > 0 || pool.usage.open == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            for i in 0..<3 {
+                group.addTask { try await pool.transaction { _ in order.served.withLock { $0.append("plain \(i)") } } }
+                while pool.usage.waiting < i + 1 { try await Task.sleep(for: .milliseconds(5)) }
+            }
+            group.addTask { try await pool.transaction(priority: true) { _ in order.served.withLock { $0.append("priority") } } }
+            while pool.usage.waiting < 4, order.served.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(order.served.withLock { $0.isEmpty }, "the connection was released before every request queued")
+            try await group.waitForAll()
+        }
+        #expect(order.served.withLock { $0 }.first == "priority", "\(order.served.withLock { $0 })")
+        #expect(order.served.withLock { $0 }.dropFirst() == ["plain 0", "plain 1", "plain 2"])
+    }
+
     @Test("R-USR-8: transactions locking one environment take turns without holding connections; other environments' requests are not stuck behind them")
     func environmentTurns() async throws {
         let db = try await TestDatabase.create()
