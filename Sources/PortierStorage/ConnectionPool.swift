@@ -13,7 +13,10 @@ public struct DatabaseConfiguration: Sendable {
     /// is not a superuser, so row-level security applies (R-ENV-1).
     public var applicationRole: String
 
-    public init(conninfo: String, poolSize: Int = 8, applicationRole: String = Schema.applicationRole) {
+    /// Connections by default (see `portierd run --pool-size`).
+    public static let defaultPoolSize = 16
+
+    public init(conninfo: String, poolSize: Int = defaultPoolSize, applicationRole: String = Schema.applicationRole) {
         self.conninfo = conninfo
         self.poolSize = poolSize
         self.applicationRole = applicationRole
