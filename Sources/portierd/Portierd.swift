@@ -90,9 +90,6 @@ struct Run: AsyncParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    // 16 on two cores: a connection spends much of each transaction between
-    // round trips, so more connections than cores keep PostgreSQL busy
-    // (measured with portier-load: 8 → 16 halved the waits for a connection).
     @Option(help: "Database connections (and database threads).")
     var poolSize: Int = DatabaseConfiguration.defaultPoolSize
 
