@@ -64,7 +64,8 @@ extension PortierService {
         }
     }
 
-    /// `check` (SPEC §7, R-PRM-1…3): from the index; from PostgreSQL for `full`.
+    /// `check` (SPEC §7, R-PRM-1…3): from the index; from PostgreSQL for `full`,
+    /// a token the index cannot show yet, or a cold environment (`needsDatabase`).
     func check(_ request: Request) async throws -> OperationOutput {
         let question = try CheckQuestion(request.params)
         if try await needsDatabase(request.consistency, reading: question.environments) {

@@ -85,6 +85,20 @@ public final class ConnectionPool: Sendable {
         try? await threads.shutdownGracefully()
     }
 
+    /// Opens every connection of the pool now (those that can be opened), so that
+    /// the first requests after a start do not pay for connecting; returns how many
+    /// are open.
+    @discardableResult
+    public func openAll() async -> Int {
+        var held: [PostgresConnection] = []
+        for _ in 0..<configuration.poolSize {
+            guard let connection = try? await acquire(priority: false) else { break }
+            held.append(connection)
+        }
+        for connection in held { release(connection) }
+        return held.count
+    }
+
     /// Runs `body` with a connection on a pool thread. With `priority`, it goes
     /// ahead of the requests waiting without it.
     public func withConnection<R: Sendable>(priority: Bool = false, _ body: @escaping @Sendable (PostgresConnection) throws -> R) async throws -> R {

@@ -195,6 +195,7 @@ struct Run: AsyncParsableCommand {
         try Migrator.migrate(conninfo: conninfo, logger: logger)
 
         let pool = ConnectionPool(configuration: DatabaseConfiguration(conninfo: conninfo, poolSize: poolSize), logger: logger)
+        await pool.openAll()
         let service = PortierService(
             pool: pool,
             configuration: ServiceConfiguration(

@@ -75,6 +75,19 @@ struct PoolTests {
         } throws: { ($0 as? DatabaseError)?.portierError.code == .unavailable }
     }
 
+    @Test("openAll opens the whole pool at start, and later requests reuse those connections")
+    func openAll() async throws {
+        let db = try await TestDatabase.create()
+        let pool = db.makePool(size: 3)
+        defer { Task { await pool.shutdown() } }
+        #expect(await pool.openAll() == 3)
+        #expect(pool.usage.open == 3 && pool.usage.idle == 3)
+        let backends = try db.owner("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [db.name]).first!.int64("n")
+        #expect(backends == 3)
+        _ = try await pool.transaction { tx in try tx.query("SELECT 1") }
+        #expect(pool.usage.open == 3)
+    }
+
     @Test("a request with priority is served before the requests already waiting for a connection")
     func priorityFirst() async throws {
         let db = try await TestDatabase.create()
