@@ -108,10 +108,7 @@ extension Scenario {
 
     /// The decision of one check, as (allowed, reason).
     public func check(_ user: String, _ permission: String, in organisation: String? = nil) async throws -> (Bool, String) {
-        var params: JSONObject = ["user": .string(user), "permission": .string(permission)]
-        if let organisation { params["organisation"] = .string(organisation) }
-        let r = try await client.call("check", params: params)
-        return (r["allowed"]?.boolValue ?? false, r["reason"]?.stringValue ?? "")
+        Self.decision(try await client.call("check", params: Self.question(user, permission, organisation)))
     }
 
     /// The same question as a one-item `check.bulk`, which waits for the
@@ -119,11 +116,18 @@ extension Scenario {
     /// (a single `check` of a cold environment is answered by PostgreSQL and
     /// loads it in the background).
     public func checkLoading(_ user: String, _ permission: String, in organisation: String? = nil) async throws -> (Bool, String) {
-        var item: JSONObject = ["user": .string(user), "permission": .string(permission)]
-        if let organisation { item["organisation"] = .string(organisation) }
-        let r = try await client.call("check.bulk", params: ["checks": [.object(item)]])
-        let first = r["results"]?.arrayValue?.first?.objectValue
-        return (first?["allowed"]?.boolValue ?? false, first?["reason"]?.stringValue ?? "")
+        let r = try await client.call("check.bulk", params: ["checks": [.object(Self.question(user, permission, organisation))]])
+        return Self.decision(r["results"]?.arrayValue?.first?.objectValue ?? [:])
+    }
+
+    private static func question(_ user: String, _ permission: String, _ organisation: String?) -> JSONObject {
+        var q: JSONObject = ["user": .string(user), "permission": .string(permission)]
+        if let organisation { q["organisation"] = .string(organisation) }
+        return q
+    }
+
+    private static func decision(_ result: JSONObject) -> (Bool, String) {
+        (result["allowed"]?.boolValue ?? false, result["reason"]?.stringValue ?? "")
     }
 
     /// The pending inbox requests of `actor`.
