@@ -77,11 +77,24 @@ let package = Package(
             ]
         ),
 
-        // SwiftNIO transport: the two Unix sockets, limits, timeouts, peer credentials.
+        // One connection: its state machine and NIO handler, limits, timeouts, peer
+        // credentials. Knows requests and replies, not what answers them.
+        .target(
+            name: "PortierTransport",
+            dependencies: [
+                "PortierDomain",
+                "PortierProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // The server: the two Unix sockets in front of the service, graceful stop, metrics.
         .target(
             name: "PortierServer",
             dependencies: [
                 "PortierProtocol",
+                "PortierTransport",
                 "PortierService",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -163,7 +176,10 @@ let package = Package(
             dependencies: [
                 "PortierDomain",
                 "PortierProtocol",
+                "PortierTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -180,6 +196,13 @@ let package = Package(
             path: "Tests/PortierTestSupport"
         ),
         .testTarget(name: "PortierDomainTests", dependencies: ["PortierDomain", "PortierIndex"]),
+        .testTarget(name: "PortierTransportTests", dependencies: [
+            "PortierTransport",
+            "PortierProtocol",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "PortierProtocolTests", dependencies: [
             "PortierProtocol",
             .product(name: "NIOCore", package: "swift-nio"),

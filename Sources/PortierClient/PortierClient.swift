@@ -28,7 +28,7 @@ public final class PortierClient: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
                         ByteToMessageHandler(FrameDecoder(maximumFrameBytes: limits.maximumFrameBytes)),
-                        ReplyHandler(pending: pending, maximumDepth: limits.maximumJSONDepth),
+                        ReplyHandler(pending: pending),
                     ])
                 }
             }
@@ -154,16 +154,14 @@ final class ReplyHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
 
     private let pending: PendingReplies
-    private let maximumDepth: Int
 
-    init(pending: PendingReplies, maximumDepth: Int) {
+    init(pending: PendingReplies) {
         self.pending = pending
-        self.maximumDepth = maximumDepth
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        let parsed: JSONValue? = frame.withUnsafeReadableBytes { try? JSONParser.parse($0, maximumDepth: maximumDepth + 8) }
+        let parsed: JSONValue? = frame.withUnsafeReadableBytes { try? JSONParser.parse($0, limits: .trusted) }
         guard let parsed, let reply = try? Reply.decode(parsed) else {
             pending.failAll(PortierError.internal("portierd sent a reply that is not valid"))
             context.close(promise: nil)

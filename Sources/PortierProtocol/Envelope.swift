@@ -70,18 +70,23 @@ extension Request {
     private static let knownKeys: Set<String> = ["id", "op", "actor", "params", "consistency"]
 
     /// Reads a request from a frame's payload. Every failure is a `bad_request`
-    /// naming the problem; the connection stays usable.
-    public static func decode(payload: ByteBuffer, maximumDepth: Int = JSONParser.defaultMaximumDepth) throws(RequestDecodingError) -> Request {
-        let parsed: Result<JSONValue, JSONParseError> = payload.withUnsafeReadableBytes { raw in
-            do throws(JSONParseError) { return .success(try JSONParser.parse(raw, maximumDepth: maximumDepth)) } catch {
+    /// naming the problem; the connection stays usable. A NUL character in any
+    /// string is refused once the id is known, so the reply can be matched (R-SEC-3).
+    public static func decode(payload: ByteBuffer, limits: JSONLimits = .requests) throws(RequestDecodingError) -> Request {
+        let parsed: Result<ParsedJSON, JSONParseError> = payload.withUnsafeReadableBytes { raw in
+            do throws(JSONParseError) { return .success(try JSONParser.parseDocument(raw, limits: limits)) } catch {
                 return .failure(error)
             }
         }
         switch parsed {
         case .failure(let e):
             throw RequestDecodingError(id: nil, error: .badRequest("frame is not valid JSON: \(e)"))
-        case .success(let value):
-            return try decode(value)
+        case .success(let document):
+            let request = try decode(document.value)
+            if document.containsNUL {
+                throw RequestDecodingError(id: request.id, error: .badRequest("text must not contain NUL (U+0000)"))
+            }
+            return request
         }
     }
 

@@ -5,12 +5,12 @@ public struct FrameLimits: Sendable, Equatable {
     /// Largest payload accepted, in bytes (default 1 MiB). A header announcing
     /// more is refused at once with `frame_too_large`.
     public var maximumFrameBytes: Int
-    /// Deepest JSON nesting accepted inside a payload.
-    public var maximumJSONDepth: Int
+    /// Caps on the shape of a request's JSON (nesting, keys, elements, strings).
+    public var json: JSONLimits
 
-    public init(maximumFrameBytes: Int = 1 << 20, maximumJSONDepth: Int = JSONParser.defaultMaximumDepth) {
+    public init(maximumFrameBytes: Int = 1 << 20, json: JSONLimits = .requests) {
         self.maximumFrameBytes = maximumFrameBytes
-        self.maximumJSONDepth = maximumJSONDepth
+        self.json = json
     }
 }
 

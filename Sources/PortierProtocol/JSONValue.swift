@@ -63,8 +63,14 @@ public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
     /// Appends without looking for an existing key; the caller guarantees uniqueness.
     mutating func appendUnique(_ key: String, _ value: JSONValue) { pairs.append((key, value)) }
 
+    /// Same keys with equal values, in any order (linear: small objects compare
+    /// pairwise, larger ones through a dictionary).
     public static func == (a: JSONObject, b: JSONObject) -> Bool {
-        a.pairs.count == b.pairs.count && a.pairs.allSatisfy { b[$0.key] == $0.value }
+        guard a.pairs.count == b.pairs.count else { return false }
+        if a.pairs.count <= 12 { return a.pairs.allSatisfy { b[$0.key] == $0.value } }
+        var values: [String: JSONValue] = Dictionary(minimumCapacity: b.pairs.count)
+        for pair in b.pairs { values[pair.key] = pair.value }
+        return a.pairs.allSatisfy { values[$0.key] == $0.value }
     }
 }
 

@@ -1,7 +1,9 @@
 import Logging
 import NIOCore
 import NIOPosix
+import PortierProtocol
 import PortierService
+import PortierTransport
 import ServiceLifecycle
 import Synchronization
 
@@ -14,7 +16,9 @@ public final class PortierServer: Service, Sendable {
     private let service: PortierService
     private let group: any EventLoopGroup
     private let logger: Logger
-    private let counter = ConnectionCounter()
+    /// Each socket counts its own connections (R-SEC-2: support keeps room).
+    private let serviceAdmission: SocketAdmission
+    private let supportAdmission: SocketAdmission
     private let inFlight = InFlightCounter()
     private let state = Mutex<State>(State())
     /// Requests, latency, connections, pool and index, in Prometheus form.
@@ -30,28 +34,32 @@ public final class PortierServer: Service, Sendable {
         self.service = service
         self.group = group
         self.logger = logger
+        serviceAdmission = SocketAdmission(
+            socket: .service, maximumConnections: configuration.maximumConnections, allowedUIDs: configuration.service.allowedUIDs)
+        supportAdmission = SocketAdmission(
+            socket: .support, maximumConnections: configuration.maximumSupportConnections, allowedUIDs: configuration.support.allowedUIDs)
         // support.metrics is answered by the service, from this server's metrics.
         service.metricsText.withLock { $0 = { [weak self] in self?.metricsText() ?? "" } }
     }
 
     /// The Prometheus text exposition of this server's metrics.
     public func metricsText() -> String {
-        metrics.render(service: service, connections: counter.current, inFlight: inFlight.current)
+        metrics.render(service: service, connections: openConnections, inFlight: inFlight.current)
     }
 
     /// Binds both sockets. Refuses when a running server already answers on one.
     public func start() async throws {
-        for (socket, kind) in [(configuration.service, SocketKind.service), (configuration.support, SocketKind.support)] {
+        for (socket, admission) in [(configuration.service, serviceAdmission), (configuration.support, supportAdmission)] {
             if SocketFile.isInUse(socket.path) {
                 throw ServerError("\(socket.path) is in use by a running server; stop it first or choose another --state-dir")
             }
             SocketFile.removeStale(socket.path)
-            let channel = try await bootstrap(kind, allowedUIDs: socket.allowedUIDs)
+            let channel = try await bootstrap(admission)
                 .bind(unixDomainSocketPath: socket.path, cleanupExistingSocketFile: false).get()
             try SocketFile.setMode(socket.path, socket.mode)
             if let group = socket.group { try SocketFile.setGroup(socket.path, group) }
             state.withLock { $0.listeners.append(channel) }
-            logger.info("listening", metadata: ["socket": "\(kind.rawValue)", "path": "\(socket.path)"])
+            logger.info("listening", metadata: ["socket": "\(admission.socket.rawValue)", "path": "\(socket.path)"])
         }
     }
 
@@ -78,15 +86,14 @@ public final class PortierServer: Service, Sendable {
     }
 
     /// Open connections now, over both sockets.
-    public var openConnections: Int { counter.current }
+    public var openConnections: Int { serviceAdmission.current + supportAdmission.current }
 
     /// Requests being worked on now, over all connections.
     public var requestsInFlight: Int { inFlight.current }
 
-    private func bootstrap(_ kind: SocketKind, allowedUIDs: Set<UInt32>?) -> ServerBootstrap {
-        let settings = configuration
+    private func bootstrap(_ admission: SocketAdmission) -> ServerBootstrap {
+        let settings = configuration.connectionSettings
         let service = self.service
-        let counter = self.counter
         let inFlight = self.inFlight
         let logger = self.logger
         let metrics = self.metrics
@@ -97,12 +104,12 @@ public final class PortierServer: Service, Sendable {
             .childChannelInitializer { [weak self] channel in
                 self?.track(channel)
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([
+                    try channel.pipeline.syncOperations.addHandler(
                         ConnectionHandler(
-                            service: service, socket: kind, settings: settings, allowedUIDs: allowedUIDs,
-                            counter: counter, inFlightTotal: inFlight, metrics: metrics, logger: logger
-                        ),
-                    ])
+                            responder: service, admission: admission, settings: settings, inFlightTotal: inFlight,
+                            stats: metrics.requests(on: channel.eventLoop), logger: logger
+                        )
+                    )
                 }
             }
     }

@@ -1,5 +1,6 @@
 import NIOCore
 import PortierProtocol
+import PortierTransport
 
 /// Transport settings: where the sockets are, who may connect, and the limits
 /// that keep one client from hurting the others.
@@ -29,8 +30,11 @@ public struct ServerConfiguration: Sendable {
     /// Requests of one connection being worked on at once; past it, the server
     /// stops reading from that connection until replies go out (backpressure).
     public var maximumInFlightPerConnection: Int
-    /// Connections open at once over both sockets; past it, `overloaded` and close.
+    /// Connections open at once on the service socket; past it, `overloaded` and close.
     public var maximumConnections: Int
+    /// Connections open at once on the support socket, counted apart so that a
+    /// full service socket never locks support out (R-SEC-2).
+    public var maximumSupportConnections: Int
     /// A connection with nothing in flight and no traffic for this long is closed.
     public var idleTimeout: TimeAmount
     /// A frame begun but not finished within this time closes the connection.
@@ -54,6 +58,7 @@ public struct ServerConfiguration: Sendable {
         frameLimits: FrameLimits = FrameLimits(),
         maximumInFlightPerConnection: Int = 128,
         maximumConnections: Int = 1024,
+        maximumSupportConnections: Int = 64,
         idleTimeout: TimeAmount = .seconds(300),
         partialFrameTimeout: TimeAmount = .seconds(10),
         shutdownGracePeriod: TimeAmount = .seconds(10),
@@ -66,12 +71,26 @@ public struct ServerConfiguration: Sendable {
         self.frameLimits = frameLimits
         self.maximumInFlightPerConnection = maximumInFlightPerConnection
         self.maximumConnections = maximumConnections
+        self.maximumSupportConnections = maximumSupportConnections
         self.idleTimeout = idleTimeout
         self.partialFrameTimeout = partialFrameTimeout
         self.shutdownGracePeriod = shutdownGracePeriod
         self.maximumOutputBytes = maximumOutputBytes
         self.writeStallTimeout = writeStallTimeout
         self.slowRequestThreshold = slowRequestThreshold
+    }
+
+    /// What each connection keeps to.
+    public var connectionSettings: ConnectionSettings {
+        ConnectionSettings(
+            frameLimits: frameLimits,
+            maximumInFlight: maximumInFlightPerConnection,
+            maximumOutputBytes: maximumOutputBytes,
+            idleTimeout: idleTimeout,
+            partialFrameTimeout: partialFrameTimeout,
+            writeStallTimeout: writeStallTimeout,
+            slowRequestThreshold: slowRequestThreshold
+        )
     }
 
     /// The layout of SPEC §12: `<state>/portier.sock` and `<state>/support.sock`.

@@ -2,6 +2,7 @@ import CoreMetrics
 import NIOCore
 import PortierDomain
 import PortierService
+import PortierTransport
 import Prometheus
 import Synchronization
 
@@ -40,7 +41,7 @@ public final class ServerMetrics: Sendable {
     }
 
     /// The request numbers of connections served by `loop` (asked once per connection).
-    func requests(on loop: any EventLoop) -> RequestStats {
+    public func requests(on loop: any EventLoop) -> RequestStats {
         requestShards.withLock { shards in
             if let existing = shards[ObjectIdentifier(loop)] { return existing }
             let made = RequestStats(operations: PortierService.operations)

@@ -12,7 +12,10 @@ extension PortierService {
             "socket": .string(context.socket.rawValue),
             "limits": [
                 "max_frame_bytes": .int(Int64(configuration.frameLimits.maximumFrameBytes)),
-                "max_json_depth": .int(Int64(configuration.frameLimits.maximumJSONDepth)),
+                "max_json_depth": .int(Int64(configuration.frameLimits.json.maximumDepth)),
+                "max_object_keys": .int(Int64(configuration.frameLimits.json.maximumKeysPerObject)),
+                "max_array_elements": .int(Int64(configuration.frameLimits.json.maximumArrayElements)),
+                "max_string_bytes": .int(Int64(configuration.frameLimits.json.maximumStringBytes)),
                 "max_in_flight": .int(Int64(configuration.maximumInFlightPerConnection)),
             ],
         ])

@@ -56,6 +56,9 @@ public final class PortierService: Sendable {
             return .success(request.id, output.result, revision: output.revision)
         } catch let error as PortierError {
             return .failure(request.id, error)
+        } catch is CancellationError {
+            // The client went away; nobody reads this.
+            return .failure(request.id, .unavailable("the request was cancelled"))
         } catch let error as DatabaseError {
             let mapped = error.portierError
             if mapped.code == .internal || mapped.code == .unavailable {

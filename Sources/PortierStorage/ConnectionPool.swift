@@ -12,6 +12,16 @@ public struct DatabaseConfiguration: Sendable {
     /// The role every request runs as (`SET ROLE` at connect). It owns nothing and
     /// is not a superuser, so row-level security applies (R-ENV-1).
     public var applicationRole: String
+    /// Longest a statement of a request's transaction may run (`statement_timeout`,
+    /// set in each transaction; migrations are not bound by it). Default 10 s: an
+    /// index load of the load generator's largest environment takes milliseconds.
+    public var statementTimeout: Duration
+    /// Longest a request's transaction waits for a row lock (`lock_timeout`).
+    /// Default 5 s: administrative changes of one environment take turns before
+    /// they lock, so only other instances' changes are waited for here.
+    public var lockTimeout: Duration
+    /// Longest a request waits for a pooled connection. Default 5 s.
+    public var connectionWaitTimeout: Duration
 
     /// Connections by default (see `portierd run --pool-size`). Measured on two
     /// cores under `portier-load`: 16 made changes wait less for a connection but
@@ -19,10 +29,27 @@ public struct DatabaseConfiguration: Sendable {
     /// the same throughput; 8 favours the reads, which are most of the traffic.
     public static let defaultPoolSize = 8
 
-    public init(conninfo: String, poolSize: Int = defaultPoolSize, applicationRole: String = Schema.applicationRole) {
+    public init(
+        conninfo: String, poolSize: Int = defaultPoolSize, applicationRole: String = Schema.applicationRole,
+        statementTimeout: Duration = .seconds(10), lockTimeout: Duration = .seconds(5), connectionWaitTimeout: Duration = .seconds(5)
+    ) {
         self.conninfo = conninfo
         self.poolSize = poolSize
         self.applicationRole = applicationRole
+        self.statementTimeout = statementTimeout
+        self.lockTimeout = lockTimeout
+        self.connectionWaitTimeout = connectionWaitTimeout
+    }
+
+    /// The `SET LOCAL`s every request transaction starts with (one round trip with BEGIN).
+    var transactionSettings: String {
+        "; SET LOCAL ROLE " + Schema.quoteIdentifier(applicationRole)
+            + "; SET LOCAL statement_timeout = \(Self.milliseconds(statementTimeout))"
+            + "; SET LOCAL lock_timeout = \(Self.milliseconds(lockTimeout))"
+    }
+
+    static func milliseconds(_ d: Duration) -> Int64 {
+        max(1, d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000)
     }
 }
 
@@ -55,15 +82,24 @@ public final class ConnectionPool: Sendable {
         var idle: [PostgresConnection] = []
         var open = 0
         /// In order of service: those with priority first, then arrival order.
-        var waiters: [(continuation: CheckedContinuation<Grant, Never>, priority: Bool)] = []
+        var waiters: [Waiter] = []
+        var nextWaiter: UInt64 = 0
         var closed = false
     }
 
-    /// What an acquirer is given: a connection, or leave to open a new one.
+    private struct Waiter {
+        let id: UInt64
+        let continuation: CheckedContinuation<Grant, Never>
+        let priority: Bool
+    }
+
+    /// What an acquirer is given: a connection, leave to open a new one, or no.
     private enum Grant: @unchecked Sendable {
         case connection(PostgresConnection)
         case open
         case closed
+        case timedOut
+        case cancelled
     }
 
     public init(configuration: DatabaseConfiguration, logger: Logger) {
@@ -156,9 +192,9 @@ public final class ConnectionPool: Sendable {
             attempt += 1
             do {
                 let state = TransactionState(readOnly: begin.contains("READ ONLY"))
-                // The role is set inside every transaction too, so that no request
-                // depends on session state (transaction-mode poolers, see Deploy/).
-                let start = begin + "; SET LOCAL ROLE " + Schema.quoteIdentifier(configuration.applicationRole)
+                // The role and the timeouts are set inside every transaction, so that
+                // no request depends on session state (transaction-mode poolers, see Deploy/).
+                let start = begin + configuration.transactionSettings
                 let result = try await withConnection(priority: priority) { connection in
                     try Transaction.run(on: connection, begin: start, environments: environments, locking: locking, state: state, body)
                 }
@@ -186,6 +222,9 @@ public final class ConnectionPool: Sendable {
         try await transaction(environments: environments, isolation: "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", priority: priority, body)
     }
 
+    /// A connection, waiting in line if none is free: at most the connection
+    /// wait timeout (then `unavailable`), and not at all once the task is
+    /// cancelled (its client went away).
     private func acquire(priority: Bool) async throws -> PostgresConnection {
         let grant: Grant? = state.withLock { s in
             if s.closed { return .closed }
@@ -195,21 +234,45 @@ public final class ConnectionPool: Sendable {
         }
         let decided: Grant
         if let grant { decided = grant } else {
-            decided = await withCheckedContinuation { continuation in
-                let immediate: Grant? = state.withLock { s in
-                    if s.closed { return .closed }
-                    if let c = s.idle.popLast() { return .connection(c) }
-                    if s.open < configuration.poolSize { s.open += 1; return .open }
-                    let position = priority ? (s.waiters.firstIndex { !$0.priority } ?? s.waiters.count) : s.waiters.count
-                    s.waiters.insert((continuation, priority), at: position)
-                    return nil
+            let id = state.withLock { s in s.nextWaiter &+= 1; return s.nextWaiter }
+            let timer = Mutex<Task<Void, Never>?>(nil)
+            decided = await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let immediate: Grant? = state.withLock { s in
+                        if s.closed { return .closed }
+                        if let c = s.idle.popLast() { return .connection(c) }
+                        if s.open < configuration.poolSize { s.open += 1; return .open }
+                        if Task.isCancelled { return .cancelled }
+                        let position = priority ? (s.waiters.firstIndex { !$0.priority } ?? s.waiters.count) : s.waiters.count
+                        s.waiters.insert(Waiter(id: id, continuation: continuation, priority: priority), at: position)
+                        return nil
+                    }
+                    if let immediate {
+                        continuation.resume(returning: immediate)
+                        return
+                    }
+                    let wait = configuration.connectionWaitTimeout
+                    timer.withLock { $0 = Task { [weak self] in
+                        guard (try? await Task.sleep(for: wait)) != nil else { return }
+                        self?.abandonWait(id, .timedOut)
+                    } }
                 }
-                if let immediate { continuation.resume(returning: immediate) }
+            } onCancel: {
+                abandonWait(id, .cancelled)
             }
+            timer.withLock { $0?.cancel() }
         }
         switch decided {
         case .connection(let c): return c
         case .closed: throw DatabaseError(kind: .connection, sqlState: nil, message: "the connection pool is closed")
+        case .cancelled: throw CancellationError()
+        case .timedOut:
+            logger.warning("a request waited too long for a database connection", metadata: [
+                "timeout_ms": "\(DatabaseConfiguration.milliseconds(configuration.connectionWaitTimeout))", "pool_size": "\(configuration.poolSize)",
+            ])
+            throw DatabaseError(
+                kind: .timeout, sqlState: nil,
+                message: "no database connection became free within \(DatabaseConfiguration.milliseconds(configuration.connectionWaitTimeout)) ms")
         case .open:
             do {
                 let configuration = self.configuration
@@ -222,6 +285,15 @@ public final class ConnectionPool: Sendable {
         }
     }
 
+    /// Takes a waiter out of the line (timed out or cancelled), if it is still in it.
+    private func abandonWait(_ id: UInt64, _ outcome: Grant) {
+        let waiter = state.withLock { s -> Waiter? in
+            guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return s.waiters.remove(at: i)
+        }
+        waiter?.continuation.resume(returning: outcome)
+    }
+
     private static func open(_ configuration: DatabaseConfiguration) throws -> PostgresConnection {
         let connection = try PostgresConnection(conninfo: configuration.conninfo)
         try connection.execute("SET ROLE \(Schema.quoteIdentifier(configuration.applicationRole))")
@@ -230,7 +302,7 @@ public final class ConnectionPool: Sendable {
 
     private func release(_ connection: PostgresConnection) {
         let healthy = connection.isHealthy
-        let waiter: (CheckedContinuation<Grant, Never>, Grant)? = state.withLock { s in
+        let waiter: (Waiter, Grant)? = state.withLock { s in
             if s.closed { s.open -= 1; return nil }
             guard let w = s.waiters.first else {
                 if healthy { s.idle.append(connection) } else { s.open -= 1 }
@@ -238,17 +310,17 @@ public final class ConnectionPool: Sendable {
             }
             s.waiters.removeFirst()
             // A dead connection's slot goes to the waiter, who opens a fresh one.
-            return (w.continuation, healthy ? .connection(connection) : .open)
+            return (w, healthy ? .connection(connection) : .open)
         }
-        if let (w, grant) = waiter { w.resume(returning: grant) }
+        if let (w, grant) = waiter { w.continuation.resume(returning: grant) }
     }
 
     private func abandonSlot() {
-        let waiter = state.withLock { s -> CheckedContinuation<Grant, Never>? in
+        let waiter = state.withLock { s -> Waiter? in
             guard let w = s.waiters.first else { s.open -= 1; return nil }
             s.waiters.removeFirst()
-            return w.continuation
+            return w
         }
-        waiter?.resume(returning: .open)
+        waiter?.continuation.resume(returning: .open)
     }
 }

@@ -16,6 +16,9 @@ public struct DatabaseError: Error, Sendable, CustomStringConvertible {
         case permissionDenied
         /// The connection is gone or could not be made (08xxx, 57P01…).
         case connection
+        /// 57014 / 55P03: a statement or lock wait ran past its timeout, or no
+        /// pooled connection became free in time (R-SEC-2).
+        case timeout
         /// Anything else.
         case other
     }
@@ -42,6 +45,7 @@ public struct DatabaseError: Error, Sendable, CustomStringConvertible {
         case "40001", "40P01": return .retryable
         case "42501": return .permissionDenied
         case "57P01", "57P02", "57P03": return .connection
+        case "57014", "55P03": return .timeout
         default:
             if state.hasPrefix("08") { return .connection }
             if state.hasPrefix("22") { return .dataViolation }
@@ -58,6 +62,7 @@ public struct DatabaseError: Error, Sendable, CustomStringConvertible {
     public var portierError: PortierError {
         switch kind {
         case .connection: .unavailable()
+        case .timeout: .unavailable("the database did not answer in time; nothing was changed")
         case .uniqueViolation: .conflict("the change collides with existing data")
         case .retryable: PortierError(.unavailable, "the database asked to retry; nothing was changed")
         default: .internal()

@@ -99,8 +99,20 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Requests in flight per connection before reading pauses.")
     var maxInFlight: Int = 128
 
-    @Option(help: "Connections open at once over both sockets.")
+    @Option(help: "Connections open at once on the service socket.")
     var maxConnections: Int = 1024
+
+    @Option(help: "Connections open at once on the support socket (counted apart: a full service socket never locks support out).")
+    var maxSupportConnections: Int = 64
+
+    @Option(help: "Milliseconds a statement of a request may run (PostgreSQL statement_timeout; not for migrations). Past it: unavailable.")
+    var statementTimeoutMs: Int64 = 10_000
+
+    @Option(help: "Milliseconds a request may wait for a row lock (PostgreSQL lock_timeout). Past it: unavailable.")
+    var lockTimeoutMs: Int64 = 5_000
+
+    @Option(help: "Milliseconds a request may wait for a free database connection. Past it: unavailable, logged.")
+    var connectionWaitTimeoutMs: Int64 = 5_000
 
     @Option(help: "Seconds a connection may stay idle.")
     var idleTimeout: Int64 = 300
@@ -175,6 +187,7 @@ struct Run: AsyncParsableCommand {
         server.frameLimits.maximumFrameBytes = maxFrameBytes
         server.maximumInFlightPerConnection = maxInFlight
         server.maximumConnections = maxConnections
+        server.maximumSupportConnections = maxSupportConnections
         server.idleTimeout = .seconds(idleTimeout)
         server.partialFrameTimeout = .seconds(partialFrameTimeout)
         server.maximumOutputBytes = maxOutputBytes
@@ -194,7 +207,11 @@ struct Run: AsyncParsableCommand {
         defer { embedded?.stop() }
         try Migrator.migrate(conninfo: conninfo, logger: logger)
 
-        let pool = ConnectionPool(configuration: DatabaseConfiguration(conninfo: conninfo, poolSize: poolSize), logger: logger)
+        let database = DatabaseConfiguration(
+            conninfo: conninfo, poolSize: poolSize, statementTimeout: .milliseconds(statementTimeoutMs),
+            lockTimeout: .milliseconds(lockTimeoutMs), connectionWaitTimeout: .milliseconds(connectionWaitTimeoutMs)
+        )
+        let pool = ConnectionPool(configuration: database, logger: logger)
         await pool.openAll()
         let service = PortierService(
             pool: pool,

@@ -96,7 +96,7 @@ struct HostileClientTests {
 
     @Test("JSON nested past the depth limit, or a huge value inside the frame limit, is refused with bad_request and the connection stays usable")
     func deepAndHugeValues() async throws {
-        try await withClient(configure: { transport, _ in transport.frameLimits = FrameLimits(maximumFrameBytes: 1 << 20, maximumJSONDepth: 32) }) { _, client in
+        try await withClient(configure: { transport, _ in transport.frameLimits = FrameLimits(maximumFrameBytes: 1 << 20, json: JSONLimits(maximumDepth: 32)) }) { _, client in
             let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
             try await client.sendRaw(frame(#"{"id":1,"op":"ping","params":{"x":\#(deep)}}"#))
             let huge = String(repeating: "a", count: 900_000)

@@ -30,7 +30,8 @@ public final class TestServer: Sendable {
     public static func start(
         database: TestDatabase? = nil,
         logger: Logger = TestDatabase.logger,
-        configure: (inout ServerConfiguration, inout ServiceConfiguration) -> Void = { _, _ in }
+        configure: (inout ServerConfiguration, inout ServiceConfiguration) -> Void = { _, _ in },
+        configureDatabase: (inout DatabaseConfiguration) -> Void = { _ in }
     ) async throws -> TestServer {
         let database = if let database { database } else { try await TestDatabase.create() }
         // Short paths: a Unix socket path must fit in 108 bytes.
@@ -41,7 +42,9 @@ public final class TestServer: Sendable {
         configure(&transport, &settings)
         settings.frameLimits = transport.frameLimits
         settings.maximumInFlightPerConnection = transport.maximumInFlightPerConnection
-        let pool = ConnectionPool(configuration: DatabaseConfiguration(conninfo: database.ownerConninfo, poolSize: 4), logger: logger)
+        var databaseConfiguration = DatabaseConfiguration(conninfo: database.ownerConninfo, poolSize: 4)
+        configureDatabase(&databaseConfiguration)
+        let pool = ConnectionPool(configuration: databaseConfiguration, logger: logger)
         let service = PortierService(pool: pool, configuration: settings, logger: logger)
         service.startSynchronisation()
         let server = PortierServer(configuration: transport, service: service, logger: logger)
@@ -65,9 +68,10 @@ public final class TestServer: Sendable {
 @discardableResult
 public func withServer<R>(
     configure: (inout ServerConfiguration, inout ServiceConfiguration) -> Void = { _, _ in },
+    configureDatabase: (inout DatabaseConfiguration) -> Void = { _ in },
     _ body: (TestServer) async throws -> R
 ) async throws -> R {
-    let server = try await TestServer.start(configure: configure)
+    let server = try await TestServer.start(configure: configure, configureDatabase: configureDatabase)
     do {
         let result = try await body(server)
         await server.stop()

@@ -1,5 +1,3 @@
-import PortierProtocol
-
 /// Which socket a request arrived on: the support socket alone accepts `support.*`.
 public enum SocketKind: String, Sendable {
     case service, support
@@ -31,9 +29,3 @@ public struct RequestContext: Sendable {
     }
 }
 
-/// What an operation returns: its result object, and the revision token when it
-/// committed a change.
-public struct OperationOutput: Sendable {
-    public let result: JSONObject
-    public let revision: String?
-}

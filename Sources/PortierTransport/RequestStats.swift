@@ -6,7 +6,7 @@ import Synchronization
 /// increments no other thread contends for (a locked Prometheus histogram
 /// shared by the event loops cost 10 % of the check throughput). Summed over the
 /// event loops and rendered in the Prometheus text format at scrape time.
-final class RequestStats: Sendable {
+public final class RequestStats: Sendable {
     /// Upper bounds of the latency buckets, in seconds.
     static let bounds: [Double] = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
     private static let boundNanos: [Int64] = bounds.map { Int64($0 * 1e9) }
@@ -37,13 +37,13 @@ final class RequestStats: Sendable {
         var current: Int64 { value.load(ordering: .relaxed) }
     }
 
-    init(operations: [String]) {
+    public init(operations: [String]) {
         self.operations = operations + ["unknown"]
         slots = self.operations.map { _ in Slot() }
         index = Dictionary(uniqueKeysWithValues: self.operations.enumerated().map { ($1, $0) })
     }
 
-    func record(op: String, code: ErrorCode?, nanoseconds: Int64) {
+    public func record(op: String, code: ErrorCode?, nanoseconds: Int64) {
         let slot = slots[index[op] ?? slots.count - 1]
         slot.outcomes[code.flatMap { Self.codes.firstIndex(of: $0).map { $0 + 1 } } ?? 0].add(1)
         var bucket = 0
@@ -54,7 +54,7 @@ final class RequestStats: Sendable {
 
     /// `portier_requests_total` and `portier_request_duration_seconds` over
     /// `shards` (same operations), for operations asked at least once.
-    static func render(_ shards: [RequestStats], operations: [String]) -> String {
+    public static func render(_ shards: [RequestStats], operations: [String]) -> String {
         var counters = "# TYPE portier_requests_total counter\n"
         var histograms = "# TYPE portier_request_duration_seconds histogram\n"
         func total(_ cell: (Slot) -> Cell, _ i: Int) -> Int64 { shards.reduce(0) { $0 + cell($1.slots[i]).current } }

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import NIOCore
-import PortierService
+import PortierProtocol
 
 /// The layout of Linux's `struct ucred` (Glibc's is not visible from Swift).
 struct UCred: Sendable {
@@ -13,7 +13,7 @@ struct UCred: Sendable {
 
 extension Channel {
     /// The peer's pid/uid/gid from SO_PEERCRED, or nil where it cannot be read.
-    func peerCredentials() -> EventLoopFuture<PeerCredentials?> {
+    public func peerCredentials() -> EventLoopFuture<PeerCredentials?> {
         #if os(Linux)
         guard let provider = self as? SocketOptionProvider else { return eventLoop.makeSucceededFuture(nil) }
         let future: EventLoopFuture<UCred> = provider.unsafeGetSocketOption(

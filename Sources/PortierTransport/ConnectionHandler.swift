@@ -1,0 +1,333 @@
+import Logging
+import NIOCore
+import PortierDomain
+import PortierProtocol
+
+/// Asks a connection to finish what it has and close (graceful stop).
+public struct DrainEvent: Sendable {
+    public init() {}
+}
+
+/// One client connection on the event loop: bytes in, frames decoded, requests
+/// answered (in completion order, matched by id), replies out.
+///
+/// Every decision is the `ConnectionStateMachine`'s; this class performs its
+/// actions on the channel: it owns the input buffer, the timers and the tasks
+/// of requests answered asynchronously (cancelled when the client goes away).
+/// Event-loop confined.
+public final class ConnectionHandler: ChannelDuplexHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    /// Reads the peer's credentials (SO_PEERCRED on a real socket).
+    public typealias PeerIdentification = @Sendable (any Channel) -> EventLoopFuture<PeerCredentials?>
+
+    private var machine: ConnectionStateMachine
+    private let responder: any RequestResponder
+    private let admission: SocketAdmission
+    private let settings: ConnectionSettings
+    private let inFlightTotal: InFlightCounter?
+    private let stats: RequestStats?
+    private let logger: Logger
+    private let identifyPeer: PeerIdentification
+
+    private var buffer: ByteBuffer?
+    private var peer: PeerCredentials?
+    private var partialFrameTimer: Scheduled<Void>?
+    private var writeStallTimer: Scheduled<Void>?
+    private var idleTimer: RepeatedTask?
+    /// Requests answered asynchronously, by a number of this connection's own.
+    private var tasks: [UInt64: Task<Void, Never>] = [:]
+    private var nextTask: UInt64 = 0
+
+    public init(
+        responder: any RequestResponder,
+        admission: SocketAdmission,
+        settings: ConnectionSettings,
+        inFlightTotal: InFlightCounter? = nil,
+        stats: RequestStats? = nil,
+        logger: Logger,
+        identifyPeer: @escaping PeerIdentification = { $0.peerCredentials() }
+    ) {
+        self.machine = ConnectionStateMachine(limits: settings.machineLimits, now: .now())
+        self.responder = responder
+        self.admission = admission
+        self.settings = settings
+        self.inFlightTotal = inFlightTotal
+        self.stats = stats
+        self.logger = logger
+        self.identifyPeer = identifyPeer
+    }
+
+    /// The state machine's view, for tests.
+    public var state: ConnectionStateMachine.State { machine.state }
+    public var readState: ConnectionStateMachine.ReadState { machine.readState }
+
+    // MARK: Admission
+
+    public func channelActive(context: ChannelHandlerContext) {
+        machine = ConnectionStateMachine(limits: settings.machineLimits, now: context.eventLoop.now)
+        perform(machine.activated(slotTaken: admission.tryEnter()), context: context)
+        if machine.state == .admitting {
+            startIdleTimer(context: context)
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            identifyPeer(context.channel).whenComplete { result in
+                let (handler, context) = bound.value
+                handler.admit((try? result.get()) ?? nil, context: context)
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    private func admit(_ credentials: PeerCredentials?, context: ChannelHandlerContext) {
+        peer = credentials
+        let allowed = admission.allows(credentials)
+        if !allowed {
+            logger.warning("refused peer", metadata: [
+                "socket": "\(admission.socket.rawValue)", "peer": "\(credentials.map(\.description) ?? "unknown")",
+            ])
+        }
+        let refusal = PortierError.forbidden("this user may not connect to the \(admission.socket.rawValue) socket")
+        perform(machine.peerIdentified(allowed: allowed, refusal: refusal), context: context)
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        let (release, actions) = machine.closed()
+        if release { admission.leave() }
+        perform(actions, context: context)
+        idleTimer?.cancel()
+        idleTimer = nil
+        // Nobody will read these replies: stop working on them.
+        for task in tasks.values { task.cancel() }
+        context.fireChannelInactive()
+    }
+
+    // MARK: Reading and decoding
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch machine.state {
+        case .admitting, .serving, .draining: break
+        case .closing, .closed: return
+        }
+        var incoming = unwrapInboundIn(data)
+        if buffer == nil { buffer = incoming } else { buffer!.writeBuffer(&incoming) }
+        perform(machine.bytesReceived(now: context.eventLoop.now), context: context)
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if machine.readRequested() { context.read() }
+    }
+
+    /// Decodes and handles complete frames until the machine says stop or
+    /// yield. Never re-entered (the machine refuses a nested start).
+    private func decodeLoop(context: ChannelHandlerContext) {
+        guard machine.decodeLoopStarting() else { return }
+        var yielded = false
+        decoding: while true {
+            switch machine.nextDecodeStep() {
+            case .stop: break decoding
+            case .yield: yielded = true; break decoding
+            case .decode: break
+            }
+            guard buffer != nil else { break }
+            let frame: ByteBuffer?
+            do {
+                frame = try FrameDecoder.nextFrame(from: &buffer!, maximumFrameBytes: settings.frameLimits.maximumFrameBytes)
+            } catch {
+                logger.debug("frame too large", metadata: ["announced": "\(error.announcedBytes)"])
+                let refusal = PortierError(.frameTooLarge, "frame of \(error.announcedBytes) bytes is over the limit of \(error.limit)")
+                perform(machine.frameTooLarge(refusal), context: context)
+                break
+            }
+            guard let frame else { break }
+            machine.frameDecoded(payloadBytes: frame.readableBytes)
+            inFlightTotal?.add(1)
+            handle(frame, context: context)
+        }
+        let buffered = buffer?.readableBytes ?? 0
+        if buffered == 0 { buffer = nil } else { buffer!.discardReadBytes() }
+        perform(machine.decodeLoopEnded(bufferedBytes: buffered, yielded: yielded), context: context)
+    }
+
+    private func handle(_ frame: ByteBuffer, context: ChannelHandlerContext) {
+        let started = context.eventLoop.now
+        let request: Request
+        do {
+            request = try Request.decode(payload: frame, limits: settings.frameLimits.json)
+        } catch {
+            complete(.failure(error.id, error.error), request: nil, started: started, context: context)
+            return
+        }
+        let requestContext = RequestContext(socket: admission.socket, peer: peer)
+        if let reply = responder.immediateReply(to: request, context: requestContext) {
+            complete(reply, request: request, started: started, context: context)
+            return
+        }
+        let responder = self.responder
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let number = nextTask
+        nextTask &+= 1
+        tasks[number] = Task {
+            let reply = await responder.reply(to: request, context: requestContext)
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.tasks[number] = nil
+                handler.complete(reply, request: request, started: started, context: context)
+            }
+        }
+    }
+
+    // MARK: Replies
+
+    private func complete(_ reply: Reply, request: Request?, started: NIODeadline, context: ChannelHandlerContext) {
+        record(reply, request: request, elapsed: context.eventLoop.now - started)
+        inFlightTotal?.add(-1)
+        let actions = machine.replyReady(inputBuffered: (buffer?.readableBytes ?? 0) > 0, now: context.eventLoop.now)
+        perform(actions, reply: reply, context: context)
+    }
+
+    /// Performs the machine's actions in their documented order.
+    private func perform(_ actions: ConnectionStateMachine.Actions, reply: Reply? = nil, context: ChannelHandlerContext) {
+        if let write = actions.write, let reply {
+            var out = context.channel.allocator.buffer(capacity: 256)
+            out.writeReplyFrame(reply)
+            if write == .buffered {
+                context.write(wrapOutboundOut(out), promise: nil)
+            } else {
+                context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+            }
+            if !context.channel.isWritable,
+               let unread = context.channel.syncOptions.flatMap({ try? $0.getOption(.bufferedWritableBytes) }),
+               unread > 4 * settings.maximumOutputBytes {
+                perform(machine.unreadOutputOverflowed(), context: context)
+                return
+            }
+        }
+        if let refusal = actions.refuse {
+            var out = context.channel.allocator.buffer(capacity: 128)
+            out.writeReplyFrame(.failure(nil, refusal))
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in bound.value.close(promise: nil) }
+        }
+        if actions.flush { context.flush() }
+        switch actions.partialFrameTimer {
+        case .start?:
+            partialFrameTimer = schedule(.partialFrame, in: settings.partialFrameTimeout, context: context)
+        case .cancel?:
+            partialFrameTimer?.cancel()
+            partialFrameTimer = nil
+        case nil: break
+        }
+        switch actions.writeStallTimer {
+        case .start?:
+            writeStallTimer = schedule(.writeStall, in: settings.writeStallTimeout, context: context)
+        case .cancel?:
+            writeStallTimer?.cancel()
+            writeStallTimer = nil
+        case nil: break
+        }
+        if actions.read { context.read() }
+        if let reason = actions.close {
+            logClose(reason)
+            context.close(promise: nil)
+        }
+        if actions.decode { decodeLoop(context: context) }
+        if actions.scheduleDecode {
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.execute {
+                let (handler, context) = bound.value
+                handler.machine.scheduledDecodeRunning()
+                handler.decodeLoop(context: context)
+            }
+        }
+    }
+
+    private enum Timer { case partialFrame, writeStall }
+
+    private func schedule(_ timer: Timer, in delay: TimeAmount, context: ChannelHandlerContext) -> Scheduled<Void> {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        return context.eventLoop.scheduleTask(in: delay) {
+            let (handler, context) = bound.value
+            switch timer {
+            case .partialFrame: handler.perform(handler.machine.partialFrameTimerFired(), context: context)
+            case .writeStall: handler.perform(handler.machine.writeStallTimerFired(), context: context)
+            }
+        }
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        perform(machine.writabilityChanged(writable: context.channel.isWritable), context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Events
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is DrainEvent {
+            perform(machine.drainRequested(), context: context)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// The idle check runs every quarter of the idle timeout.
+    private func startIdleTimer(context: ChannelHandlerContext) {
+        let period = TimeAmount.nanoseconds(max(settings.idleTimeout.nanoseconds / 4, 1_000_000))
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        idleTimer = context.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+            let (handler, context) = bound.value
+            handler.perform(handler.machine.idleCheck(now: context.eventLoop.now), context: context)
+        }
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // Connection resets and the like: nothing to answer, just close.
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        perform(machine.errorCaught(), context: context)
+    }
+
+    // MARK: Logs and numbers
+
+    private func logClose(_ reason: ConnectionStateMachine.CloseReason) {
+        switch reason {
+        case .writeStall:
+            logger.warning("cut off a client that does not read its replies", metadata: [
+                "socket": "\(admission.socket.rawValue)", "peer": "\(peer.map(\.description) ?? "unknown")",
+            ])
+        case .refused, .drained, .channelError:
+            break
+        case .frameTooLarge, .partialFrameTimeout, .idleTimeout:
+            logger.debug("closing connection", metadata: ["socket": "\(admission.socket.rawValue)", "reason": "\(reason.rawValue)"])
+        }
+    }
+
+    private func record(_ reply: Reply, request: Request?, elapsed: TimeAmount) {
+        let op = request?.op ?? ""
+        if case .failure(let error) = reply.outcome {
+            stats?.record(op: op, code: error.code, nanoseconds: elapsed.nanoseconds)
+            let serious = error.code == .internal || error.code == .unavailable
+            logRequest(request, reply: reply, elapsed: elapsed, level: serious ? .warning : .debug, code: error.code.rawValue)
+        } else {
+            stats?.record(op: op, code: nil, nanoseconds: elapsed.nanoseconds)
+            if elapsed > settings.slowRequestThreshold { logRequest(request, reply: reply, elapsed: elapsed, level: .warning, code: "ok") }
+        }
+    }
+
+    /// One structured line for a slow or failed request (never for the others:
+    /// nothing is logged per request on the hot path).
+    private func logRequest(_ request: Request?, reply: Reply, elapsed: TimeAmount, level: Logger.Level, code: String) {
+        guard logger.logLevel <= level else { return }
+        let tenths = elapsed.nanoseconds / 100_000
+        var metadata: Logger.Metadata = [
+            "request_id": "\(reply.id.map { "\($0)" } ?? "null")",
+            "op": "\(request?.op ?? "unreadable")",
+            "code": "\(code)",
+            "duration_ms": "\(tenths / 10).\(tenths % 10)",
+            "socket": "\(admission.socket.rawValue)",
+        ]
+        if let actor = request?.actor, let id = ScopedID(actor, kind: .user) { metadata["environment"] = "\(id.environment)" }
+        logger.log(level: level, code == "ok" ? "slow request" : "request failed", metadata: metadata)
+    }
+}
