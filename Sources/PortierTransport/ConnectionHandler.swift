@@ -307,7 +307,8 @@ public final class ConnectionHandler: ChannelDuplexHandler {
         let op = request?.op ?? ""
         if case .failure(let error) = reply.outcome {
             stats?.record(op: op, code: error.code, nanoseconds: elapsed.nanoseconds)
-            let serious = error.code == .internal || error.code == .unavailable
+            // A request cancelled because its client left is not worth a warning.
+            let serious = (error.code == .internal || error.code == .unavailable) && machine.state != .closed
             logRequest(request, reply: reply, elapsed: elapsed, level: serious ? .warning : .debug, code: error.code.rawValue)
         } else {
             stats?.record(op: op, code: nil, nanoseconds: elapsed.nanoseconds)
