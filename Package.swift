@@ -143,6 +143,8 @@ let package = Package(
             dependencies: [
                 "PortierProtocol",
                 "PortierService",
+                "PortierTransport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

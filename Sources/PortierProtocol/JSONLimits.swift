@@ -11,19 +11,27 @@ public struct JSONLimits: Sendable, Equatable {
     public var maximumKeysPerObject: Int
     /// Most elements in one array (`check.bulk` takes up to 1,000 checks).
     public var maximumArrayElements: Int
+    /// Most values in the whole document, counting every key and every value
+    /// (containers included), like Jackson's token count: what bounds the
+    /// parse time of a frame of many small values. The largest request, a
+    /// `check.bulk` of 1,000 checks, has about 7,000.
+    public var maximumValues: Int
     /// Longest string (key or value), in UTF-8 bytes after unescaping. Names,
-    /// emails, tokens, cursors and passwords are far shorter.
+    /// emails, tokens, cursors and passwords are far shorter. (Numbers have a
+    /// fixed cap: `JSONParser.maximumNumberLength` characters.)
     public var maximumStringBytes: Int
 
     public init(
         maximumDepth: Int = 32,
         maximumKeysPerObject: Int = 1024,
-        maximumArrayElements: Int = 10_000,
+        maximumArrayElements: Int = 4096,
+        maximumValues: Int = 8192,
         maximumStringBytes: Int = 65_536
     ) {
         self.maximumDepth = maximumDepth
         self.maximumKeysPerObject = maximumKeysPerObject
         self.maximumArrayElements = maximumArrayElements
+        self.maximumValues = maximumValues
         self.maximumStringBytes = maximumStringBytes
     }
 
@@ -33,6 +41,6 @@ public struct JSONLimits: Sendable, Equatable {
     /// For JSON this program wrote itself or received from its own server
     /// (replies, stored audit details): only the depth is bounded, generously.
     public static let trusted = JSONLimits(
-        maximumDepth: 64, maximumKeysPerObject: .max, maximumArrayElements: .max, maximumStringBytes: .max
+        maximumDepth: 64, maximumKeysPerObject: .max, maximumArrayElements: .max, maximumValues: .max, maximumStringBytes: .max
     )
 }

@@ -28,6 +28,11 @@ public struct JSONParser {
     private var index = 0
     private let limits: JSONLimits
     private var sawNUL = false
+    private var values = 0
+
+    /// Longest number accepted, in characters (no value the protocol carries
+    /// comes close; a megabyte of digits would cost a megabyte-long conversion).
+    public static let maximumNumberLength = 64
 
     /// Up to this many keys, a new key is compared with the earlier ones (cheaper
     /// than hashing); past it, an object's keys go into a set.
@@ -77,7 +82,13 @@ public struct JSONParser {
         }
     }
 
+    private mutating func countValue() throws(JSONParseError) {
+        values += 1
+        guard values <= limits.maximumValues else { throw error("document has more than \(limits.maximumValues) values") }
+    }
+
     private mutating func parseValue(depth: Int) throws(JSONParseError) -> JSONValue {
+        try countValue()
         guard let byte = current else { throw error("unexpected end of JSON") }
         switch byte {
         case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
@@ -117,6 +128,7 @@ public struct JSONParser {
             guard object.count < limits.maximumKeysPerObject else {
                 throw error("object has more than \(limits.maximumKeysPerObject) keys")
             }
+            try countValue()
             let key = try parseString()
             if object.count < Self.linearKeyCheck {
                 if object.pairs.contains(where: { $0.key == key }) { throw error("duplicate key \"\(key.prefix(64))\"") }
@@ -183,38 +195,62 @@ public struct JSONParser {
             index += 1
         }
         guard index - start <= limits.maximumStringBytes else { throw stringTooLong() }
-        var utf8: [UInt8] = []
-        utf8.reserveCapacity(index - start + 16)
-        utf8.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
+        // Slow path: escapes. The unescaped string is never longer than its
+        // escaped form, so one buffer of the remaining input (at most the cap)
+        // holds it; bytes are written through a pointer, without checks per byte.
+        let capacity = min(end - start, limits.maximumStringBytes) + 4
+        var failure: JSONParseError?
+        let utf8 = [UInt8](unsafeUninitializedCapacity: capacity) { out, count in
+            let prefix = index - start
+            out.baseAddress!.initialize(from: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self) + start, count: prefix)
+            count = prefix
+            do throws(JSONParseError) {
+                try unescape(into: out, count: &count)
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+        guard let s = String(validating: utf8, as: UTF8.self) else { throw error("string is not valid UTF-8") }
+        return s
+    }
+
+    /// Copies the rest of a string with escapes into `out`, up to and past its
+    /// closing quote.
+    private mutating func unescape(into out: UnsafeMutableBufferPointer<UInt8>, count: inout Int) throws(JSONParseError) {
+        let end = bytes.count
+        // Room for one more escape's bytes while under the cap (see the caller).
+        let limit = out.count - 4
         while index < end {
             let b = bytes[index]
-            switch b {
-            case UInt8(ascii: "\""):
+            if b == UInt8(ascii: "\"") {
+                guard count <= limits.maximumStringBytes else { throw stringTooLong() }
                 index += 1
-                guard let s = String(validating: utf8, as: UTF8.self) else { throw error("string is not valid UTF-8") }
-                return s
-            case UInt8(ascii: "\\"):
+                return
+            }
+            guard count <= limit else { throw stringTooLong() }
+            if b == UInt8(ascii: "\\") {
                 index += 1
                 guard let e = current else { throw error("unterminated escape") }
                 index += 1
                 switch e {
-                case UInt8(ascii: "\""): utf8.append(0x22)
-                case UInt8(ascii: "\\"): utf8.append(0x5C)
-                case UInt8(ascii: "/"): utf8.append(0x2F)
-                case UInt8(ascii: "b"): utf8.append(0x08)
-                case UInt8(ascii: "f"): utf8.append(0x0C)
-                case UInt8(ascii: "n"): utf8.append(0x0A)
-                case UInt8(ascii: "r"): utf8.append(0x0D)
-                case UInt8(ascii: "t"): utf8.append(0x09)
-                case UInt8(ascii: "u"): try appendUnicodeEscape(to: &utf8)
+                case UInt8(ascii: "\""): out[count] = 0x22; count += 1
+                case UInt8(ascii: "\\"): out[count] = 0x5C; count += 1
+                case UInt8(ascii: "/"): out[count] = 0x2F; count += 1
+                case UInt8(ascii: "b"): out[count] = 0x08; count += 1
+                case UInt8(ascii: "f"): out[count] = 0x0C; count += 1
+                case UInt8(ascii: "n"): out[count] = 0x0A; count += 1
+                case UInt8(ascii: "r"): out[count] = 0x0D; count += 1
+                case UInt8(ascii: "t"): out[count] = 0x09; count += 1
+                case UInt8(ascii: "u"): try appendUnicodeEscape(to: out, count: &count)
                 default: throw error("invalid escape")
                 }
-            default:
+            } else {
                 if b < 0x20 { throw error("control character in string") }
-                utf8.append(b)
+                out[count] = b
+                count += 1
                 index += 1
             }
-            guard utf8.count <= limits.maximumStringBytes else { throw stringTooLong() }
         }
         throw error("unterminated string")
     }
@@ -222,23 +258,22 @@ public struct JSONParser {
     private mutating func readHex4() throws(JSONParseError) -> UInt32 {
         guard index + 4 <= bytes.count else { throw error("short \\u escape") }
         var v: UInt32 = 0
-        for _ in 0..<4 {
-            let c = bytes[index]
-            let d: UInt32
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(c - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(c - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(c - UInt8(ascii: "A") + 10)
-            default: throw error("invalid \\u escape")
+        for i in 0..<4 {
+            let c = UInt32(bytes[index + i])
+            var d = c &- 0x30  // '0'
+            if d > 9 {
+                d = (c | 0x20) &- 0x61  // 'a', either case
+                guard d < 6 else { throw error("invalid \\u escape") }
+                d += 10
             }
             v = v << 4 | d
-            index += 1
         }
+        index += 4
         return v
     }
 
     /// Decodes `\uXXXX` (and a following low surrogate) straight into UTF-8 bytes.
-    private mutating func appendUnicodeEscape(to utf8: inout [UInt8]) throws(JSONParseError) {
+    private mutating func appendUnicodeEscape(to out: UnsafeMutableBufferPointer<UInt8>, count: inout Int) throws(JSONParseError) {
         var scalar = try readHex4()
         if (0xD800...0xDBFF).contains(scalar) {
             guard index + 2 <= bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
@@ -250,24 +285,27 @@ public struct JSONParser {
         } else if (0xDC00...0xDFFF).contains(scalar) {
             throw error("unpaired surrogate")
         }
+        // An escape is 6 (or 12) input bytes and at most 4 output bytes: it fits.
         switch scalar {
-        case 0:
-            sawNUL = true
-            utf8.append(0)
         case 0..<0x80:
-            utf8.append(UInt8(scalar))
+            if scalar == 0 { sawNUL = true }
+            out[count] = UInt8(scalar)
+            count += 1
         case 0x80..<0x800:
-            utf8.append(UInt8(0xC0 | scalar >> 6))
-            utf8.append(UInt8(0x80 | scalar & 0x3F))
+            out[count] = UInt8(0xC0 | scalar >> 6)
+            out[count + 1] = UInt8(0x80 | scalar & 0x3F)
+            count += 2
         case 0x800..<0x10000:
-            utf8.append(UInt8(0xE0 | scalar >> 12))
-            utf8.append(UInt8(0x80 | scalar >> 6 & 0x3F))
-            utf8.append(UInt8(0x80 | scalar & 0x3F))
+            out[count] = UInt8(0xE0 | scalar >> 12)
+            out[count + 1] = UInt8(0x80 | scalar >> 6 & 0x3F)
+            out[count + 2] = UInt8(0x80 | scalar & 0x3F)
+            count += 3
         default:
-            utf8.append(UInt8(0xF0 | scalar >> 18))
-            utf8.append(UInt8(0x80 | scalar >> 12 & 0x3F))
-            utf8.append(UInt8(0x80 | scalar >> 6 & 0x3F))
-            utf8.append(UInt8(0x80 | scalar & 0x3F))
+            out[count] = UInt8(0xF0 | scalar >> 18)
+            out[count + 1] = UInt8(0x80 | scalar >> 12 & 0x3F)
+            out[count + 2] = UInt8(0x80 | scalar >> 6 & 0x3F)
+            out[count + 3] = UInt8(0x80 | scalar & 0x3F)
+            count += 4
         }
     }
 
@@ -309,6 +347,7 @@ public struct JSONParser {
             guard let c = current, Self.isDigit(c) else { throw error("invalid number") }
             while let c = current, Self.isDigit(c) { index += 1 }
         }
+        guard index - start <= Self.maximumNumberLength else { throw error("number longer than \(Self.maximumNumberLength) characters") }
         if isInteger, exact {
             if negative { return .int(magnitude) }
             if magnitude != .min { return .int(-magnitude) }

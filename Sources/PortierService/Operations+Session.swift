@@ -15,6 +15,7 @@ extension PortierService {
                 "max_json_depth": .int(Int64(configuration.frameLimits.json.maximumDepth)),
                 "max_object_keys": .int(Int64(configuration.frameLimits.json.maximumKeysPerObject)),
                 "max_array_elements": .int(Int64(configuration.frameLimits.json.maximumArrayElements)),
+                "max_values": .int(Int64(configuration.frameLimits.json.maximumValues)),
                 "max_string_bytes": .int(Int64(configuration.frameLimits.json.maximumStringBytes)),
                 "max_in_flight": .int(Int64(configuration.maximumInFlightPerConnection)),
             ],

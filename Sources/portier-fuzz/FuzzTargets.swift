@@ -2,45 +2,32 @@ import NIOCore
 import PortierDomain
 import PortierProtocol
 
-/// The two fuzz targets. Each takes arbitrary bytes, must never crash, and
-/// checks properties that must hold for any input (a failed property traps, so
-/// libFuzzer reports it with the input).
+/// The fuzz targets besides the transport (`TransportTarget`). Each takes
+/// arbitrary bytes, must never crash, and checks properties that must hold for
+/// any input (a failed property traps, so libFuzzer reports it with the input).
 enum FuzzTargets {
-    static let maximumFrameBytes = 4096
-
-    /// The frame decoder, fed the input in chunks whose sizes come from the
-    /// input itself: every frame it yields has the announced length, never more
-    /// than the limit; an oversize header is refused at once; every byte fed in
-    /// is accounted for.
-    static func frames(_ data: UnsafeRawBufferPointer) {
-        guard let first = data.first else { return }
-        let chunk = Int(first % 17) + 1
-        let bytes = data.dropFirst()
-        var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
-        var consumed = 0
-        var offset = bytes.startIndex
-        while offset < bytes.endIndex {
-            let end = min(offset + chunk, bytes.endIndex)
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
-            offset = end
-            while true {
-                let before = buffer.readableBytes
-                let frame: ByteBuffer?
-                do throws(FrameTooLargeError) {
-                    frame = try FrameDecoder.nextFrame(from: &buffer, maximumFrameBytes: maximumFrameBytes)
-                } catch {
-                    precondition(error.announcedBytes > maximumFrameBytes, "refused a frame within the limit")
-                    return
-                }
-                guard let frame else { break }
-                precondition(frame.readableBytes <= maximumFrameBytes, "frame over the limit")
-                precondition(before - buffer.readableBytes == frame.readableBytes + 4, "bytes lost or invented")
-                consumed += frame.readableBytes + 4
-                // Whatever the payload, the request reader answers or refuses it.
-                _ = try? Request.decode(payload: frame)
-            }
+    /// The parser alone, run with libFuzzer's per-input `-timeout` (see
+    /// `Scripts/fuzz.sh`) so that inputs whose parse time grows faster than
+    /// their size are reported: the input itself, with the request caps, and,
+    /// when it parses, 32 copies of it as the elements of an array and as the
+    /// values of an object, so that a cost per element or key that grows with
+    /// the count shows at 32 times the scale. Property: what parses writes back
+    /// to text that parses to the same value.
+    static func parser(_ data: UnsafeRawBufferPointer) {
+        guard let document = try? JSONParser.parseDocument(data, limits: .requests) else { return }
+        let text = document.value.jsonText
+        guard let again = try? JSONParser.parse(text, limits: .trusted) else { preconditionFailure("written JSON does not parse: \(text)") }
+        precondition(again == document.value, "JSON round trip changed the value")
+        let copies = 32
+        var array = "["
+        var object = "{"
+        for i in 0..<copies {
+            if i > 0 { array += ","; object += "," }
+            array += text
+            object += "\"k\(i)\":" + text
         }
-        precondition(consumed + buffer.readableBytes == bytes.count, "bytes lost or invented")
+        _ = try? JSONParser.parse(array + "]", limits: .requests)
+        _ = try? JSONParser.parse(object + "}", limits: .requests)
     }
 
     /// A frame payload through everything that runs before the database: the

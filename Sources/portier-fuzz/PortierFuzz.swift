@@ -8,18 +8,18 @@ func LLVMFuzzerRunDriver(
 #endif
 
 /// The selected target (libFuzzer's callback is a C function: it cannot capture).
-nonisolated(unsafe) var selectedTarget: (UnsafeRawBufferPointer) -> Void = FuzzTargets.frames
+nonisolated(unsafe) var selectedTarget: (UnsafeRawBufferPointer) -> Void = TransportTarget.run
 
-/// `portier-fuzz frames|requests [libFuzzer options] [corpus…]`: libFuzzer
-/// drivers for the frame decoder and request decoding. Build and run them with
+/// `portier-fuzz transport|parser|requests [libFuzzer options] [corpus…]`: libFuzzer
+/// drivers for the transport, the parser and request decoding. Build and run them with
 /// `Scripts/fuzz.sh` (sanitizers, coverage, `-DFUZZING`, the libFuzzer runtime);
 /// a plain `swift build` only builds this stub.
 @main
 struct PortierFuzz {
     static func main() {
         var arguments = CommandLine.arguments
-        guard arguments.count >= 2, let target = ["frames": FuzzTargets.frames, "requests": FuzzTargets.requests][arguments[1]] else {
-            print("usage: portier-fuzz frames|requests [libFuzzer options] [corpus directories]")
+        guard arguments.count >= 2, let target = ["transport": TransportTarget.run, "parser": FuzzTargets.parser, "requests": FuzzTargets.requests][arguments[1]] else {
+            print("usage: portier-fuzz transport|parser|requests [libFuzzer options] [corpus directories]")
             exit(2)
         }
         selectedTarget = target

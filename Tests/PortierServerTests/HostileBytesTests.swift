@@ -51,26 +51,29 @@ struct HostileBytesTests {
         }
     }
 
-    /// Frames near the 1 MiB limit in the shapes that cost a parser most.
+    /// Frames near the 1 MiB limit in the shapes that cost a parser most
+    /// (`WorstCaseJSON`, also timed by `Scripts/bench-parse.sh`), and one frame
+    /// just past each cap: what each must be answered with.
     static func worstCases() -> [(name: String, payload: String, message: String)] {
-        let keys = (0..<1000).map { #""k\#($0)":0"# }.joined(separator: ",")
-        let wide = "{" + (0..<80).map { #""o\#($0)":{\#(keys)}"# }.joined(separator: ",") + "}"
-        let emptyObjects = "[" + (0..<100).map { _ in "[" + Array(repeating: "{}", count: 3000).joined(separator: ",") + "]" }.joined(separator: ",") + "]"
-        let escapes = "[" + (0..<16).map { _ in "\"" + String(repeating: #"\u00e9"#, count: 10_000) + "\"" }.joined(separator: ",") + "]"
-        let numbers = "[" + (0..<14).map { _ in "[" + (0..<8000).map { "\(1_000_000 + $0)" }.joined(separator: ",") + "]" }.joined(separator: ",") + "]"
-        let nested = String(repeating: "[", count: 30) + String(repeating: "]", count: 30)
+        let limit = (1 << 20) - 64
+        let shapes = WorstCaseJSON.shapes.map { shape in
+            let payload = String(decoding: WorstCaseJSON.request(shape, bytes: limit), as: UTF8.self)
+            // Within the caps (escapes), ping refuses its unknown parameter; past the
+            // value cap, the parser refuses the frame first.
+            return (shape.name, payload, "")
+        }
         func params(_ value: String) -> String { #"{"id":7,"op":"ping","params":{"x":\#(value)}}"# }
-        return [
-            ("wide objects", params(wide), "unknown parameter \"x\""),
-            ("empty objects", params(emptyObjects), "unknown parameter \"x\""),
-            ("\\u escapes", params(escapes), "unknown parameter \"x\""),
-            ("numbers", params(numbers), "unknown parameter \"x\""),
-            ("maximum nesting", params(nested), "unknown parameter \"x\""),
+        return shapes + [
+            ("plain strings", String(decoding: WorstCaseJSON.request(WorstCaseJSON.plain, bytes: limit), as: UTF8.self), "unknown parameter \"x\""),
             ("one key too many", params("{" + (0..<1025).map { #""k\#($0)":0"# }.joined(separator: ",") + "}"), "more than 1024 keys"),
-            ("one element too many", params("[" + Array(repeating: "0", count: 10_001).joined(separator: ",") + "]"), "more than 10000 elements"),
+            ("one element too many", params("[" + Array(repeating: "0", count: 4097).joined(separator: ",") + "]"), "more than 4096 elements"),
+            ("one value too many", params("[" + Array(repeating: "[0,0]", count: 2731).joined(separator: ",") + "]"), "more than 8192 values"),
             ("a string too long", params("\"" + String(repeating: "a", count: 65_537) + "\""), "longer than 65536 bytes"),
+            ("an escaped string too long", params("\"" + String(repeating: #"\u00e9"#, count: 32_769) + "\""), "longer than 65536 bytes"),
             ("nested too deep", params(String(repeating: "[", count: 40) + String(repeating: "]", count: 40)), "deeper than 32"),
+            ("a number too long", params(String(repeating: "1", count: 65)), "number longer than 64"),
             ("a duplicate key among many", params("{" + (0..<500).map { #""k\#($0)":0"# }.joined(separator: ",") + #","k250":1}"#), "duplicate key"),
+            ("maximum nesting within the cap", params(String(repeating: "[", count: 29) + String(repeating: "]", count: 29)), "unknown parameter \"x\""),
         ]
     }
 
