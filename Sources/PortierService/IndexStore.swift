@@ -63,7 +63,13 @@ final class IndexStore: Sendable {
     @discardableResult
     func synchronise(_ environment: EnvironmentID, to target: Int64? = nil) async throws -> EnvironmentIndex? {
         guard index.get(environment) != nil else { return nil }
-        return try await chained(environment) { [self] current in
+        return try await catchUp(environment, to: target)
+    }
+
+    /// The catch-up step, queued behind every earlier step of the environment
+    /// (a load in flight included; with no index at all, it loads one).
+    private func catchUp(_ environment: EnvironmentID, to target: Int64?) async throws -> EnvironmentIndex? {
+        try await chained(environment) { [self] current in
             guard let current else { return nil }
             if let target, current.revision >= target { return current }
             if ContinuousClock.now - current.lastSync > Self.maximumSyncAge { return try await load(environment) }
@@ -90,17 +96,27 @@ final class IndexStore: Sendable {
         return synced.flatMap { $0.revision >= revision ? $0 : nil }
     }
 
-    /// After a commit: catch up every loaded environment the commit advanced.
+    /// After a commit: catch up every environment the commit advanced that is
+    /// loaded or loading. A load in flight may have read its snapshot before the
+    /// commit: the catch-up queued behind it brings it forward before the reply
+    /// goes out (R-PRM-5; found with a CPU hog, which makes loads slow).
     func committed(_ tokens: [RevisionToken]) async {
         for token in tokens {
-            guard let loaded = index.get(token.environment), loaded.revision < token.revision else { continue }
+            let loaded = index.get(token.environment)
+            if let loaded, loaded.revision >= token.revision { continue }
+            if loaded == nil, !isLoading(token.environment) { continue }  // loads fresh on first use
             do {
-                try await synchronise(token.environment, to: token.revision)
+                try await catchUp(token.environment, to: token.revision)
             } catch {
                 // The index stays at its older revision; readers passing the token fall back to SQL.
                 logger.warning("index catch-up failed", metadata: ["environment": "\(token.environment)", "error": "\(error)"])
             }
         }
+    }
+
+    /// Whether a load or catch-up of the environment is queued or running.
+    private func isLoading(_ environment: EnvironmentID) -> Bool {
+        chains.withLock { $0[environment] != nil } || warming.withLock { $0.contains(environment) }
     }
 
     /// Runs `step` after every earlier step for the same environment; a missing

@@ -24,9 +24,23 @@ extension PortierService {
             throw PortierError.badRequest("params.request must be a request id")
         }
         let actorRef = try await actorReference(request)
+        let pausing = configuration.pausePoints
         return try await pool.transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.activeActor(tx, actorRef)
-            guard id.environment == actor.environment, let req = try tx.request(id, lock: true) else { throw PortierError.notFound("request") }
+            guard id.environment == actor.environment, var req = try tx.request(id) else { throw PortierError.notFound("request") }
+            // Locks in the order partnership.end takes them (partnership rows, then
+            // requests), so that the two wait for each other instead of deadlocking.
+            if accept, req.kind == "membership", let org = req.organisation, org.environment != actor.environment {
+                try tx.setEnvironments(Self.scope(actor.environment, org.environment))
+                // Re-check what the membership depends on, under a lock that
+                // partnership.end also takes (R-SEC-4, R-MEM-3).
+                guard try tx.lockLivePartnership(actor.environment, with: org.environment, share: true)?.status == .active else {
+                    throw PortierError.invalidState("the partnership with the organisation's environment has ended")
+                }
+                if pausing { try tx.pause(at: .inboxAcceptPartnershipChecked) }
+            }
+            guard let locked = try tx.request(id, lock: true) else { throw PortierError.notFound("request") }
+            req = locked
             let revision: String?
             switch req.kind {
             case "partnership":
@@ -39,6 +53,9 @@ extension PortierService {
                 guard req.status == "pending" else { throw PortierError.invalidState("the request was already answered (\(req.status))") }
                 guard let org = req.organisation else { throw PortierError.internal() }
                 try tx.setEnvironments(Self.scope(actor.environment, org.environment))
+                guard try tx.membership(organisation: org, user: actor.scopedID, lock: true) != nil else {
+                    throw PortierError.invalidState("the membership request was withdrawn")
+                }
                 try tx.answerRequest(id, status: accept ? "accepted" : "declined", by: actor.id)
                 if accept {
                     _ = try tx.updateMembership(organisation: org, user: actor.scopedID, status: .active)

@@ -21,13 +21,14 @@ extension PortierService {
 
     /// Resolves the user a membership is about: of the organisation's environment,
     /// or of an environment with an active partnership with it (R-MEM-3). Anyone
-    /// else is `not_found`.
+    /// else is `not_found`. The partnership stays share-locked until commit, so
+    /// it cannot end between this check and the insert (R-SEC-4).
     static func memberCandidate(_ tx: Transaction, _ ref: UserReference, for org: OrganisationRecord, scope: [EnvironmentID]) throws -> UserRecord {
         guard let target = try locate(tx, ref) else { throw PortierError.notFound("user") }
         let (env, userID) = (target.environment, target.raw)
         if env != org.environment {
-            guard try tx.livePartnership(org.environment, with: env)?.status == .active else { throw PortierError.notFound("user") }
             try tx.setEnvironments(Array(Set(scope + [env])).sorted())
+            guard try tx.lockLivePartnership(org.environment, with: env, share: true)?.status == .active else { throw PortierError.notFound("user") }
         }
         guard let user = try tx.user(env, userID) else { throw PortierError.notFound("user") }
         return user
@@ -42,12 +43,14 @@ extension PortierService {
         let role = try request.params.optionalEnum("role", OrganisationRole.self) ?? .member
         let actorRef = try await actorReference(request)
         let scope = Self.scope(actorRef.environment, orgID.environment)
+        let pausing = configuration.pausePoints
         do {
             return try await pool.transaction(environments: scope) { tx in
                 let actor = try Self.activeActor(tx, actorRef)
                 let org = try Self.managedOrganisation(tx, orgID, by: actor)
                 guard org.status == .active else { throw PortierError.invalidState("members can only be added to an active organisation; activate it first") }
                 let user = try Self.memberCandidate(tx, ref, for: org, scope: scope)
+                if pausing, user.environment != org.environment { try tx.pause(at: .memberAddPartnershipChecked) }
                 if try tx.membership(organisation: orgID, user: user.scopedID) != nil { throw PortierError.conflict("the user is already a member") }
                 let partner = user.environment != org.environment
                 let membership = try tx.insertMembership(organisation: orgID, user: user.scopedID, role: role, status: partner ? .pending : .active)

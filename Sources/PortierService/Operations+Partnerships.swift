@@ -75,10 +75,11 @@ extension PortierService {
 
     /// Accepts or declines a pending partnership; shared by `partnership.*` and `inbox.*`.
     static func answerPartnership(_ tx: Transaction, _ id: Int64, by actor: UserRecord, accept: Bool) throws -> OperationOutput {
-        guard let side = try tx.partnership(actor.environment, id: id, lock: true) else { throw PortierError.notFound("partnership") }
+        guard let unlocked = try tx.partnership(actor.environment, id: id) else { throw PortierError.notFound("partnership") }
+        try tx.setEnvironments(scope(actor.environment, unlocked.partner))
+        guard let side = try tx.lockPartnership(actor.environment, id: id, partner: unlocked.partner) else { throw PortierError.notFound("partnership") }
         guard side.status == .pending else { throw PortierError.invalidState("the partnership is \(side.status.rawValue), not pending") }
         guard side.proposer != actor.environment else { throw PortierError.forbidden("the proposal must be answered by the other environment") }
-        try tx.setEnvironments(scope(actor.environment, side.partner))
         let status: PartnershipStatus = accept ? .active : .declined
         try tx.setPartnershipStatus(id: id, actor.environment, side.partner, to: status)
         if let req = try tx.partnershipRequest(actor.environment, partnershipID: id) {
@@ -98,14 +99,19 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["partnership"])
         let id = try Self.partnershipParam(request.params)
         let actorRef = try await actorReference(request)
+        let pausing = configuration.pausePoints
         return try await pool.transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.partnershipManager(tx, actorRef)
-            guard let side = try tx.partnership(actor.environment, id: id.raw, lock: true) else { throw PortierError.notFound("partnership") }
+            guard let unlocked = try tx.partnership(actor.environment, id: id.raw) else { throw PortierError.notFound("partnership") }
+            let other = unlocked.partner
+            try tx.setEnvironments(Self.scope(actor.environment, other))
+            // Both sides, exclusively: waits for memberships being added or
+            // accepted under this partnership, and they wait for it (R-SEC-4).
+            guard let side = try tx.lockPartnership(actor.environment, id: id.raw, partner: other) else { throw PortierError.notFound("partnership") }
             guard side.status == .active || side.status == .pending else {
                 throw PortierError.invalidState("the partnership is \(side.status.rawValue)")
             }
-            let other = side.partner
-            try tx.setEnvironments(Self.scope(actor.environment, other))
+            if pausing { try tx.pause(at: .partnershipEndLocked) }
             try tx.setPartnershipStatus(id: id.raw, actor.environment, other, to: .ended)
             if let req = try tx.partnershipRequest(other, partnershipID: id.raw) ?? tx.partnershipRequest(actor.environment, partnershipID: id.raw) {
                 try tx.answerRequest(req.scopedID, status: "cancelled", by: nil)

@@ -23,6 +23,9 @@ public struct ServiceConfiguration: Sendable {
     public var maximumInFlightPerConnection: Int
     /// The server version string reported by `hello`.
     public var version: String
+    /// Test only: operations wait at their `PausePoint`s while a test holds the
+    /// point's advisory lock (forced interleavings, R-SEC-4). Off: no cost.
+    public var pausePoints = false
 
     public init(
         tokenLifetimeSeconds: Int64 = 7 * 24 * 3600,

@@ -84,6 +84,36 @@ extension Transaction {
         ).first.map(PartnershipRecord.init(row:))
     }
 
+    /// Locks both sides' rows of the live (pending or active) partnership between
+    /// two environments, in environment order (so that two lockers never
+    /// deadlock), and returns `environment`'s side. `share`: a shared lock, for
+    /// decisions that depend on the partnership (adding or accepting a partner's
+    /// membership); `partnership.end` takes it exclusively, so it waits for them
+    /// and they wait for it (R-SEC-4). Both environments must be in scope.
+    public func lockLivePartnership(_ environment: EnvironmentID, with partner: EnvironmentID, share: Bool) throws -> PartnershipRecord? {
+        try query(
+            """
+            SELECT * FROM partnerships
+            WHERE ((environment_id = $1 AND partner_environment_id = $2) OR (environment_id = $2 AND partner_environment_id = $1))
+              AND status IN ('pending', 'active')
+            ORDER BY environment_id
+            """ + (share ? " FOR SHARE" : " FOR UPDATE"),
+            [environment.raw, partner.raw]
+        ).rows.map(PartnershipRecord.init(row:)).first { $0.environment == environment }
+    }
+
+    /// Locks both sides' rows of one partnership (exclusively, in environment
+    /// order) and returns `environment`'s side. Both environments must be in scope.
+    public func lockPartnership(_ environment: EnvironmentID, id: Int64, partner: EnvironmentID) throws -> PartnershipRecord? {
+        try query(
+            """
+            SELECT * FROM partnerships WHERE partnership_id = $1 AND environment_id IN ($2, $3)
+            ORDER BY environment_id FOR UPDATE
+            """,
+            [id, environment.raw, partner.raw]
+        ).rows.map(PartnershipRecord.init(row:)).first { $0.environment == environment }
+    }
+
     public func partnerships(_ environment: EnvironmentID) throws -> [PartnershipRecord] {
         try query("SELECT * FROM partnerships WHERE environment_id = $1 ORDER BY partnership_id", [environment.raw]).rows.map(PartnershipRecord.init(row:))
     }

@@ -91,7 +91,7 @@ struct HostileBytesTests {
                     continue
                 }
                 #expect(error.code == .badRequest, "\(name)")
-                #expect(error.message.contains(message), "\(name): \(error.message)")
+                #expect(message.isEmpty || error.message.contains(message), "\(name): \(error.message)")
                 #expect(try await client.call("ping").isEmpty, "\(name)")
             }
         }
