@@ -120,6 +120,7 @@ let package = Package(
             name: "portierd",
             dependencies: [
                 "PortierServer",
+                "PortierTransport",
                 "PortierService",
                 "PortierStorage",
                 "PortierEmbeddedPostgres",
@@ -217,7 +218,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "PortierServerTests", dependencies: [
-            "PortierServer", "PortierClient", "PortierProtocol", "PortierStorage", "PortierTestSupport", "PortierEmbeddedPostgres",
+            "PortierServer", "PortierTransport", "PortierClient", "PortierProtocol", "PortierStorage", "PortierTestSupport", "PortierEmbeddedPostgres",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),

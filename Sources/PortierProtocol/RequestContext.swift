@@ -22,10 +22,14 @@ public struct PeerCredentials: Sendable, Equatable, CustomStringConvertible {
 public struct RequestContext: Sendable {
     public let socket: SocketKind
     public let peer: PeerCredentials?
+    /// What the peer may ask (R-SEC-1), decided at admission; the transport has
+    /// checked each request against it before the request gets here.
+    public let capabilities: Capabilities
 
-    public init(socket: SocketKind, peer: PeerCredentials?) {
+    public init(socket: SocketKind, peer: PeerCredentials?, capabilities: Capabilities = [.check, .manage, .mail, .support]) {
         self.socket = socket
         self.peer = peer
+        self.capabilities = capabilities
     }
 }
 

@@ -35,9 +35,11 @@ public final class PortierServer: Service, Sendable {
         self.group = group
         self.logger = logger
         serviceAdmission = SocketAdmission(
-            socket: .service, maximumConnections: configuration.maximumConnections, allowedUIDs: configuration.service.allowedUIDs)
+            socket: .service, maximumConnections: configuration.maximumConnections, allowedUIDs: configuration.service.allowedUIDs,
+            policy: configuration.service.capabilities)
         supportAdmission = SocketAdmission(
-            socket: .support, maximumConnections: configuration.maximumSupportConnections, allowedUIDs: configuration.support.allowedUIDs)
+            socket: .support, maximumConnections: configuration.maximumSupportConnections, allowedUIDs: configuration.support.allowedUIDs,
+            policy: configuration.support.capabilities)
         // support.metrics is answered by the service, from this server's metrics.
         service.metricsText.withLock { $0 = { [weak self] in self?.metricsText() ?? "" } }
     }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import PortierProtocol
 import PortierTransport
@@ -15,10 +18,13 @@ public struct ServerConfiguration: Sendable {
         /// If set, the socket file's group (a name or a numeric gid): with mode
         /// 0660, the members of this group may connect.
         public var group: String?
+        /// Which peer holds which capabilities here (R-SEC-1).
+        public var capabilities: CapabilityPolicy
 
-        public init(path: String, mode: UInt32, allowedUIDs: Set<UInt32>? = nil, group: String? = nil) {
+        public init(path: String, mode: UInt32, capabilities: CapabilityPolicy, allowedUIDs: Set<UInt32>? = nil, group: String? = nil) {
             self.path = path
             self.mode = mode
+            self.capabilities = capabilities
             self.allowedUIDs = allowedUIDs
             self.group = group
         }
@@ -96,8 +102,8 @@ public struct ServerConfiguration: Sendable {
     /// The layout of SPEC §12: `<state>/portier.sock` and `<state>/support.sock`.
     public static func standard(stateDirectory: String) -> ServerConfiguration {
         ServerConfiguration(
-            service: Socket(path: stateDirectory + "/portier.sock", mode: 0o660),
-            support: Socket(path: stateDirectory + "/support.sock", mode: 0o600)
+            service: Socket(path: stateDirectory + "/portier.sock", mode: 0o660, capabilities: .service(mailerUIDs: [], serverUID: getuid())),
+            support: Socket(path: stateDirectory + "/support.sock", mode: 0o600, capabilities: .support())
         )
     }
 }

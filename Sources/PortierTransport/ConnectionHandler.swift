@@ -34,6 +34,8 @@ public final class ConnectionHandler: ChannelDuplexHandler {
 
     private var buffer: ByteBuffer?
     private var peer: PeerCredentials?
+    /// Granted at admission (R-SEC-1).
+    private var capabilities: Capabilities = []
     private var partialFrameTimer: Scheduled<Void>?
     private var writeStallTimer: Scheduled<Void>?
     private var idleTimer: RepeatedTask?
@@ -82,7 +84,8 @@ public final class ConnectionHandler: ChannelDuplexHandler {
 
     private func admit(_ credentials: PeerCredentials?, context: ChannelHandlerContext) {
         peer = credentials
-        let allowed = admission.allows(credentials)
+        capabilities = admission.policy.capabilities(for: credentials)
+        let allowed = admission.allows(credentials) && !capabilities.isEmpty
         if !allowed {
             logger.warning("refused peer", metadata: [
                 "socket": "\(admission.socket.rawValue)", "peer": "\(credentials.map(\.description) ?? "unknown")",
@@ -159,7 +162,13 @@ public final class ConnectionHandler: ChannelDuplexHandler {
             complete(.failure(error.id, error.error), request: nil, started: started, context: context)
             return
         }
-        let requestContext = RequestContext(socket: admission.socket, peer: peer)
+        let needed = Capabilities.required(for: request.op)
+        guard capabilities.contains(needed) else {
+            let refusal = PortierError.forbidden("\(request.op) needs the \(needed) capability, which this peer does not hold on the \(admission.socket.rawValue) socket")
+            complete(.failure(request.id, refusal), request: request, started: started, context: context)
+            return
+        }
+        let requestContext = RequestContext(socket: admission.socket, peer: peer, capabilities: capabilities)
         if let reply = responder.immediateReply(to: request, context: requestContext) {
             complete(reply, request: request, started: started, context: context)
             return

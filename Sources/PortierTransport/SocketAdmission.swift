@@ -1,21 +1,26 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import PortierProtocol
 import Synchronization
 
-/// Who may hold a connection on one socket: how many at once, and which peers
-/// (SO_PEERCRED uids). Each socket has its own, so a full service socket never
-/// locks support out (R-SEC-2). Shared by the socket's connections on every
-/// event loop.
+/// Who may hold a connection on one socket: how many at once, which peers
+/// (SO_PEERCRED uids), and what each may ask (`CapabilityPolicy`, R-SEC-1).
+/// Each socket has its own, so a full service socket never locks support out
+/// (R-SEC-2). Shared by the socket's connections on every event loop.
 public final class SocketAdmission: Sendable {
     public let socket: SocketKind
     public let maximumConnections: Int
     /// If set, only peers with these uids are served.
     public let allowedUIDs: Set<UInt32>?
+    public let policy: CapabilityPolicy
     private let open = Atomic<Int>(0)
 
-    public init(socket: SocketKind, maximumConnections: Int, allowedUIDs: Set<UInt32>? = nil) {
+    public init(socket: SocketKind, maximumConnections: Int, allowedUIDs: Set<UInt32>? = nil, policy: CapabilityPolicy? = nil) {
         self.socket = socket
         self.maximumConnections = maximumConnections
         self.allowedUIDs = allowedUIDs
+        self.policy = policy ?? (socket == .support ? .support() : .service(mailerUIDs: [], serverUID: getuid()))
     }
 
     /// Takes a slot unless the limit is reached.

@@ -6,6 +6,7 @@ import PortierEmbeddedPostgres
 import PortierServer
 import PortierService
 import PortierStorage
+import PortierTransport
 import ServiceLifecycle
 
 /// `portierd`: the Portier server.
@@ -147,6 +148,15 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Only these peer uids may use the support socket (repeatable).")
     var supportAllowUID: [UInt32] = []
 
+    @Option(help: "A uid of the mailer: on the service socket it also holds `mail` (outbox.*, the clear tokens). The server's own uid always does. Repeatable.")
+    var mailerUID: [UInt32] = []
+
+    @Option(help: "Capabilities of a peer on the service socket, by uid or primary gid: `uid:1001=check` or `gid:2000=check,manage` (check, manage, mail; `none` refuses it). Peers no rule names hold check,manage. Repeatable.")
+    var serviceGrant: [String] = []
+
+    @Option(help: "Capabilities of a peer on the support socket: `uid:N=…` or `gid:N=…` (check, manage, support). Peers no rule names hold all three. Repeatable.")
+    var supportGrant: [String] = []
+
     @Option(help: "Lifetime of activation and verification tokens, in seconds.")
     var tokenLifetime: Int64 = 7 * 24 * 3600
 
@@ -182,6 +192,16 @@ struct Run: AsyncParsableCommand {
         server.support.mode = supportMode
         server.service.group = serviceSocketGroup
         server.support.group = supportSocketGroup
+        func rules(_ texts: [String], _ option: String) throws -> [CapabilityPolicy.Rule] {
+            try texts.map { text in
+                guard let rule = CapabilityPolicy.Rule(text) else {
+                    throw ValidationError("\(option) \(text): expected uid:N=capabilities or gid:N=capabilities (check, manage, mail, support, none)")
+                }
+                return rule
+            }
+        }
+        server.service.capabilities = .service(mailerUIDs: mailerUID, serverUID: getuid(), rules: try rules(serviceGrant, "--service-grant"))
+        server.support.capabilities = .support(rules: try rules(supportGrant, "--support-grant"))
         server.service.allowedUIDs = serviceAllowUID.isEmpty ? nil : Set(serviceAllowUID)
         server.support.allowedUIDs = supportAllowUID.isEmpty ? nil : Set(supportAllowUID)
         server.frameLimits.maximumFrameBytes = maxFrameBytes
