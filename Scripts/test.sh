@@ -43,3 +43,7 @@ limits = json.load(sys.stdin)["limits"]
 assert limits["max_in_flight"] == 77 and limits["max_frame_bytes"] == 1048576, limits
 print("configuration precedence (command line > environment > file): ok")'
 python3 Scripts/validate-protocol.py --live "$LIVE_DIR/portier.sock"
+
+# The least-privilege setup of Deploy/ with real users (needs root; skipped otherwise).
+"$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE least_privilege"
+bash Scripts/least-privilege.sh "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=least_privilege}"

@@ -6,8 +6,9 @@ import PortierProtocol
 /// peer, and the socket's bound, which no rule can pass (the service socket
 /// never grants `support`, the support socket never grants `mail`).
 ///
-/// A peer's capabilities are the union of its uid's rule and its gid's rule;
-/// with neither, the default. Decided once per connection, at admission.
+/// A peer's capabilities are the union of its uid's rules and its gid's rules;
+/// with none, the default; plus `mail` for the mailer uids. Decided once per
+/// connection, at admission.
 public struct CapabilityPolicy: Sendable, Equatable {
     /// One rule: `uid:1001=check`, `gid:2000=check,manage`.
     public struct Rule: Sendable, Equatable, CustomStringConvertible {
@@ -47,18 +48,21 @@ public struct CapabilityPolicy: Sendable, Equatable {
     /// For peers no rule names.
     public var defaults: Capabilities
     public var rules: [Rule]
+    /// Uids that hold `mail` on top of what the rules or the default give them.
+    public var mailers: Set<UInt32>
 
-    public init(bound: Capabilities, defaults: Capabilities, rules: [Rule] = []) {
+    public init(bound: Capabilities, defaults: Capabilities, rules: [Rule] = [], mailers: Set<UInt32> = []) {
         self.bound = bound
         self.defaults = defaults
         self.rules = rules
+        self.mailers = mailers
     }
 
     /// The service socket out of the box: every peer holds `check` and `manage`;
-    /// `mail` only the mailer uids and the server's own uid.
+    /// `mail` also the mailer uids and the server's own uid. A rule naming a
+    /// mailer narrows the rest (`uid:N=none` with `--mailer-uid N`: mail only).
     public static func service(mailerUIDs: [UInt32], serverUID: UInt32, rules: [Rule] = []) -> CapabilityPolicy {
-        let mailers = Set(mailerUIDs + [serverUID]).sorted().map { Rule(.uid($0), [.check, .manage, .mail]) }
-        return CapabilityPolicy(bound: [.check, .manage, .mail], defaults: [.check, .manage], rules: mailers + rules)
+        CapabilityPolicy(bound: [.check, .manage, .mail], defaults: [.check, .manage], rules: rules, mailers: Set(mailerUIDs + [serverUID]))
     }
 
     /// The support socket out of the box: `check`, `manage` and `support`.
@@ -68,7 +72,7 @@ public struct CapabilityPolicy: Sendable, Equatable {
 
     /// A peer's capabilities (unknown credentials: the default).
     public func capabilities(for peer: PeerCredentials?) -> Capabilities {
-        guard let peer else { return defaults.intersection(bound) }
+        guard let peer else { return defaults.intersection(bound) }  // (a socket without SO_PEERCRED)
         var granted: Capabilities = []
         var named = false
         for rule in rules {
@@ -79,6 +83,8 @@ public struct CapabilityPolicy: Sendable, Equatable {
             default: break
             }
         }
-        return (named ? granted : defaults).intersection(bound)
+        if !named { granted = defaults }
+        if mailers.contains(peer.uid) { granted.insert(.mail) }
+        return granted.intersection(bound)
     }
 }

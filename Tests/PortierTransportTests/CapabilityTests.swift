@@ -36,6 +36,8 @@ struct CapabilityTests {
         #expect(policy.capabilities(for: Self.query) == [.check])
         #expect(policy.capabilities(for: Self.web).isEmpty)
         #expect(policy.capabilities(for: Self.mailer) == [.check, .manage])
+        let mailOnly = CapabilityPolicy.service(mailerUIDs: [1001], serverUID: 0, rules: [CapabilityPolicy.Rule("uid:1001=none")!])
+        #expect(mailOnly.capabilities(for: Self.mailer) == [.mail], "a mailer narrowed to mail only")
         for bad in ["uid=1", "user:1=check", "uid:x=check", "uid:1=write", "gid:1"] {
             #expect(CapabilityPolicy.Rule(bad) == nil, "\(bad)")
         }
