@@ -25,11 +25,15 @@ public struct RequestContext: Sendable {
     /// What the peer may ask (R-SEC-1), decided at admission; the transport has
     /// checked each request against it before the request gets here.
     public let capabilities: Capabilities
+    /// The connection's number in this process: requests of one connection
+    /// share their turns at the password hasher (R-SEC-2).
+    public let connection: UInt64
 
-    public init(socket: SocketKind, peer: PeerCredentials?, capabilities: Capabilities = [.check, .manage, .mail, .support]) {
+    public init(socket: SocketKind, peer: PeerCredentials?, capabilities: Capabilities = [.check, .manage, .mail, .support], connection: UInt64 = 0) {
         self.socket = socket
         self.peer = peer
         self.capabilities = capabilities
+        self.connection = connection
     }
 }
 

@@ -4,14 +4,16 @@ import PortierStorage
 
 extension PortierService {
     /// `user.activate` (R-USR-2, R-ENV-7): token and new password make the user active.
-    func activate(_ request: Request) async throws -> OperationOutput {
+    func activate(_ request: Request, context: RequestContext) async throws -> OperationOutput {
         try request.params.rejectUnknownKeys(allowed: ["token", "password"])
         let presented = try request.params.requiredString("token")
         let password = try request.params.requiredString("password")
         try PasswordHasher.validate(password)
         guard let token = SecretToken(presented: presented) else { throw PortierError(.expiredToken, "the token is not valid") }
+        // An unknown, used or expired token costs no hash (R-SEC-2): look first.
+        _ = try await pool.transaction(environments: [token.environment]) { tx in try Self.usableToken(tx, token, purpose: .activation) }
         // Hash before the transaction: no lock is held during the slow part.
-        let passwordHash = try await passwords.hash(password)
+        let passwordHash = try await hashTurns.run(key: Self.hashKey(context, client: nil)) { try await passwords.hash(password) }
         // The environment is locked first: who is administrator must not move under us.
         return try await pool.transaction(environments: [token.environment], locking: token.environment) { tx in
             let environment = token.environment
@@ -52,10 +54,15 @@ extension PortierService {
 
     /// `user.authenticate` (R-USR-4): the same `invalid_credentials` for every wrong
     /// case, `blocked` only with the right password. Unknown users cost the same time.
-    func authenticate(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["email", "password"])
+    func authenticate(_ request: Request, context: RequestContext) async throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: ["email", "password", "client"])
         let email = try EmailAddress(try request.params.requiredString("email"))
         let password = try request.params.requiredString("password")
+        let client = try request.params.optionalString("client")
+        // Before anything else, and the same for unknown addresses (R-USR-4).
+        if throttle.isLimited(email.normalized, client: client) {
+            throw PortierError(.rateLimited, "too many failed logins for this address; try again later")
+        }
         let found: (UserRecord, EnvironmentRecord)? = try await pool.transaction { tx in
             guard let owner = try tx.emailOwner(email.normalized), owner.isPrimary else { return nil }
             try tx.setEnvironments([owner.environment])
@@ -64,9 +71,26 @@ extension PortierService {
         }
         let user = found?.0
         let stored = user?.status == .invited ? nil : user?.passwordHash
-        let matches = try await passwords.verify(password, against: stored)
-        guard let user, let environment = found?.1, matches else { throw PortierError.invalidCredentials }
+        let key = Self.hashKey(context, client: client)
+        let matches = try await hashTurns.run(key: key) { try await passwords.verify(password, against: stored) }
+        guard let user, let environment = found?.1, let stored, matches else {
+            throttle.failed(email.normalized, client: client)
+            throw PortierError.invalidCredentials
+        }
         if user.status == .blocked { throw PortierError(.blocked, "the user is blocked; ask an administrator") }
+        if passwords.needsRehash(stored) {
+            // Stronger parameters than when it was stored: upgrade it now (R-USR-4).
+            let upgraded = try await hashTurns.run(key: key) { try await passwords.hash(password) }
+            try await pool.transaction(environments: [user.environment]) { tx in
+                try tx.replacePasswordHash(user.environment, user.id, from: stored, to: upgraded)
+            }
+        }
         return .result(["user": user.json, "environment": environment.json])
+    }
+
+    /// Whose turn at the hasher a request takes: its connection's and, within
+    /// it, the end user's `client` (the front end's few connections carry many).
+    static func hashKey(_ context: RequestContext, client: String?) -> String {
+        "\(context.connection)/\(client ?? "")"
     }
 }

@@ -12,6 +12,9 @@ public final class PortierService: Sendable {
     public let configuration: ServiceConfiguration
     public let pool: ConnectionPool
     let passwords: PasswordHasher
+    /// Fair, bounded turns at the hasher (R-SEC-2).
+    let hashTurns: FairQueue
+    let throttle: LoginThrottle
     let indexes: IndexStore
     let synchroniser: Synchroniser
     let logger: Logger
@@ -21,12 +24,19 @@ public final class PortierService: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.passwords = PasswordHasher(parameters: configuration.passwordHashing)
+        self.hashTurns = FairQueue(slots: 2, perKey: configuration.hashQueuePerKey, total: configuration.hashQueueTotal)
+        self.throttle = LoginThrottle(limits: .init(
+            perClient: configuration.loginFailuresPerClient, perAddress: configuration.loginFailuresPerAddress,
+            windowSeconds: Double(configuration.loginWindowSeconds), maximumEntries: 100_000))
         let indexes = IndexStore(index: PermissionIndex(budgetBytes: configuration.indexBudgetBytes), pool: pool, logger: logger)
         self.indexes = indexes
         self.synchroniser = Synchroniser(indexes: indexes)
         // A mutation's reply waits until this instance's indexes show it (R-PRM-5).
         pool.onCommit { tokens in await indexes.committed(tokens) }
     }
+
+    /// Password hashes computed so far (for metrics and tests).
+    public var passwordHashesComputed: Int { passwords.computed }
 
     /// The loaded permission indexes (for metrics and tests).
     public var permissionIndex: PermissionIndex { indexes.index }
@@ -97,8 +107,8 @@ public final class PortierService: Sendable {
         case "hello": return try hello(request, context: context)
         case "ping": return try ping(request)
         case "signup": return try await signup(request)
-        case "user.activate": return try await activate(request)
-        case "user.authenticate": return try await authenticate(request)
+        case "user.activate": return try await activate(request, context: context)
+        case "user.authenticate": return try await authenticate(request, context: context)
         case "environment.get": return try await environmentGet(request)
         case "outbox.list": return try await outboxList(request)
         case "outbox.ack": return try await outboxAck(request)

@@ -23,6 +23,18 @@ public struct ServiceConfiguration: Sendable {
     public var maximumInFlightPerConnection: Int
     /// The server version string reported by `hello`.
     public var version: String
+    /// Failed logins per address and client within the window before that
+    /// client is refused for the address (R-USR-4; default 10).
+    public var loginFailuresPerClient = 10
+    /// Failed logins per address within the window before every client is
+    /// refused for it (default 100).
+    public var loginFailuresPerAddress = 100
+    /// The throttling window, in seconds (default 15 minutes).
+    public var loginWindowSeconds: Int64 = 900
+    /// Password checks one connection-and-client key may have waiting for the
+    /// hasher, and all together; past either, `overloaded` (R-SEC-2).
+    public var hashQueuePerKey = 8
+    public var hashQueueTotal = 256
     /// Test only: operations wait at their `PausePoint`s while a test holds the
     /// point's advisory lock (forced interleavings, R-SEC-4). Off: no cost.
     public var pausePoints = false

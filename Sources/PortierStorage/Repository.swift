@@ -148,6 +148,15 @@ extension Transaction {
         return try UserRecord(row: row)
     }
 
+    /// Replaces a password hash (a rehash with stronger parameters at login).
+    /// Leaves the row alone if the hash changed meanwhile.
+    public func replacePasswordHash(_ environment: EnvironmentID, _ id: Int64, from old: String, to new: String) throws {
+        try query(
+            "UPDATE users SET password_hash = $4 WHERE environment_id = $1 AND user_id = $2 AND password_hash = $3",
+            [environment.raw, id, old, new]
+        )
+    }
+
     // MARK: Tokens
 
     /// Stores a token's hash; earlier live tokens of the same purpose for the user

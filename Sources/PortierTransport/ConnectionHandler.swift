@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import PortierDomain
 import PortierProtocol
+import Synchronization
 
 /// Asks a connection to finish what it has and close (graceful stop).
 public struct DrainEvent: Sendable {
@@ -36,6 +37,9 @@ public final class ConnectionHandler: ChannelDuplexHandler {
     private var peer: PeerCredentials?
     /// Granted at admission (R-SEC-1).
     private var capabilities: Capabilities = []
+    /// This connection's number, for fairness between connections downstream.
+    private let number = ConnectionHandler.numbers.add(1, ordering: .relaxed).newValue
+    private static let numbers = Atomic<UInt64>(0)
     private var partialFrameTimer: Scheduled<Void>?
     private var writeStallTimer: Scheduled<Void>?
     private var idleTimer: RepeatedTask?
@@ -168,7 +172,7 @@ public final class ConnectionHandler: ChannelDuplexHandler {
             complete(.failure(request.id, refusal), request: request, started: started, context: context)
             return
         }
-        let requestContext = RequestContext(socket: admission.socket, peer: peer, capabilities: capabilities)
+        let requestContext = RequestContext(socket: admission.socket, peer: peer, capabilities: capabilities, connection: number)
         if let reply = responder.immediateReply(to: request, context: requestContext) {
             complete(reply, request: request, started: started, context: context)
             return

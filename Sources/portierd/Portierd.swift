@@ -163,6 +163,21 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Invitations one environment may send per hour (R-USR-13).")
     var invitationsPerHour: Int = 200
 
+    @Option(help: "Failed logins per address and client (user.authenticate's `client`) within the window before that client gets rate_limited for the address (R-USR-4).")
+    var loginFailuresPerClient: Int = 10
+
+    @Option(help: "Failed logins per address within the window before every client gets rate_limited for it.")
+    var loginFailuresPerAddress: Int = 100
+
+    @Option(help: "The login throttling window, in seconds.")
+    var loginWindowSeconds: Int64 = 900
+
+    @Option(help: "Password checks one connection-and-client may have waiting for the hasher; past it: overloaded (R-SEC-2).")
+    var hashQueuePerKey: Int = 8
+
+    @Option(help: "Password checks waiting for the hasher in all; past it: overloaded.")
+    var hashQueueTotal: Int = 256
+
     @Option(help: "Memory the in-memory permission indexes may use, in MiB, before least recently used environments are evicted.")
     var indexBudgetMib: Int = 1024
 
@@ -233,18 +248,20 @@ struct Run: AsyncParsableCommand {
         )
         let pool = ConnectionPool(configuration: database, logger: logger)
         await pool.openAll()
-        let service = PortierService(
-            pool: pool,
-            configuration: ServiceConfiguration(
-                tokenLifetimeSeconds: tokenLifetime,
-                sharedMailDomains: try SharedMailDomains(additions: sharedDomain),
-                invitationsPerHour: invitationsPerHour,
-                indexBudgetBytes: indexBudgetMib << 20,
-                frameLimits: server.frameLimits,
-                maximumInFlightPerConnection: maxInFlight
-            ),
-            logger: logger
+        var settings = ServiceConfiguration(
+            tokenLifetimeSeconds: tokenLifetime,
+            sharedMailDomains: try SharedMailDomains(additions: sharedDomain),
+            invitationsPerHour: invitationsPerHour,
+            indexBudgetBytes: indexBudgetMib << 20,
+            frameLimits: server.frameLimits,
+            maximumInFlightPerConnection: maxInFlight
         )
+        settings.loginFailuresPerClient = loginFailuresPerClient
+        settings.loginFailuresPerAddress = loginFailuresPerAddress
+        settings.loginWindowSeconds = loginWindowSeconds
+        settings.hashQueuePerKey = hashQueuePerKey
+        settings.hashQueueTotal = hashQueueTotal
+        let service = PortierService(pool: pool, configuration: settings, logger: logger)
         service.startSynchronisation(conninfo: listenDatabaseURL)
         let portier = PortierServer(configuration: server, service: service, logger: logger)
         var metricsServer: MetricsHTTPServer?
