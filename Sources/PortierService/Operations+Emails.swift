@@ -17,6 +17,7 @@ extension PortierService {
         return try await pool.transaction(environments: [actorRef.environment]) { tx in
             let user = try Self.activeActor(tx, actorRef)
             if try tx.emailOwner(email.normalized) != nil { throw PortierError.conflict("this address already belongs to a user") }
+            try Self.refuseOthersDomain(tx, email, for: user.environment)
             let extras = try tx.extraEmails(user.environment, user: user.id)
             if extras.contains(where: { $0.emailNorm == email.normalized }) { throw PortierError.conflict("this address was already added; verify it") }
             guard extras.count < Self.maximumExtraEmails else { throw PortierError.invalidState("a user can have at most \(Self.maximumExtraEmails) extra addresses") }

@@ -28,6 +28,7 @@ extension PortierService {
     }
 
     private static func signup(_ tx: Transaction, email: EmailAddress, name: String, configuration: ServiceConfiguration) throws -> OperationOutput {
+        try releaseExpiredInvitation(tx, email, scope: [])
         if try tx.emailOwner(email.normalized) != nil {
             throw PortierError.conflict("an account with this email already exists")
         }

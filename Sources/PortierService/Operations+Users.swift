@@ -19,6 +19,8 @@ extension PortierService {
                 if try tx.recentEvents(env, op: "user.invite", withinSeconds: 3600) >= configuration.invitationsPerHour {
                     throw PortierError(.rateLimited, "at most \(configuration.invitationsPerHour) invitations an hour; try again later")
                 }
+                try Self.refuseOthersDomain(tx, email, for: env)
+                try Self.releaseExpiredInvitation(tx, email, scope: [env])
                 if try tx.emailOwner(email.normalized) != nil { throw PortierError.conflict("an account with this email already exists") }
                 let user = try tx.insertUser(environment: env, email: email, name: name, role: role)
                 try Self.sendActivation(tx, to: user, invitedBy: actor, configuration: configuration)
@@ -28,6 +30,28 @@ extension PortierService {
             }
         } catch let error as DatabaseError where error.kind == .uniqueViolation && error.constraint == "email_directory_pkey" {
             throw PortierError.conflict("an account with this email already exists")
+        }
+    }
+
+    /// R-USR-2: an invitation that expired without activation no longer holds its
+    /// address. If `email` belongs to such an invited user, that user is removed
+    /// (audited in its environment, by `system`); `scope` is the transaction's
+    /// scope, widened for the removal.
+    static func releaseExpiredInvitation(_ tx: Transaction, _ email: EmailAddress, scope: [EnvironmentID]) throws {
+        guard let owner = try tx.emailOwner(email.normalized), owner.isPrimary else { return }
+        try tx.setEnvironments(Array(Set(scope + [owner.environment])).sorted())
+        if let user = try tx.user(owner.environment, owner.user, lock: true), user.status == .invited,
+           try !tx.hasLiveActivationToken(owner.environment, user: user.id) {
+            _ = try removeUser(tx, user, actor: .system, op: "user.invitation_expired")
+        }
+        try tx.setEnvironments(scope)
+    }
+
+    /// R-ENV-10: an address on a domain whose claim another environment has
+    /// confirmed belongs to that company; its people are reached through a partnership.
+    static func refuseOthersDomain(_ tx: Transaction, _ email: EmailAddress, for environment: EnvironmentID) throws {
+        if let owner = try tx.confirmedClaimant(email.domain), owner != environment {
+            throw PortierError.conflict("\(email.domain) belongs to another company's environment; propose a partnership to work with its people")
         }
     }
 

@@ -13,6 +13,23 @@ extension Transaction {
         return (EnvironmentID(try row.int64("environment_id")), DomainClaimStatus(rawValue: try row.string("status")) ?? .pending)
     }
 
+    /// Whether the user has an activation token that can still be used.
+    public func hasLiveActivationToken(_ environment: EnvironmentID, user: Int64) throws -> Bool {
+        try !query(
+            """
+            SELECT 1 FROM tokens WHERE environment_id = $1 AND user_id = $2 AND purpose = 'activation'
+              AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now() LIMIT 1
+            """,
+            [environment.raw, user]
+        ).rows.isEmpty
+    }
+
+    /// The environment whose claim on `domain` is confirmed, if any (R-ENV-10).
+    public func confirmedClaimant(_ domain: String) throws -> EnvironmentID? {
+        try query("SELECT environment_id FROM domain_claims WHERE domain = $1 AND status = 'confirmed'", [domain]).first
+            .map { EnvironmentID(try $0.int64("environment_id")) }
+    }
+
     /// Who owns an address, primary or extra (R-ENV-6).
     public func emailOwner(_ emailNorm: String) throws -> (environment: EnvironmentID, user: Int64, isPrimary: Bool)? {
         guard let row = try query("SELECT environment_id, user_id, is_primary FROM email_directory WHERE email_norm = $1", [emailNorm]).first
