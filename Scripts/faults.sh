@@ -26,7 +26,7 @@ trap cleanup EXIT
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 check() { if eval "$2"; then echo "  ok: $1"; else echo "  FAILED: $1"; failures=$((failures + 1)); fi; }
 start_portierd() {
-  "$BIN/portierd" --state-dir "$STATE" --log-level warning >>"$STATE/portierd.log" 2>&1 & PID=$!
+  "$BIN/portierd" --state-dir "$STATE" --log-level warning --messages-per-recipient-per-hour 1000000 >>"$STATE/portierd.log" 2>&1 & PID=$!
   # Ready when it answers (a killed server's socket file may still be there).
   for _ in $(seq 1 600); do PORTIER_SOCKET="$STATE/portier.sock" "$BIN/portier" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "portierd did not start; its log:" >&2; tail -20 "$STATE/portierd.log" >&2; failures=1; exit 1

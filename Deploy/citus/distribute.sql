@@ -15,6 +15,7 @@ SELECT create_reference_table('domain_claims');
 SELECT create_reference_table('email_directory');
 SELECT create_reference_table('unactivated_environments');
 SELECT create_reference_table('schema_migrations');
+SELECT create_reference_table('recipient_messages');
 
 -- Tenant tables: the anchor first, then everything co-located with it.
 SELECT create_distributed_table('environments', 'environment_id', shard_count => 32);

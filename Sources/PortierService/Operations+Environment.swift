@@ -19,6 +19,7 @@ extension PortierService {
     public func pruneIndexChanges() async throws -> Int {
         try await pool.transaction { tx in
             try tx.becomeJanitor()
+            _ = try tx.pruneRecipientMessages()
             return try tx.pruneIndexChanges(olderThanSeconds: IndexStore.changeLogRetentionSeconds)
         }
     }

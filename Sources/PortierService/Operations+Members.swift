@@ -44,6 +44,7 @@ extension PortierService {
         let actorRef = try await actorReference(request)
         let scope = Self.scope(actorRef.environment, orgID.environment)
         let pausing = configuration.pausePoints
+        let configuration = self.configuration
         do {
             return try await pool.transaction(environments: scope) { tx in
                 let actor = try Self.activeActor(tx, actorRef)
@@ -61,7 +62,7 @@ extension PortierService {
                     let req = try tx.insertRequest(user.environment, kind: "membership", addressee: user.id, organisation: orgID, partnershipID: nil)
                     let message: JSONValue = ["request": .string(req.scopedID.description), "organisation": .string(orgID.description),
                                               "organisation_name": .string(org.name), "invited_by": .string(actor.email)]
-                    try tx.enqueueMessage(environment: user.environment, kind: .membershipRequest, to: user.email, payload: message.jsonText)
+                    try Self.enqueueCapped(tx, environment: user.environment, kind: .membershipRequest, to: user.email, payload: message.jsonText, configuration: configuration)
                     try tx.audit(environment: user.environment, actor: actor.auditActor, op: "member.add", target: user.scopedID.description, details: details.jsonText)
                     touched.append(user.environment)
                 }

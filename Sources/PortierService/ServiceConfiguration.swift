@@ -35,6 +35,12 @@ public struct ServiceConfiguration: Sendable {
     /// hasher, and all together; past either, `overloaded` (R-SEC-2).
     public var hashQueuePerKey = 8
     public var hashQueueTotal = 256
+    /// Messages requests may cause to one address in an hour, over every
+    /// environment (R-USR-16; default 5); past it, `rate_limited`.
+    public var messagesPerRecipientPerHour = 5
+    /// `domain_join` notices an environment's administrators get in an hour
+    /// (default 10 joins); past it, one summary notice an hour instead.
+    public var domainJoinNoticesPerHour = 10
     /// Test only: operations wait at their `PausePoint`s while a test holds the
     /// point's advisory lock (forced interleavings, R-SEC-4). Off: no cost.
     public var pausePoints = false

@@ -11,5 +11,6 @@ public enum Migrations {
     public static let all: [Migration] = [
         Migration(version: 1, name: "schema v1", sql: schemaV1),
         Migration(version: 2, name: "index change log", sql: schemaV2),
+        Migration(version: 3, name: "messages per recipient", sql: schemaV3),
     ]
 }

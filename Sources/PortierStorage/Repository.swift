@@ -232,6 +232,37 @@ extension Transaction {
         ).first!.int64("message_id")
     }
 
+    /// R-USR-16: how many messages went to `recipient` (normalised) in the last
+    /// hour, from every environment; when under `cap`, records one more.
+    /// Serialised per recipient (an advisory lock until commit), so two requests
+    /// cannot both take the last one.
+    public func takeRecipientMessage(_ recipient: String, cap: Int) throws -> Bool {
+        try query("SELECT pg_advisory_xact_lock(hashtext('portier.recipient'), hashtext($1))", [recipient])
+        let sent = try query(
+            "SELECT count(*) AS n FROM recipient_messages WHERE recipient = $1 AND sent_at > now() - interval '1 hour'", [recipient]
+        ).first!.int64("n")
+        guard sent < cap else { return false }
+        try query("INSERT INTO recipient_messages (recipient) VALUES ($1)", [recipient])
+        return true
+    }
+
+    /// Deletes recipient counts older than a day (janitor role).
+    public func pruneRecipientMessages() throws -> Int {
+        try query("DELETE FROM recipient_messages WHERE sent_at < now() - interval '1 day'").affectedRows
+    }
+
+    /// `domain_join` notices of an environment in the last hour, and whether one of them was a summary.
+    public func recentDomainJoinNotices(_ environment: EnvironmentID) throws -> (count: Int, summarised: Bool) {
+        let row = try query(
+            """
+            SELECT count(*) AS n, bool_or(payload ? 'coalesced') AS summarised FROM outbox
+            WHERE environment_id = $1 AND kind = 'domain_join' AND created_at > now() - interval '1 hour'
+            """,
+            [environment.raw]
+        ).first!
+        return (Int(try row.int64("n")), row["summarised"] == "t")
+    }
+
     /// Unacknowledged messages of every environment, oldest first. Needs `becomeMailer()`.
     public func pendingMessages(after cursor: Int64, limit: Int) throws -> [OutboxRecord] {
         try query(

@@ -14,7 +14,7 @@ public enum Schema {
     /// what routing needs. Everything else is a tenant table with `environment_id`
     /// first in its primary key and under row-level security.
     public static let globalTables: Set<String> = [
-        "domain_claims", "email_directory", "unactivated_environments", "schema_migrations",
+        "domain_claims", "email_directory", "unactivated_environments", "schema_migrations", "recipient_messages",
     ]
 
     /// Quotes an identifier for the few statements that cannot take parameters

@@ -178,6 +178,12 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Password checks waiting for the hasher in all; past it: overloaded.")
     var hashQueueTotal: Int = 256
 
+    @Option(help: "Messages requests may cause to one address in an hour, over every environment (R-USR-16); past it: rate_limited. portier-load's scripts raise it.")
+    var messagesPerRecipientPerHour: Int = 5
+
+    @Option(help: "domain_join notices an environment's administrators get in an hour; past it, one summary an hour (sign-ups are never refused for it).")
+    var domainJoinNoticesPerHour: Int = 10
+
     @Option(help: "Memory the in-memory permission indexes may use, in MiB, before least recently used environments are evicted.")
     var indexBudgetMib: Int = 1024
 
@@ -261,6 +267,8 @@ struct Run: AsyncParsableCommand {
         settings.loginWindowSeconds = loginWindowSeconds
         settings.hashQueuePerKey = hashQueuePerKey
         settings.hashQueueTotal = hashQueueTotal
+        settings.messagesPerRecipientPerHour = messagesPerRecipientPerHour
+        settings.domainJoinNoticesPerHour = domainJoinNoticesPerHour
         let service = PortierService(pool: pool, configuration: settings, logger: logger)
         service.startSynchronisation(conninfo: listenDatabaseURL)
         let portier = PortierServer(configuration: server, service: service, logger: logger)
