@@ -32,7 +32,7 @@ start_portierd() {
   echo "portierd did not start; its log:" >&2; tail -20 "$STATE/portierd.log" >&2; failures=1; exit 1
 }
 load() { # seconds, mutation share, acknowledged file, json report
-  "$BIN/portier-load" run --socket "$STATE/portier.sock" --support-socket "$STATE/support.sock" --manifest "$STATE/manifest.json" \
+  "$BIN/portier-load" run --socket "$STATE/portier.sock" --mail-socket "$STATE/portier.sock" --manifest "$STATE/manifest.json" \
     --seconds "$1" --mutations "$2" --connections 2 --depth 8 --acknowledged "$3" --json >"$4" 2>/dev/null
 }
 codes() { python3 -c "import json,sys; e=json.load(open(sys.argv[1]))['errors_by_code']; print(' '.join(sorted({c for op in e.values() for c in op})) or 'none')" "$1"; }

@@ -34,6 +34,6 @@ for name in a b c; do
 done
 for name in a b c; do wait_for_socket "$WORK/$name/portier.sock"; done
 echo "three instances: ${PIDS[*]}"
-"$BIN/portier-load" run "${SOCKETS[@]}" --support-socket "$WORK/a/support.sock" --manifest "$WORK/manifest.json" \
+"$BIN/portier-load" run "${SOCKETS[@]}" --mail-socket "$WORK/a/portier.sock" --manifest "$WORK/manifest.json" \
   --seconds "${LOAD_SECONDS:-30}" --connections 3 --depth 8 --mutations "${MUTATIONS:-0.05}" --strict
 echo "Machine: $(nproc) cores, $(uname -sr)"

@@ -42,7 +42,7 @@ echo "portierd resident memory with every environment loaded: $(rss)"
 echo "== mixed load"
 PLOT_ARGS=()
 [ -n "${PLOT:-}" ] && PLOT_ARGS=(--plot "$PLOT")
-"$BIN/portier-load" run --socket "$WORK/state/portier.sock" --support-socket "$WORK/state/support.sock" \
+"$BIN/portier-load" run --socket "$WORK/state/portier.sock" --mail-socket "$WORK/state/portier.sock" \
   --manifest "$WORK/manifest.json" --seconds "${LOAD_SECONDS:-60}" --connections "${CONNECTIONS:-4}" \
   --depth "${DEPTH:-16}" --mutations "${MUTATIONS:-0.05}" "${PLOT_ARGS[@]}"
 echo "portierd resident memory after the run: $(rss)"

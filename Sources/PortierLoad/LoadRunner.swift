@@ -10,8 +10,9 @@ public struct LoadOptions: Sendable {
     /// connections are spread over them, and flows verify their mutations on
     /// another instance than the one that made them.
     public var sockets: [String]
-    /// The support socket, if the run may read activation tokens from the outbox.
-    public var supportSocket: String?
+    /// A socket on which this process holds `mail` (R-SEC-1), if the run may
+    /// read activation tokens from the outbox.
+    public var mailSocket: String?
     public var connections = 4
     /// Requests in flight per connection.
     public var depth = 16
@@ -72,7 +73,7 @@ public final class LoadRunner: Sendable {
         let clients = try await (0..<max(options.connections, options.sockets.count)).asyncMap { i in
             try await PortierClient.connect(path: options.sockets[i % options.sockets.count])
         }
-        let support = try await options.supportSocket.asyncMap { try await PortierClient.connect(path: $0) }
+        let support = try await options.mailSocket.asyncMap { try await PortierClient.connect(path: $0) }
         let reporter = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))

@@ -15,7 +15,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portier-bench",
         abstract: "Benchmark permission checks against the floor of a Unix-socket round trip.",
-        subcommands: [Echo.self, Warm.self, Latency.self, Throughput.self, PasswordCost.self, Parse.self]
+        subcommands: [Echo.self, Warm.self, Latency.self, Throughput.self, PasswordCost.self, Parse.self, LoginFlood.self]
     )
 }
 

@@ -53,7 +53,7 @@ struct Run: AsyncParsableCommand {
         abstract: "Drive a running portierd with a mixed load over the seeded data; verify what can be known; report."
     )
     @Option(help: "The service socket; repeat it for several instances on one database (flows then verify on another instance, and convergence without tokens is measured).") var socket: [String]
-    @Option(help: "The support socket: lets invitation flows read activation tokens and activate.") var supportSocket: String?
+    @Option(help: "A socket on which this process holds the `mail` capability (portierd's service socket, run as its uid or a --mailer-uid): lets invitation flows read activation tokens and activate.") var mailSocket: String?
     @Option(help: "The manifest written by `seed`.") var manifest = "portier-load.json"
     @Option(help: "Connections.") var connections = 4
     @Option(help: "Requests in flight per connection.") var depth = 16
@@ -71,7 +71,7 @@ struct Run: AsyncParsableCommand {
         let plan = LoadPlan(try JSONDecoder().decode(LoadManifest.self, from: data))
         guard !socket.isEmpty else { throw ValidationError("give --socket") }
         var options = LoadOptions(sockets: socket)
-        options.supportSocket = supportSocket
+        options.mailSocket = mailSocket
         options.connections = connections
         options.depth = depth
         options.duration = .milliseconds(Int64(seconds * 1000))

@@ -13,7 +13,7 @@ struct RunTests {
         let server = try await TestServer.start(database: database)
         defer { Task { await server.stop() } }
         var options = LoadOptions(socket: server.servicePath)
-        options.supportSocket = server.supportPath
+        options.mailSocket = server.servicePath
         options.connections = 2
         options.depth = 4
         options.duration = .seconds(30)
@@ -81,7 +81,7 @@ struct InstancesTests {
         for _ in 0..<3 { servers.append(try await TestServer.start(database: database)) }
         defer { for server in servers { Task { await server.stop() } } }
         var options = LoadOptions(sockets: servers.map(\.servicePath))
-        options.supportSocket = servers[0].supportPath
+        options.mailSocket = servers[0].servicePath
         options.connections = 3
         options.depth = 3
         options.duration = .seconds(30)

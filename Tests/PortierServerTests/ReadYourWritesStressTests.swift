@@ -6,7 +6,7 @@ import PortierTestSupport
 import Testing
 
 /// R-PRM-5 on one instance, on a busy machine: every flow, run concurrently
-/// with a CPU hog on every core, checked after every change by the very next
+/// with a CPU hog, checked after every change by the very next
 /// check and both lookups on another connection (an outside scenario once saw
 /// the next lookup miss a partner organisation under such load: an index load
 /// in flight during the commit).

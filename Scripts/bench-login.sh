@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Logins under a hashing flood (issue: who may do what; R-SEC-2, R-USR-4).
+# portierd (release, default scrypt N = 2^17) on a throwaway PostgreSQL; one
+# real user; then `portier-bench login-flood`: that user's login latency on a
+# quiet server, and again while FLOOD_CONNECTIONS (default 3) connections each
+# keep FLOOD_DEPTH (128) bogus activations (made-up tokens) and logins of
+# unknown addresses in flight. Target: p99 during the flood ≤ max(1.5 s, 5 ×
+# quiet p99). Also prints the cost of one hash (portier-bench password-cost).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source Scripts/lib.sh
+setup_and_build portierd portier portier-bench
+BIN=.build/release
+source Scripts/pg-throwaway.sh
+pg_throwaway_start
+WORK=$(mktemp -d /tmp/portier-login.XXXXXX)
+cleanup() { [ -n "${PID:-}" ] && { kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }; rm -rf "$WORK"; pg_throwaway_stop; }
+trap cleanup EXIT
+DB="${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=login}"
+"$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE login"
+"$BIN/portierd" --database-url "$DB" --state-dir "$WORK" --log-level error & PID=$!
+wait_for_socket "$WORK/portier.sock"
+export PORTIER_SOCKET="$WORK/portier.sock"
+"$BIN/portier" signup user@login.test >/dev/null
+TOKEN=$("$BIN/portier" outbox list --json | python3 -c 'import json,sys; print([m["token"] for m in json.load(sys.stdin)["messages"] if m["to"]=="user@login.test"][-1])')
+"$BIN/portier" activate "$TOKEN" --password 'correct horse battery' >/dev/null
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+"$BIN/portier-bench" password-cost --hashes 5
+"$BIN/portier-bench" login-flood --socket "$WORK/portier.sock" --email user@login.test --password 'correct horse battery' \
+  --flood-connections "${FLOOD_CONNECTIONS:-3}" --flood-depth "${FLOOD_DEPTH:-128}"
