@@ -14,10 +14,13 @@ extension PortierService {
         _ = try await pool.transaction(environments: [token.environment]) { tx in try Self.usableToken(tx, token, purpose: .activation) }
         // Hash before the transaction: no lock is held during the slow part.
         let passwordHash = try await hashTurns.run(key: Self.hashKey(context, client: nil)) { try await passwords.hash(password) }
-        // The environment is locked first: who is administrator must not move under us.
+        let pausing = configuration.pausePoints
+        // The environment is locked first: who is administrator must not move
+        // under us, and the cleanup of unactivated environments waits (R-SEC-4).
         return try await pool.transaction(environments: [token.environment], locking: token.environment) { tx in
             let environment = token.environment
             let record = try Self.usableToken(tx, token, purpose: .activation)
+            if pausing { try tx.pause(at: .activationChecked) }
             guard let user = try tx.user(environment, record.userID, lock: true) else {
                 throw PortierError(.expiredToken, "the token is not valid")
             }

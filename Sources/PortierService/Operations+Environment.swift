@@ -29,10 +29,14 @@ extension PortierService {
     public func purgeUnactivatedEnvironments(batch: Int = 100) async throws -> Int {
         let expired = try await pool.transaction { tx in try tx.expiredUnactivatedEnvironments(limit: batch) }
         var deleted = 0
+        let pausing = configuration.pausePoints
         for environment in expired {
-            let gone = try await pool.transaction(environments: [environment]) { tx in
+            // The environment's row is locked first, as an activation locks it
+            // (R-SEC-4): the two exclude each other.
+            let gone = try await pool.transaction(environments: [environment], locking: environment) { tx in
                 // Re-check inside the transaction: an activation may have just landed.
                 guard try tx.isExpiredUnactivated(environment) else { return false }
+                if pausing { try tx.pause(at: .purgeChecked) }
                 try tx.deleteEnvironment(environment)
                 return true
             }

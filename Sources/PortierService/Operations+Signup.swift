@@ -34,8 +34,11 @@ extension PortierService {
         }
         var claimant = try tx.domainClaim(email.domain)?.environment
         if let stale = claimant, try tx.isExpiredUnactivated(stale) {
-            // R-ENV-7: nobody activated in time; the claim is free again.
+            // R-ENV-7: nobody activated in time; the claim is free again. Locked
+            // and checked again first, as an activation locks it (R-SEC-4).
             try tx.setEnvironments([stale])
+            try tx.lockEnvironment(stale)
+            guard try tx.isExpiredUnactivated(stale) else { throw PortierError(.unavailable, "the environment was just activated; retry") }
             try tx.deleteEnvironment(stale)
             claimant = nil
         }

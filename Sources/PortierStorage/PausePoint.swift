@@ -11,6 +11,10 @@ public enum PausePoint: String, Sendable, CaseIterable {
     case inboxAcceptPartnershipChecked = "inbox.accept/partnership-checked"
     /// `partnership.end`: both sides' rows are locked, memberships not yet ended.
     case partnershipEndLocked = "partnership.end/locked"
+    /// The cleanup of an unactivated environment: locked and found expired, not yet deleted.
+    case purgeChecked = "purge/checked"
+    /// `user.activate`: the environment is locked and the token checked.
+    case activationChecked = "user.activate/checked"
 
     /// The advisory lock's two keys: a namespace ("port") and the point.
     public var keys: (Int32, Int32) { (0x706F_7274, Int32(Self.allCases.firstIndex(of: self)! + 1)) }

@@ -123,17 +123,18 @@ struct CredentialsTests {
         try await withClient(configure: { _, settings in settings.passwordHashing = .init(log2N: 13, blockSize: 8, parallelism: 1) }) { _, client in
             let s = Scenario(client)
             try await s.activeUser("alice@acme.test")
-            func median(_ email: String) async throws -> Duration {
+            // The fastest of several: what the work costs, without the machine's other load.
+            func fastest(_ email: String) async throws -> Duration {
                 var times: [Duration] = []
-                for _ in 0..<5 {
+                for _ in 0..<7 {
                     let start = ContinuousClock.now
                     _ = try await client.send("user.authenticate", params: ["email": .string(email), "password": "not the password"])
                     times.append(ContinuousClock.now - start)
                 }
-                return times.sorted()[2]
+                return times.min()!
             }
-            let known = try await median("alice@acme.test")
-            let unknown = try await median("nobody@acme.test")
+            let known = try await fastest("alice@acme.test")
+            let unknown = try await fastest("nobody@acme.test")
             #expect(known > .milliseconds(5), "the hash is too cheap to compare: \(known)")
             #expect(unknown > known / 2, "unknown email answered in \(unknown), a known one in \(known)")
         }

@@ -45,8 +45,10 @@ public struct TestDatabase: Sendable {
     }
 
     /// A pool connecting as the application role, as the server does.
+    /// A pool on this database; its connection wait is long, since tests of
+    /// queueing must not fail on a busy machine (the timeout has its own tests).
     public func makePool(size: Int = 4) -> ConnectionPool {
-        ConnectionPool(configuration: DatabaseConfiguration(conninfo: ownerConninfo, poolSize: size), logger: Self.logger)
+        ConnectionPool(configuration: DatabaseConfiguration(conninfo: ownerConninfo, poolSize: size, connectionWaitTimeout: .seconds(60)), logger: Self.logger)
     }
 
     /// Runs SQL as the owner, outside row-level security.
