@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # libFuzzer on the transport, the JSON parser and request decoding.
 #   bash Scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET…]   (default: 120 s, transport parser requests)
-# Or a fixed number of executions: RUNS=10000000 bash Scripts/fuzz.sh.
+# Or a fixed number of executions: RUNS=10000000 bash Scripts/fuzz.sh; or
+# FORK=2 bash Scripts/fuzz.sh 1800 transport (two processes, 30 minutes).
 #
 #   transport  arbitrary byte streams, split at arbitrary points, through the real
 #              ConnectionHandler on an EmbeddedChannel (an OfflineResponder behind
@@ -45,9 +46,12 @@ for target in "${TARGETS[@]}"; do
   esac
   limit=(-max_total_time="$SECONDS_PER_TARGET")
   [ -n "${RUNS:-}" ] && limit=(-runs="$RUNS")
+  # FORK=N: N fuzzing processes (libFuzzer's fork mode; it counts time, not runs).
+  [ -n "${FORK:-}" ] && limit=(-max_total_time="$SECONDS_PER_TARGET" -fork="$FORK")
   log=.build-fuzz/$target.log
   if [ -n "${RUNS:-}" ]; then echo "== $target ($RUNS runs)"; else echo "== $target ($SECONDS_PER_TARGET s)"; fi
-  if SWIFT_BACKTRACE=enable=no "$BIN" "$target" "${limit[@]}" "${options[@]}" -print_final_stats=1 \
+  # No allocation stacks: most of an execution's time went to recording them.
+  if ASAN_OPTIONS=malloc_context_size=0 SWIFT_BACKTRACE=enable=no "$BIN" "$target" "${limit[@]}" "${options[@]}" -print_final_stats=1 \
        -artifact_prefix=.build-fuzz/artifacts/$target- "$corpus" "Tests/Fuzz/corpus/$target" >"$log" 2>&1; then
     echo "no findings"
   else

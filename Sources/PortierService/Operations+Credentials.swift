@@ -66,17 +66,21 @@ extension PortierService {
         if throttle.isLimited(email.normalized, client: client) {
             throw PortierError(.rateLimited, "too many failed logins for this address; try again later")
         }
-        let found: (UserRecord, EnvironmentRecord)? = try await pool.transaction { tx in
-            guard let owner = try tx.emailOwner(email.normalized), owner.isPrimary else { return nil }
-            try tx.setEnvironments([owner.environment])
-            guard let user = try tx.user(owner.environment, owner.user), let env = try tx.environment(owner.environment) else { return nil }
-            return (user, env)
-        }
-        let user = found?.0
-        let stored = user?.status == .invited ? nil : user?.passwordHash
+        // The whole check, database lookup included, runs in a turn at the
+        // hasher: a flood past its bounds is refused (`overloaded`) before it
+        // costs a query, and a flood within them waits its turn (R-SEC-2).
         let key = Self.hashKey(context, client: client)
-        let matches = try await hashTurns.run(key: key) { try await passwords.verify(password, against: stored) }
-        guard let user, let environment = found?.1, let stored, matches else {
+        let (found, matches): ((UserRecord, EnvironmentRecord)?, Bool) = try await hashTurns.run(key: key) {
+            let found: (UserRecord, EnvironmentRecord)? = try await pool.transaction { tx in
+                guard let owner = try tx.emailOwner(email.normalized), owner.isPrimary else { return nil }
+                try tx.setEnvironments([owner.environment])
+                guard let user = try tx.user(owner.environment, owner.user), let env = try tx.environment(owner.environment) else { return nil }
+                return (user, env)
+            }
+            let stored = found?.0.status == .invited ? nil : found?.0.passwordHash
+            return (found, try await passwords.verify(password, against: stored))
+        }
+        guard let user = found?.0, let environment = found?.1, let stored = user.passwordHash, user.status != .invited, matches else {
             throttle.failed(email.normalized, client: client)
             throw PortierError.invalidCredentials
         }

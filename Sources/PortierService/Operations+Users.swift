@@ -121,9 +121,10 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["user", "role"])
         let target = try Self.userParam(request.params)
         guard let role = try request.params.optionalEnum("role", EnvironmentRole.self) else { throw PortierError.badRequest("params.role is required") }
+        let pausing = configuration.pausePoints
         return try await administer(request, target: target, action: "change roles") { tx, actor, user in
             guard user.role != role else { return nil }
-            try Self.refuseLosingLastAdministrator(tx, user, losesAdministration: role != .administrator)
+            try Self.refuseLosingLastAdministrator(tx, user, losesAdministration: role != .administrator, pausing: pausing)
             let updated = try tx.updateUser(user.environment, user.id, role: role)
             return (updated, "user.set_role", Self.change("role", from: user.role.rawValue, to: role.rawValue))
         }
@@ -133,13 +134,14 @@ extension PortierService {
     func block(_ request: Request) async throws -> OperationOutput {
         try request.params.rejectUnknownKeys(allowed: ["user"])
         let target = try Self.userParam(request.params)
+        let pausing = configuration.pausePoints
         return try await administer(request, target: target, action: "block users") { tx, actor, user in
             switch user.status {
             case .blocked: throw PortierError.invalidState("the user is already blocked")
             case .invited: throw PortierError.invalidState("an invited user cannot be blocked; revoke the invitation with user.remove")
             case .active: break
             }
-            try Self.refuseLosingLastAdministrator(tx, user, losesAdministration: true)
+            try Self.refuseLosingLastAdministrator(tx, user, losesAdministration: true, pausing: pausing)
             let updated = try tx.updateUser(user.environment, user.id, status: .blocked)
             return (updated, "user.block", Self.change("status", from: "active", to: "blocked"))
         }
@@ -163,11 +165,12 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["user"])
         let target = try Self.userParam(request.params)
         let actorRef = try await actorReference(request)
+        let pausing = configuration.pausePoints
         return try await pool.transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
             let env = actorRef.environment
             let actor = try Self.administrator(tx, actorRef, to: "remove users")
             let user = try Self.targetUser(tx, in: env, target, lock: true)
-            try Self.refuseLosingLastAdministrator(tx, user, losesAdministration: true)
+            try Self.refuseLosingLastAdministrator(tx, user, losesAdministration: true, pausing: pausing)
             let revision = try Self.removeUser(tx, user, actor: actor.auditActor, op: "user.remove")
             return .result([:], revision: revision)
         }
@@ -195,7 +198,8 @@ extension PortierService {
     }
 
     /// R-USR-8, checked after the environment row is locked.
-    static func refuseLosingLastAdministrator(_ tx: Transaction, _ user: UserRecord, losesAdministration: Bool) throws {
+    /// With `pausing` (tests), waits at `lastAdministratorChecked` once the check passed.
+    static func refuseLosingLastAdministrator(_ tx: Transaction, _ user: UserRecord, losesAdministration: Bool, pausing: Bool = false) throws {
         let isActiveAdministrator = user.role == .administrator && user.status == .active
         guard isActiveAdministrator, losesAdministration else { return }
         if AdministratorRule.violatesLastAdministrator(
@@ -204,6 +208,7 @@ extension PortierService {
         ) {
             throw PortierError.lastAdministrator
         }
+        if pausing { try tx.pause(at: .lastAdministratorChecked) }
     }
 
     /// The shape shared by role and status changes: an administrator acts on a user

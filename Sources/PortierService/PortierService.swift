@@ -24,7 +24,7 @@ public final class PortierService: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.passwords = PasswordHasher(parameters: configuration.passwordHashing)
-        self.hashTurns = FairQueue(slots: 2, perKey: configuration.hashQueuePerKey, total: configuration.hashQueueTotal)
+        self.hashTurns = FairQueue(slots: configuration.hashSlots, perKey: configuration.hashQueuePerKey, total: configuration.hashQueueTotal)
         self.throttle = LoginThrottle(limits: .init(
             perClient: configuration.loginFailuresPerClient, perAddress: configuration.loginFailuresPerAddress,
             windowSeconds: Double(configuration.loginWindowSeconds), maximumEntries: 100_000))

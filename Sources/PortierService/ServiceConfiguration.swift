@@ -35,6 +35,9 @@ public struct ServiceConfiguration: Sendable {
     /// hasher, and all together; past either, `overloaded` (R-SEC-2).
     public var hashQueuePerKey = 8
     public var hashQueueTotal = 256
+    /// Password hashes computed at once (default 2, the hasher's threads; 1 was
+    /// measured worse under a flood: refused requests come back faster).
+    public var hashSlots = 2
     /// Messages requests may cause to one address in an hour, over every
     /// environment (R-USR-16; default 5); past it, `rate_limited`.
     public var messagesPerRecipientPerHour = 5

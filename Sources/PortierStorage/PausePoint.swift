@@ -11,6 +11,9 @@ public enum PausePoint: String, Sendable, CaseIterable {
     case inboxAcceptPartnershipChecked = "inbox.accept/partnership-checked"
     /// `partnership.end`: both sides' rows are locked, memberships not yet ended.
     case partnershipEndLocked = "partnership.end/locked"
+    /// `user.set_role`, `user.block`, `user.remove`: the last-administrator rule
+    /// passed for an active administrator, the change not yet written.
+    case lastAdministratorChecked = "last-administrator/checked"
     /// The cleanup of an unactivated environment: locked and found expired, not yet deleted.
     case purgeChecked = "purge/checked"
     /// `user.activate`: the environment is locked and the token checked.

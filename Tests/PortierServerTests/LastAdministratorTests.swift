@@ -78,6 +78,38 @@ struct LastAdministratorTests {
         try await race("user.remove", params: { ["user": .string($0)] }, rounds: 100)
     }
 
+    @Test("R-USR-8, R-SEC-4: forced interleavings: one administrator's change waits at its checked rule while the other's comes in; one active administrator remains, 100 rounds",
+          arguments: [("user.set_role", "user.set_role"), ("user.block", "user.remove"), ("user.remove", "user.block"), ("user.remove", "user.remove")])
+    func forcedRace(_ firstOp: String, _ secondOp: String) async throws {
+        func params(_ op: String, _ user: String) -> JSONObject {
+            op == "user.set_role" ? ["user": .string(user), "role": "basic"] : ["user": .string(user)]
+        }
+        try await withServer(configure: { _, service in service.pausePoints = true }, configureDatabase: {
+            $0.lockTimeout = .seconds(120)
+            $0.statementTimeout = .seconds(120)
+        }) { server in
+            let client = try await server.client()
+            let s = Scenario(client)
+            for round in 0..<100 {
+                let domain = "forced\(round).test"
+                let a = try await s.environment(domain).id
+                let b = try await s.member("b@\(domain)", role: "administrator", as: a).id
+                let (toB, toA) = (params(firstOp, b), params(secondOp, a))
+                let replies = try await interleave(server, pause: .lastAdministratorChecked,
+                    first: { try await client.send(firstOp, actor: a, params: toB) },
+                    second: { try await client.send(secondOp, actor: b, params: toA) })
+                #expect(replies[0].isSuccess, "round \(round): the first goes through")
+                #expect(replies[1].errorCode == .forbidden || replies[1].errorCode == .lastAdministrator, "round \(round): \(replies[1])")
+                let env = ScopedID(a, kind: .user)!.environment
+                let admins = try server.database.owner(
+                    "SELECT count(*) AS n FROM users WHERE environment_id = $1 AND role = 'administrator' AND status = 'active'", [env.raw]
+                ).first!.int64("n")
+                #expect(admins == 1, "round \(round)")
+            }
+            await client.close()
+        }
+    }
+
     @Test("R-USR-9: environment.get reports single_administrator until a second administrator is active")
     func warning() async throws {
         try await withClient { _, client in
