@@ -51,7 +51,7 @@ for target in "${TARGETS[@]}"; do
   log=.build-fuzz/$target.log
   if [ -n "${RUNS:-}" ]; then echo "== $target ($RUNS runs)"; else echo "== $target ($SECONDS_PER_TARGET s)"; fi
   # No allocation stacks: most of an execution's time went to recording them.
-  if ASAN_OPTIONS=malloc_context_size=0 SWIFT_BACKTRACE=enable=no "$BIN" "$target" "${limit[@]}" "${options[@]}" -print_final_stats=1 \
+  if PORTIER_FUZZ_TARGET=$target ASAN_OPTIONS=malloc_context_size=0 SWIFT_BACKTRACE=enable=no "$BIN" "$target" "${limit[@]}" "${options[@]}" -print_final_stats=1 \
        -artifact_prefix=.build-fuzz/artifacts/$target- "$corpus" "Tests/Fuzz/corpus/$target" >"$log" 2>&1; then
     echo "no findings"
   else

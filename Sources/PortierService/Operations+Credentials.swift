@@ -10,10 +10,14 @@ extension PortierService {
         let password = try request.params.requiredString("password")
         try PasswordHasher.validate(password)
         guard let token = SecretToken(presented: presented) else { throw PortierError(.expiredToken, "the token is not valid") }
-        // An unknown, used or expired token costs no hash (R-SEC-2): look first.
-        _ = try await pool.transaction(environments: [token.environment]) { tx in try Self.usableToken(tx, token, purpose: .activation) }
-        // Hash before the transaction: no lock is held during the slow part.
-        let passwordHash = try await hashTurns.run(key: Self.hashKey(context, client: nil)) { try await passwords.hash(password) }
+        // In a turn at the hasher (R-SEC-2): the token is looked up first, so an
+        // unknown, used or expired one costs no hash; a flood past the turns'
+        // bounds is refused before it costs a query. Hashed before the
+        // transaction below: no lock is held during the slow part.
+        let passwordHash = try await hashTurns.run(key: Self.hashKey(context, client: nil)) {
+            _ = try await pool.transaction(environments: [token.environment]) { tx in try Self.usableToken(tx, token, purpose: .activation) }
+            return try await passwords.hash(password)
+        }
         let pausing = configuration.pausePoints
         // The environment is locked first: who is administrator must not move
         // under us, and the cleanup of unactivated environments waits (R-SEC-4).

@@ -1,3 +1,5 @@
+import Foundation
+
 #if FUZZING
 @_silgen_name("LLVMFuzzerRunDriver")
 func LLVMFuzzerRunDriver(
@@ -18,12 +20,22 @@ nonisolated(unsafe) var selectedTarget: (UnsafeRawBufferPointer) -> Void = Trans
 struct PortierFuzz {
     static func main() {
         var arguments = CommandLine.arguments
-        guard arguments.count >= 2, let target = ["transport": TransportTarget.run, "parser": FuzzTargets.parser, "requests": FuzzTargets.requests][arguments[1]] else {
+        let targets: [String: (UnsafeRawBufferPointer) -> Void] = [
+            "transport": TransportTarget.run, "parser": FuzzTargets.parser, "requests": FuzzTargets.requests,
+        ]
+        // The target comes first on the command line; libFuzzer's fork mode
+        // starts its workers without it, so PORTIER_FUZZ_TARGET names it too.
+        let target: (UnsafeRawBufferPointer) -> Void
+        if arguments.count >= 2, let named = targets[arguments[1]] {
+            target = named
+            arguments.remove(at: 1)
+        } else if let name = ProcessInfo.processInfo.environment["PORTIER_FUZZ_TARGET"], let named = targets[name] {
+            target = named
+        } else {
             print("usage: portier-fuzz transport|parser|requests [libFuzzer options] [corpus directories]")
             exit(2)
         }
         selectedTarget = target
-        arguments.remove(at: 1)
         #if FUZZING
         var argc = Int32(arguments.count)
         var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]

@@ -17,10 +17,7 @@ struct CleanupRaceTests {
     @Test("R-SEC-4, R-ENV-7: forced interleavings of the cleanup and a late activation never leave an active user in a deleted environment",
           arguments: Order.allCases)
     func race(_ order: Order) async throws {
-        try await withServer(configure: { _, service in service.pausePoints = true }, configureDatabase: {
-            $0.lockTimeout = .seconds(120)
-            $0.statementTimeout = .seconds(120)
-        }) { server in
+        try await withPausingServer { server in
             let client = try await server.client()
             let s = Scenario(client)
             for round in 0..<100 {

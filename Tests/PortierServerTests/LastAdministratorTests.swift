@@ -84,10 +84,7 @@ struct LastAdministratorTests {
         func params(_ op: String, _ user: String) -> JSONObject {
             op == "user.set_role" ? ["user": .string(user), "role": "basic"] : ["user": .string(user)]
         }
-        try await withServer(configure: { _, service in service.pausePoints = true }, configureDatabase: {
-            $0.lockTimeout = .seconds(120)
-            $0.statementTimeout = .seconds(120)
-        }) { server in
+        try await withPausingServer { server in
             let client = try await server.client()
             let s = Scenario(client)
             for round in 0..<100 {

@@ -72,6 +72,16 @@ final class Flag: Sendable {
 /// the rest of the suite would only make those tests' own timed bounds miss.
 let cpuHogTests = ProcessInfo.processInfo.environment["PORTIER_TEST_CPU_HOG"] == "1"
 
+/// A server whose operations wait at their pause points while a test holds
+/// them. A paused transaction waits on an advisory lock: no lock or statement
+/// timeout may end it.
+func withPausingServer(_ body: (TestServer) async throws -> Void) async throws {
+    try await withServer(configure: { _, service in service.pausePoints = true }, configureDatabase: {
+        $0.lockTimeout = .seconds(120)
+        $0.statementTimeout = .seconds(120)
+    }, body)
+}
+
 /// Runs `first` until it waits at `pause`, then `second` until it is done or
 /// blocked behind `first`, then lets `first` go; returns both replies.
 func interleave(
@@ -142,11 +152,7 @@ struct PartnershipRaceTests {
     func run(_ race: Race, hog: Bool) async throws {
         let cpu = hog ? CPUHog() : nil
         defer { cpu?.stop() }
-        // A paused transaction waits on an advisory lock: no lock timeout may end it.
-        try await withServer(configure: { _, service in service.pausePoints = true }, configureDatabase: {
-            $0.lockTimeout = .seconds(120)
-            $0.statementTimeout = .seconds(120)
-        }) { server in
+        try await withPausingServer { server in
             let client = try await server.client()
             let s = Scenario(client)
             let (acme, books) = ("acme\(race.rawValue.lowercased()).test", "books\(race.rawValue.lowercased()).test")
