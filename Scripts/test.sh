@@ -39,7 +39,8 @@ python3 Scripts/validate-protocol.py
 # overridden by the command line (precedence: command line, environment, file).
 printf 'max-frame-bytes = 500000\nmax-in-flight = 11\nlog-level = warning\n' >"$LIVE_DIR/portierd.conf"
 PORTIER_MAX_IN_FLIGHT=77 .build/debug/portierd --config "$LIVE_DIR/portierd.conf" --state-dir "$LIVE_DIR" \
-  --database-url "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=protocol_live}" --max-frame-bytes 1048576 &
+  --database-url "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=protocol_live}" --max-frame-bytes 1048576 \
+  --messages-per-recipient-per-hour 100 &  # the walk-through sends one address more than 5 messages
 LIVE_PID=$!
 wait_for_socket "$LIVE_DIR/portier.sock"
 PORTIER_SOCKET="$LIVE_DIR/portier.sock" .build/debug/portier hello --json | python3 -c '
