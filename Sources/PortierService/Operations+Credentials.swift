@@ -5,6 +5,10 @@ import PortierStorage
 extension PortierService {
     /// `user.activate` (R-USR-2, R-ENV-7): token and new password make the user active.
     func activate(_ request: Request, context: RequestContext) async throws -> OperationOutput {
+        try await pacingRefusals { try await activateNow(request, context: context) }
+    }
+
+    private func activateNow(_ request: Request, context: RequestContext) async throws -> OperationOutput {
         try request.params.rejectUnknownKeys(allowed: ["token", "password"])
         let presented = try request.params.requiredString("token")
         let password = try request.params.requiredString("password")
@@ -62,6 +66,10 @@ extension PortierService {
     /// `user.authenticate` (R-USR-4): the same `invalid_credentials` for every wrong
     /// case, `blocked` only with the right password. Unknown users cost the same time.
     func authenticate(_ request: Request, context: RequestContext) async throws -> OperationOutput {
+        try await pacingRefusals { try await authenticateNow(request, context: context) }
+    }
+
+    private func authenticateNow(_ request: Request, context: RequestContext) async throws -> OperationOutput {
         try request.params.rejectUnknownKeys(allowed: ["email", "password", "client"])
         let email = try EmailAddress(try request.params.requiredString("email"))
         let password = try request.params.requiredString("password")
@@ -97,6 +105,25 @@ extension PortierService {
             }
         }
         return .result(["user": user.json, "environment": environment.json])
+    }
+
+    /// Codes of a refused credential request that answer only after
+    /// `credentialRefusalDelay`.
+    static let pacedRefusals: Set<ErrorCode> = [.expiredToken, .invalidCredentials, .rateLimited, .overloaded]
+
+    /// Runs a credential operation; a refusal waits `credentialRefusalDelay`
+    /// before it is thrown (R-SEC-2). The wait holds no hasher turn and no
+    /// database connection, only the request's in-flight slot, so a client
+    /// that retries at once can refuse itself no faster than its in-flight
+    /// bound per delay: refusals stop being cheaper than the hashes they
+    /// would otherwise starve of CPU. Cancelled with the request.
+    func pacingRefusals(_ body: () async throws -> OperationOutput) async throws -> OperationOutput {
+        do {
+            return try await body()
+        } catch let error as PortierError where Self.pacedRefusals.contains(error.code) {
+            try await Task.sleep(for: configuration.credentialRefusalDelay)
+            throw error
+        }
     }
 
     /// Whose turn at the hasher a request takes: its connection's and, within

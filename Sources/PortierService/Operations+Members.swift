@@ -22,7 +22,13 @@ extension PortierService {
     /// Resolves the user a membership is about: of the organisation's environment,
     /// or of an environment with an active partnership with it (R-MEM-3). Anyone
     /// else is `not_found`. The partnership stays share-locked until commit, so
-    /// it cannot end between this check and the insert (R-SEC-4).
+    /// it cannot end between this check and the insert (R-SEC-4). The user's
+    /// environment row is locked before the user is read, as `user.remove` and
+    /// `user.offboard` lock it before deleting: a removal either finishes first
+    /// (the user is gone: `not_found`) or waits and then removes the new
+    /// membership too; never a membership of a deleted user. (Memberships of
+    /// the organisation's own environment have no foreign key to the user: the
+    /// user may live in another environment.)
     static func memberCandidate(_ tx: Transaction, _ ref: UserReference, for org: OrganisationRecord, scope: [EnvironmentID]) throws -> UserRecord {
         guard let target = try locate(tx, ref) else { throw PortierError.notFound("user") }
         let (env, userID) = (target.environment, target.raw)
@@ -30,6 +36,7 @@ extension PortierService {
             try tx.setEnvironments(Array(Set(scope + [env])).sorted())
             guard try tx.lockLivePartnership(org.environment, with: env, share: true)?.status == .active else { throw PortierError.notFound("user") }
         }
+        try tx.lockEnvironment(env)
         guard let user = try tx.user(env, userID) else { throw PortierError.notFound("user") }
         return user
     }
@@ -51,7 +58,7 @@ extension PortierService {
                 let org = try Self.managedOrganisation(tx, orgID, by: actor)
                 guard org.status == .active else { throw PortierError.invalidState("members can only be added to an active organisation; activate it first") }
                 let user = try Self.memberCandidate(tx, ref, for: org, scope: scope)
-                if pausing, user.environment != org.environment { try tx.pause(at: .memberAddPartnershipChecked) }
+                if pausing { try tx.pause(at: .memberAddUserChecked) }
                 if try tx.membership(organisation: orgID, user: user.scopedID) != nil { throw PortierError.conflict("the user is already a member") }
                 let partner = user.environment != org.environment
                 let membership = try tx.insertMembership(organisation: orgID, user: user.scopedID, role: role, status: partner ? .pending : .active)
@@ -70,6 +77,9 @@ extension PortierService {
             }
         } catch let error as DatabaseError where error.kind == .uniqueViolation {
             throw PortierError.conflict("the user is already a member")
+        } catch let error as DatabaseError where error.kind == .foreignKeyViolation {
+            // The organisation was deleted after it was read.
+            throw PortierError.notFound("organisation")
         }
     }
 

@@ -170,6 +170,7 @@ extension PortierService {
             let env = actorRef.environment
             let actor = try Self.administrator(tx, actorRef, to: "remove users")
             let user = try Self.targetUser(tx, in: env, target, lock: true)
+            if pausing { try tx.pause(at: .userRemoveLocked) }
             try Self.refuseLosingLastAdministrator(tx, user, losesAdministration: true, pausing: pausing)
             let revision = try Self.removeUser(tx, user, actor: actor.auditActor, op: "user.remove")
             return .result([:], revision: revision)

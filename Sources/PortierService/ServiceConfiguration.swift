@@ -38,6 +38,14 @@ public struct ServiceConfiguration: Sendable {
     /// Password hashes computed at once (default 2, the hasher's threads; 1 was
     /// measured worse under a flood: refused requests come back faster).
     public var hashSlots = 2
+    /// How long a refused credential request (`user.activate`,
+    /// `user.authenticate`: wrong token or password, `rate_limited`,
+    /// `overloaded`) waits before its answer goes out (default 1 s). It holds
+    /// no hasher turn and no database connection, only the connection's
+    /// in-flight slot: a client that retries at once is paced to its in-flight
+    /// bound per second instead of turning cheap refusals into a CPU flood
+    /// that starves other callers' hashes (R-SEC-2).
+    public var credentialRefusalDelay: Duration = .seconds(1)
     /// Messages requests may cause to one address in an hour, over every
     /// environment (R-USR-16; default 5); past it, `rate_limited`.
     public var messagesPerRecipientPerHour = 5

@@ -5,8 +5,9 @@
 /// connection keeps the operation waiting there until it lets go. Off (the
 /// default and in production) nothing is run: no statement, no cost.
 public enum PausePoint: String, Sendable, CaseIterable {
-    /// `member.add` of a partner user: the live partnership was checked.
-    case memberAddPartnershipChecked = "member.add/partnership-checked"
+    /// `member.add`: the user was found under their environment's lock (and
+    /// for a partner user, the live partnership checked); nothing written yet.
+    case memberAddUserChecked = "member.add/user-checked"
     /// `inbox.accept` of a membership request: the partnership was checked.
     case inboxAcceptPartnershipChecked = "inbox.accept/partnership-checked"
     /// `partnership.end`: both sides' rows are locked, memberships not yet ended.
@@ -14,6 +15,8 @@ public enum PausePoint: String, Sendable, CaseIterable {
     /// `user.set_role`, `user.block`, `user.remove`: the last-administrator rule
     /// passed for an active administrator, the change not yet written.
     case lastAdministratorChecked = "last-administrator/checked"
+    /// `user.remove`: the environment and the user's row are locked, nothing deleted yet.
+    case userRemoveLocked = "user.remove/locked"
     /// The cleanup of an unactivated environment: locked and found expired, not yet deleted.
     case purgeChecked = "purge/checked"
     /// `user.activate`: the environment is locked and the token checked.

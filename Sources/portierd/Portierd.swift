@@ -178,6 +178,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Password checks waiting for the hasher in all; past it: overloaded.")
     var hashQueueTotal: Int = 256
 
+    @Option(help: "Milliseconds a refused user.activate or user.authenticate (wrong token or password, rate_limited, overloaded) waits before its answer, holding only its connection's in-flight slot (R-SEC-2).")
+    var credentialRefusalDelayMs: Int = 1000
+
     @Option(help: "Messages requests may cause to one address in an hour, over every environment (R-USR-16); past it: rate_limited. portier-load's scripts raise it.")
     var messagesPerRecipientPerHour: Int = 5
 
@@ -267,6 +270,7 @@ struct Run: AsyncParsableCommand {
         settings.loginWindowSeconds = loginWindowSeconds
         settings.hashQueuePerKey = hashQueuePerKey
         settings.hashQueueTotal = hashQueueTotal
+        settings.credentialRefusalDelay = .milliseconds(credentialRefusalDelayMs)
         settings.messagesPerRecipientPerHour = messagesPerRecipientPerHour
         settings.domainJoinNoticesPerHour = domainJoinNoticesPerHour
         let service = PortierService(pool: pool, configuration: settings, logger: logger)

@@ -72,6 +72,32 @@ struct LoginProtectionTests {
         }
     }
 
+    @Test("R-SEC-2: a refused activation or login answers only after the refusal delay, so a pipelined flood of them is paced to the in-flight bound")
+    func refusalsArePaced() async throws {
+        let delay = 0.3
+        try await withClient(configure: { transport, settings in
+            settings.credentialRefusalDelay = .milliseconds(Int(delay * 1000))
+            transport.maximumInFlightPerConnection = 8
+        }) { _, client in
+            let clock = ContinuousClock()
+            let start = clock.now
+            let codes = try await withThrowingTaskGroup(of: ErrorCode?.self) { group in
+                for i in 0..<40 {
+                    group.addTask {
+                        i.isMultiple(of: 2)
+                            ? try await client.send("user.activate", params: ["token": .string("1.\(String(repeating: "b", count: 40))\(i)"), "password": "long enough password"]).errorCode
+                            : try await login(client, "nobody\(i)@pace.test", "wrong password!")
+                    }
+                }
+                return try await group.reduce(into: [ErrorCode?]()) { $0.append($1) }
+            }
+            let elapsed = clock.now - start
+            #expect(codes.allSatisfy { $0 == .expiredToken || $0 == .invalidCredentials }, "\(codes)")
+            // 40 refusals through 8 in-flight slots, each held `delay`: at least 5 delays.
+            #expect(elapsed >= .milliseconds(Int(5 * delay * 1000) - 50), "answered in \(elapsed)")
+        }
+    }
+
     @Test("R-USR-4: a hash stored with older parameters is upgraded at the next successful login")
     func rehash() async throws {
         let database = try await TestDatabase.create()

@@ -165,7 +165,7 @@ struct PartnershipRaceTests {
                 let outcome: [Reply]
                 switch race {
                 case .addThenEnd:
-                    outcome = try await interleave(server, pause: .memberAddPartnershipChecked,
+                    outcome = try await interleave(server, pause: .memberAddUserChecked,
                         first: { try await client.send("member.add", actor: alice, params: ["organisation": .string(org), "user": .string(bob)]) },
                         second: { try await client.send("partnership.end", actor: bert, params: ["partnership": .string(partnership)]) })
                     #expect(outcome[1].isSuccess, "round \(round): end")

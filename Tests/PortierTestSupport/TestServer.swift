@@ -42,6 +42,7 @@ public final class TestServer: Sendable {
         // Tests repeat flows to the same addresses (a hundred proposals to one
         // administrator in the race tests); the caps' own tests set them back.
         settings.messagesPerRecipientPerHour = 10_000
+        settings.credentialRefusalDelay = .zero  // LoginProtectionTests sets it where it is the subject
         configure(&transport, &settings)
         settings.frameLimits = transport.frameLimits
         settings.maximumInFlightPerConnection = transport.maximumInFlightPerConnection
