@@ -23,8 +23,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
-        // Pure rules and value types: no I/O.
-        .target(name: "PortierDomain"),
+        // IDNA 2008 / UTS #46 (Debian: libidn2-dev) and the Public Suffix List
+        // (Debian: libpsl-dev, with the list from the publicsuffix package).
+        .systemLibrary(name: "CLibIDN2", pkgConfig: "libidn2", providers: [.apt(["libidn2-dev"])]),
+        .systemLibrary(name: "CLibPSL", pkgConfig: "libpsl", providers: [.apt(["libpsl-dev", "publicsuffix"])]),
+
+        // Pure rules and value types: no I/O (the two C libraries compute; the
+        // suffix list is read once, from the system's publicsuffix data).
+        .target(name: "PortierDomain", dependencies: ["CLibIDN2", "CLibPSL"]),
 
         // Frames, JSON values and the request/reply envelope, shared by server and clients.
         .target(

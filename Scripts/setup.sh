@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in libpq-dev pkg-config postgresql; do
+for pkg in libpq-dev libidn2-dev libpsl-dev publicsuffix pkg-config postgresql; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 # The server binaries (initdb, pg_ctl, postgres) come with a postgresql-NN package.

@@ -1,7 +1,8 @@
 /// A syntactically valid email address, normalised for comparison (R-ENV-5).
 ///
-/// `normalized` is trimmed and lower-cased: it is what uniqueness (R-ENV-6) and
-/// domain claims compare. `display` keeps the caller's spelling, trimmed.
+/// `normalized` is trimmed and lower-cased, its domain in ASCII form (R-ENV-9):
+/// it is what uniqueness (R-ENV-6) and domain claims compare. `display` keeps
+/// the caller's spelling, trimmed (an internationalised domain in ASCII form).
 public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
     public let display: String
     public let normalized: String
@@ -22,10 +23,19 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
         let parts = lower.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2 else { throw .badRequest("email must contain exactly one @: \(trimmed)") }
         let local = parts[0]
+        guard local.utf8.allSatisfy({ $0 < 0x80 }) else {
+            throw .badRequest("email's local part (before the @) must be ASCII; internationalised local parts are not supported: \(trimmed)")
+        }
         guard Self.isValidLocalPart(local) else { throw .badRequest("email has an invalid local part: \(trimmed)") }
         let domain = try Domain(String(parts[1]))
-        self.display = trimmed
-        self.normalized = lower
+        // An internationalised domain is kept in its ASCII form everywhere,
+        // results included (R-ENV-9); an ASCII one keeps the caller's spelling.
+        let mapped = domain.name != String(parts[1])
+        self.display = mapped ? "\(trimmed.split(separator: "@", omittingEmptySubsequences: false)[0])@\(domain.name)" : trimmed
+        self.normalized = "\(local)@\(domain.name)"
+        guard normalized.utf8.count <= Self.maximumLength else {
+            throw .badRequest("email is longer than \(Self.maximumLength) characters in its ASCII form")
+        }
         self.localPart = local
         self.domain = domain.name
     }
@@ -50,8 +60,16 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
 public struct Domain: Sendable, Hashable {
     public let name: String
 
+    /// Parses `raw`; a domain written in Unicode (or with A-labels) goes
+    /// through IDNA 2008 / UTS #46 and keeps its ASCII form (R-ENV-9).
     public init(_ raw: String) throws(PortierError) {
-        let name = raw.trimmingWhitespace().asciiLowercased()
+        var name = raw.trimmingWhitespace().asciiLowercased()
+        if IDNA.needsMapping(name) {
+            guard name.unicodeScalars.count <= 253, let ascii = IDNA.asciiForm(name) else {
+                throw .badRequest("domain is not a valid internationalised domain name (IDNA 2008): \(raw)")
+            }
+            name = ascii
+        }
         guard !name.isEmpty, name.utf8.count <= 253 else { throw .badRequest("domain is empty or too long: \(raw)") }
         let labels = name.split(separator: ".", omittingEmptySubsequences: false)
         guard labels.count >= 2 else { throw .badRequest("domain needs at least two labels: \(raw)") }
@@ -63,7 +81,9 @@ public struct Domain: Sendable, Hashable {
                   label.utf8.allSatisfy({ labelChars.contains($0) })
             else { throw .badRequest("domain has an invalid label: \(raw)") }
         }
-        guard let tld = labels.last, tld.utf8.count >= 2, tld.utf8.allSatisfy({ letters.contains($0) || $0 == UInt8(ascii: "-") })
+        // Letters, or an A-label (`xn--p1ai`, .рф), which has digits.
+        guard let tld = labels.last, tld.utf8.count >= 2,
+              tld.hasPrefix("xn--") || tld.utf8.allSatisfy({ letters.contains($0) || $0 == UInt8(ascii: "-") })
         else { throw .badRequest("domain has an invalid top-level label: \(raw)") }
         self.name = name
     }

@@ -40,10 +40,13 @@ public enum OutboxKind: String, Sendable, CaseIterable, Codable {
     case membershipRequest = "membership_request"
     case partnershipRequest = "partnership_request"
     case domainJoin = "domain_join"
+    case passwordReset = "password_reset"
+    case adminAppointed = "admin_appointed"
 }
 
 /// What a single-use token proves when it is presented.
 public enum TokenPurpose: String, Sendable, CaseIterable, Codable {
     case activation
     case emailVerification = "email_verification"
+    case passwordReset = "password_reset"
 }

@@ -111,7 +111,8 @@ extension PortierService {
     /// `credentialRefusalDelay`.
     static let pacedRefusals: Set<ErrorCode> = [.expiredToken, .invalidCredentials, .rateLimited, .overloaded]
 
-    /// Runs a credential operation; a refusal waits `credentialRefusalDelay`
+    /// Runs a credential operation (activation, login, password reset and
+    /// change); a refusal waits `credentialRefusalDelay`
     /// before it is thrown (R-SEC-2). The wait holds no hasher turn and no
     /// database connection, only the request's in-flight slot, so a client
     /// that retries at once can refuse itself no faster than its in-flight

@@ -55,8 +55,10 @@ extension PortierService {
         }
     }
 
-    /// A fresh activation token (the earlier one stops working) and its message.
+    /// A fresh activation token (the earlier one stops working, and its message
+    /// is withdrawn if the mailer has not taken it) and its message.
     static func sendActivation(_ tx: Transaction, to user: UserRecord, invitedBy: UserRecord, configuration: ServiceConfiguration) throws {
+        try tx.withdrawMessages(environment: user.environment, kind: .activation, to: user.email)
         let token = SecretToken(environment: user.environment)
         try tx.issueToken(
             environment: user.environment, user: user.id, purpose: .activation, hash: token.hash,
@@ -192,6 +194,10 @@ extension PortierService {
             try tx.audit(environment: orgEnv, actor: actor, op: "member.remove", target: ScopedID(.organisation, environment: orgEnv, raw: org).description, details: details.jsonText)
         }
         try tx.deleteUser(env, user.id)
+        // Links to a user that is gone (a revoked invitation, outstanding
+        // resets) leave the outbox if the mailer has not taken them (§11).
+        try tx.withdrawMessages(environment: env, kind: .activation, to: user.email)
+        try tx.withdrawMessages(environment: env, kind: .passwordReset, to: user.email)
         let details: JSONValue = ["email": .string(user.email), "role": .string(user.role.rawValue), "status": .string(user.status.rawValue)]
         try tx.audit(environment: env, actor: actor, op: op, target: userID, details: details.jsonText)
         for partner in partners.sorted() { _ = try tx.bumpRevision(partner) }

@@ -48,6 +48,29 @@ public final class PortierService: Sendable {
         synchroniser.start(conninfo: conninfo ?? pool.configuration.conninfo, logger: logger)
     }
 
+    /// Logs which shared-mail list is in force and every existing claim on a
+    /// domain that is now shared: such claims are kept (data never changes
+    /// silently) but reported, so operators can decide (R-ENV-4).
+    public func reportSharedMailDomains() async {
+        let shared = configuration.sharedMailDomains
+        logger.info("shared mail domains", metadata: [
+            "listed": "\(SharedMailDomains.listed.count)", "source": "\(SharedMailDomains.listSource)",
+            "added": "\(shared.additions.count)", "not_shared": "\(shared.notShared.count)",
+            "public_suffixes": "\(PublicSuffixList.source)",
+        ])
+        do {
+            let claims = try await pool.transaction { tx in try tx.allDomainClaims() }
+            for claim in claims {
+                guard let reason = shared.reason(claim.domain) else { continue }
+                logger.warning("a claimed domain is now shared: the claim is kept", metadata: [
+                    "domain": "\(claim.domain)", "environment": "\(claim.environment.raw)", "reason": "\(reason.rawValue)",
+                ])
+            }
+        } catch {
+            logger.error("could not read the domain claims for the shared-domain report", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// The LISTEN connection's server pid (0 while reconnecting); for tests.
     public var listenerBackendPID: Int32 { synchroniser.listenerBackendPID }
 
@@ -92,7 +115,7 @@ public final class PortierService: Sendable {
         "organisation.list", "member.add", "member.set_role", "member.remove", "member.list", "partnership.propose",
         "partnership.accept", "partnership.decline", "partnership.end", "partnership.list", "inbox.list",
         "inbox.accept", "inbox.decline", "check", "check.bulk", "lookup.organisations", "lookup.users",
-        "support.metrics",
+        "support.metrics", "user.password.forgot", "user.password.reset", "user.password.change",
     ]
 
     /// Renders the Prometheus text for `support.metrics`; set by the transport,
@@ -147,6 +170,9 @@ public final class PortierService: Sendable {
         case "check.bulk": return try await checkBulk(request)
         case "lookup.organisations": return try await lookupOrganisations(request)
         case "lookup.users": return try await lookupUsers(request)
+        case "user.password.forgot": return try await passwordForgot(request)
+        case "user.password.reset": return try await passwordReset(request, context: context)
+        case "user.password.change": return try await passwordChange(request, context: context)
         case "support.metrics":
             try request.params.rejectUnknownKeys(allowed: [])
             return .result(["text": .string(metricsText.withLock { $0 }?() ?? "")])

@@ -52,6 +52,13 @@ public struct ServiceConfiguration: Sendable {
     /// `domain_join` notices an environment's administrators get in an hour
     /// (default 10 joins); past it, one summary notice an hour instead.
     public var domainJoinNoticesPerHour = 10
+    /// How long a password reset token lives (R-USR-14; default 1 hour).
+    public var passwordResetLifetimeSeconds: Int64 = 3600
+    /// The least time `user.password.forgot` takes to answer (default 250 ms),
+    /// whatever the address: its work (a lookup, for a real user a token and a
+    /// message) takes a few milliseconds, so the answer's timing cannot tell
+    /// a user's address from an unknown one (R-USR-14).
+    public var passwordForgotFloor: Duration = .milliseconds(250)
     /// Test only: operations wait at their `PausePoint`s while a test holds the
     /// point's advisory lock (forced interleavings, R-SEC-4). Off: no cost.
     public var pausePoints = false

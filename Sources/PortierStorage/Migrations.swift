@@ -12,5 +12,6 @@ public enum Migrations {
         Migration(version: 1, name: "schema v1", sql: schemaV1),
         Migration(version: 2, name: "index change log", sql: schemaV2),
         Migration(version: 3, name: "messages per recipient", sql: schemaV3),
+        Migration(version: 4, name: "password resets, appointment notices, withdrawn messages", sql: schemaV4),
     ]
 }

@@ -77,3 +77,12 @@ public enum AuditActor: Sendable {
         }
     }
 }
+
+/// How timestamps leave the database: RFC 3339 in UTC with milliseconds
+/// (`2026-12-01T13:19:30.736Z`), the one format of every result (§11).
+enum SQLTime {
+    /// The SQL expression formatting `column` (a timestamptz).
+    static func rfc3339(_ column: String) -> String {
+        "to_char(\(column) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    }
+}

@@ -147,7 +147,7 @@ extension Transaction {
     public func auditEvents(_ environment: EnvironmentID, before cursor: Int64, limit: Int) throws -> [AuditEventRecord] {
         try query(
             """
-            SELECT event_id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at,
+            SELECT event_id, \(SQLTime.rfc3339("at")) AS at,
                    actor_user_id, actor_label, op, target, details::text AS details
             FROM audit_events WHERE environment_id = $1 AND event_id < $2
             ORDER BY event_id DESC LIMIT $3

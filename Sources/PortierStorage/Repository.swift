@@ -13,6 +13,12 @@ extension Transaction {
         return (EnvironmentID(try row.int64("environment_id")), DomainClaimStatus(rawValue: try row.string("status")) ?? .pending)
     }
 
+    /// Every claimed domain with its environment (the start-up report of R-ENV-4).
+    public func allDomainClaims() throws -> [(domain: String, environment: EnvironmentID)] {
+        try query("SELECT domain, environment_id FROM domain_claims ORDER BY domain").rows
+            .map { (try $0.string("domain"), EnvironmentID(try $0.int64("environment_id"))) }
+    }
+
     /// Whether the user has an activation token that can still be used.
     public func hasLiveActivationToken(_ environment: EnvironmentID, user: Int64) throws -> Bool {
         try !query(
@@ -165,28 +171,35 @@ extension Transaction {
         return try UserRecord(row: row)
     }
 
-    /// Replaces a password hash (a rehash with stronger parameters at login).
-    /// Leaves the row alone if the hash changed meanwhile.
-    public func replacePasswordHash(_ environment: EnvironmentID, _ id: Int64, from old: String, to new: String) throws {
+    /// Replaces a password hash (a rehash at login, a change by the user).
+    /// Leaves the row alone, and answers false, if the hash changed meanwhile.
+    @discardableResult
+    public func replacePasswordHash(_ environment: EnvironmentID, _ id: Int64, from old: String, to new: String) throws -> Bool {
         try query(
             "UPDATE users SET password_hash = $4 WHERE environment_id = $1 AND user_id = $2 AND password_hash = $3",
             [environment.raw, id, old, new]
-        )
+        ).affectedRows == 1
+    }
+
+    /// Sets a password hash whatever it was (a completed reset, R-USR-14).
+    public func setPasswordHash(_ environment: EnvironmentID, _ id: Int64, to new: String) throws {
+        try query("UPDATE users SET password_hash = $3 WHERE environment_id = $1 AND user_id = $2", [environment.raw, id, new])
     }
 
     // MARK: Tokens
 
     /// Stores a token's hash; earlier live tokens of the same purpose for the user
-    /// (and address) stop working (R-USR-3).
+    /// (and address) stop working (R-USR-3), except password resets, of which
+    /// several may be outstanding (R-USR-14: asking again cannot kill a link).
     public func issueToken(environment: EnvironmentID, user: Int64, purpose: TokenPurpose, hash: [UInt8], emailNorm: String?, lifetimeSeconds: Int64) throws {
-        try query(
+        if purpose != .passwordReset { try query(
             """
             UPDATE tokens SET revoked_at = now()
             WHERE environment_id = $1 AND user_id = $2 AND purpose = $3 AND used_at IS NULL AND revoked_at IS NULL
               AND email_norm IS NOT DISTINCT FROM $4
             """,
             [environment.raw, user, purpose.rawValue, emailNorm]
-        )
+        ) }
         try query(
             """
             INSERT INTO tokens (environment_id, user_id, purpose, token_hash, email_norm, expires_at)
@@ -211,6 +224,15 @@ extension Transaction {
             purpose: TokenPurpose(rawValue: try row.string("purpose")) ?? .activation,
             emailNorm: row["email_norm"], isExpired: try row.bool("expired"),
             isUsed: try row.bool("used"), isRevoked: try row.bool("revoked")
+        )
+    }
+
+    /// Kills every live token of `purpose` of the user (R-USR-14: a reset or a
+    /// change kills every outstanding reset link).
+    public func revokeTokens(environment: EnvironmentID, user: Int64, purpose: TokenPurpose) throws {
+        try query(
+            "UPDATE tokens SET revoked_at = now() WHERE environment_id = $1 AND user_id = $2 AND purpose = $3 AND used_at IS NULL AND revoked_at IS NULL",
+            [environment.raw, user, purpose.rawValue]
         )
     }
 
@@ -267,7 +289,7 @@ extension Transaction {
     public func pendingMessages(after cursor: Int64, limit: Int) throws -> [OutboxRecord] {
         try query(
             """
-            SELECT environment_id, message_id, kind, recipient, token, payload::text AS payload, created_at::text AS created_at
+            SELECT environment_id, message_id, kind, recipient, token, payload::text AS payload, \(SQLTime.rfc3339("created_at")) AS created_at
             FROM outbox WHERE acked_at IS NULL AND message_id > $1 ORDER BY message_id LIMIT $2
             """,
             [cursor, limit]
@@ -278,6 +300,20 @@ extension Transaction {
                 payload: try r.string("payload"), createdAt: try r.string("created_at")
             )
         }
+    }
+
+    /// Withdraws the messages of `kind` to `recipient` in the environment that the
+    /// mailer has not taken yet (an invitation revoked or replaced): they leave
+    /// `outbox.list` with their tokens erased (§11). Returns how many.
+    @discardableResult
+    public func withdrawMessages(environment: EnvironmentID, kind: OutboxKind, to recipient: String) throws -> Int {
+        try query(
+            """
+            UPDATE outbox SET acked_at = now(), withdrawn_at = now(), token = NULL
+            WHERE environment_id = $1 AND kind = $2 AND lower(recipient) = lower($3) AND acked_at IS NULL
+            """,
+            [environment.raw, kind.rawValue, recipient]
+        ).affectedRows
     }
 
     /// Marks messages delivered and erases their clear tokens. Returns the ids that

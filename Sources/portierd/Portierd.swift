@@ -193,6 +193,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "A mail domain to treat as shared, in addition to the built-in list (repeatable).")
     var sharedDomain: [String] = []
 
+    @Option(help: "A listed shared mail domain to treat as a company's domain after all (a false positive of the shipped list; repeatable).")
+    var notSharedDomain: [String] = []
+
     @Option(help: "A configuration file of `name = value` lines (see Deploy/README.md); also PORTIER_CONFIG. Precedence: command line, then PORTIER_<NAME> environment variables, then this file.")
     var config: String?
 
@@ -259,7 +262,7 @@ struct Run: AsyncParsableCommand {
         await pool.openAll()
         var settings = ServiceConfiguration(
             tokenLifetimeSeconds: tokenLifetime,
-            sharedMailDomains: try SharedMailDomains(additions: sharedDomain),
+            sharedMailDomains: try SharedMailDomains(additions: sharedDomain, notShared: notSharedDomain),
             invitationsPerHour: invitationsPerHour,
             indexBudgetBytes: indexBudgetMib << 20,
             frameLimits: server.frameLimits,
@@ -274,6 +277,7 @@ struct Run: AsyncParsableCommand {
         settings.messagesPerRecipientPerHour = messagesPerRecipientPerHour
         settings.domainJoinNoticesPerHour = domainJoinNoticesPerHour
         let service = PortierService(pool: pool, configuration: settings, logger: logger)
+        await service.reportSharedMailDomains()
         service.startSynchronisation(conninfo: listenDatabaseURL)
         let portier = PortierServer(configuration: server, service: service, logger: logger)
         var metricsServer: MetricsHTTPServer?

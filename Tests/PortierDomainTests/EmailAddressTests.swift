@@ -67,6 +67,59 @@ struct SignupPlanTests {
         #expect(SignupPlan.decide(email: email, claimedBy: 3, shared: shared) == .createEnvironment(claim: nil))
     }
 
+    @Test("R-ENV-4: the shipped list holds the free-mail and disposable providers the issue names", arguments: [
+        "yahoo.fr", "gmx.at", "laposte.net", "libero.it", "t-online.de", "orange.fr", "telenet.be", "skynet.be",
+        "qq.com", "mailinator.com", "yopmail.com", "gmail.com", "tiscali.nl",
+    ])
+    func listedProviders(_ domain: String) throws {
+        let email = try EmailAddress("someone@\(domain)")
+        #expect(SharedMailDomains.listed.count > 10_000)
+        #expect(shared.reason(email.domain) == .listed)
+        #expect(SignupPlan.decide(email: email, claimedBy: nil, shared: shared) == .createEnvironment(claim: nil))
+    }
+
+    @Test("R-ENV-4: subdomains of shared domains and public suffixes are never claimed; ordinary company domains are")
+    func neverClaimed() throws {
+        #expect(shared.reason("mail.gmail.com") == .subdomainOfListed)
+        #expect(shared.reason("a.b.yopmail.com") == .subdomainOfListed)
+        for suffix in ["co.uk", "github.io", "blogspot.com", "com.au"] { #expect(shared.reason(suffix) == .publicSuffix, "\(suffix)") }
+        for company in ["acme.test", "acme.co.uk", "someone.github.io", "gmail.com.acme.test"] { #expect(shared.reason(company) == nil, "\(company)") }
+    }
+
+    @Test("R-ENV-4: configuration adds domains and marks listed ones as not shared")
+    func configuredList() throws {
+        let configured = try SharedMailDomains(additions: ["Corp-Mail.example"], notShared: ["facebook.com"])
+        #expect(configured.isShared("corp-mail.example") && configured.isShared("x.corp-mail.example"))
+        #expect(shared.isShared("facebook.com") && !configured.isShared("facebook.com"))
+    }
+
+    @Test("R-ENV-9: a Unicode domain and its A-label spelling are one address, kept in ASCII")
+    func internationalDomains() throws {
+        let unicode = try EmailAddress("Anna@Café.NL")
+        let ascii = try EmailAddress("anna@xn--caf-dma.nl")
+        #expect(unicode == ascii && unicode.normalized == "anna@xn--caf-dma.nl" && unicode.domain == "xn--caf-dma.nl")
+        #expect(unicode.display == "Anna@xn--caf-dma.nl")
+        #expect(try Domain("CAFÉ.nl").name == "xn--caf-dma.nl")
+        // Non-transitional processing: ß stays itself, distinct from ss.
+        #expect(try Domain("faß.de").name == "xn--fa-hia.de")
+        #expect(try Domain("faß.de").name != Domain("fass.de").name)
+        #expect(try Domain("пример.рф").name == "xn--e1afmkfd.xn--p1ai")
+        // ASCII domains are untouched by the mapping (existing rows stay valid).
+        #expect(try EmailAddress("Bob@Acme.Test").display == "Bob@Acme.Test")
+    }
+
+    @Test("R-ENV-9: invalid internationalised domains and non-ASCII local parts are refused clearly", arguments: [
+        "anna@xn--zz-.nl", "anna@☃.com", "anna@xn--a.nl", "änna@acme.test", "anna@café..nl",
+    ])
+    func invalidInternational(_ raw: String) {
+        #expect {
+            _ = try EmailAddress(raw)
+        } throws: { error in
+            guard let e = error as? PortierError else { return false }
+            return e.code == .badRequest && (raw.hasPrefix("ä") ? e.message.contains("ASCII") : true)
+        }
+    }
+
     @Test("R-ENV-4: configured additions must be valid domains")
     func invalidAddition() {
         #expect(throws: PortierError.self) { _ = try SharedMailDomains(additions: ["not a domain"]) }

@@ -1,0 +1,23 @@
+import CLibPSL
+
+/// The Public Suffix List (R-ENV-4): a public suffix itself (`co.uk`,
+/// `github.io`) is never claimed by an environment. Through libpsl, with the
+/// newest of its built-in list and the system's (Debian `publicsuffix`,
+/// `/usr/share/publicsuffix`), read once.
+public enum PublicSuffixList {
+    /// libpsl's context: immutable once loaded, safe to query from any thread.
+    private nonisolated(unsafe) static let context: OpaquePointer? = psl_latest(nil)
+
+    /// Whether `domain` (ASCII, lower-case) is exactly a public suffix, ICANN or private section.
+    public static func isPublicSuffix(_ domain: String) -> Bool {
+        guard let context else { return false }
+        return psl_is_public_suffix2(context, domain, PSL_TYPE_ANY | PSL_TYPE_NO_STAR_RULE) != 0
+    }
+
+    /// Which list was loaded (for the start-up log), e.g. its file and date.
+    public static var source: String {
+        guard let context else { return "none (libpsl could not load a list)" }
+        let file = psl_dist_filename().map { String(cString: $0) } ?? "built-in"
+        return "libpsl \(String(cString: psl_get_version())), \(psl_suffix_count(context)) suffixes (\(file))"
+    }
+}
