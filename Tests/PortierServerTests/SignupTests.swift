@@ -224,4 +224,5 @@ struct SignupTests {
 extension Reply {
     var isSuccess: Bool { if case .success = outcome { true } else { false } }
     var errorCode: ErrorCode? { if case .failure(let e) = outcome { e.code } else { nil } }
+    var result: JSONObject? { if case .success(let result, _) = outcome { result } else { nil } }
 }

@@ -43,6 +43,7 @@ public final class TestServer: Sendable {
         // administrator in the race tests); the caps' own tests set them back.
         settings.messagesPerRecipientPerHour = 10_000
         settings.credentialRefusalDelay = .zero  // LoginProtectionTests sets it where it is the subject
+        settings.passwordForgotFloor = .zero  // PasswordRecoveryTests too
         configure(&transport, &settings)
         settings.frameLimits = transport.frameLimits
         settings.maximumInFlightPerConnection = transport.maximumInFlightPerConnection
