@@ -104,4 +104,51 @@ struct AuditAndSupportTests {
             await support.close()
         }
     }
+
+    @Test("R-SUP-1: organisations named in the appointment (active or not) get the user as organisation administrator; other administrators get admin_appointed; another environment's organisation is not_found and changes nothing")
+    func appointWithOrganisations() async throws {
+        try await withServer { server in
+            let client = try await server.client()
+            let support = try await server.client(support: true)
+            let s = Scenario(client)
+            let admin = try await s.environment("linked.test")
+            let second = try await s.member("second@linked.test", role: "administrator", as: admin.id)
+            let bob = try await s.member("bob@linked.test", as: admin.id)
+            let active = try await s.organisation("Linked BV", as: admin.id)
+            let draft = try await s.organisation("Linked Draft BV", as: admin.id, activate: false)
+            let memberOf = try await s.organisation("Linked Member BV", as: admin.id)
+            try await client.call("member.add", actor: admin.id, params: ["organisation": .string(memberOf), "user": .string(bob.id)])
+            let foreignAdmin = try await s.environment("foreign.test")
+            let foreign = try await s.organisation("Foreign BV", as: foreignAdmin.id)
+            let env = bob["environment"]!
+            let verification: JSONValue = ["method": "known_email", "reference": "reply from bob@linked.test"]
+            // Another environment's organisation: not_found, nothing written.
+            let refused = try await support.send("support.appoint_admin", params: [
+                "environment": env, "user": .string(bob.id), "verification": verification, "organisations": [.string(active), .string(foreign)],
+            ])
+            #expect(refused.errorCode == .notFound)
+            for bad: JSONValue in ["org_1", [1], ["not an id"]] {
+                let reply = try await support.send("support.appoint_admin", params: ["environment": env, "user": .string(bob.id), "verification": verification, "organisations": bad])
+                #expect(reply.errorCode == .badRequest, "\(bad)")
+            }
+            #expect(try await s.check(bob.id, "members.manage", in: active).0 == false)
+            let result = try await support.call("support.appoint_admin", params: [
+                "environment": env, "user": .string(bob.id), "verification": verification,
+                "organisations": [.string(active), .string(draft), .string(memberOf)],
+            ])
+            #expect(result.string("user", "role") == "administrator")
+            for org in [active, draft, memberOf] {
+                let members = try await client.call("member.list", actor: admin.id, params: ["organisation": .string(org)])["memberships"]!.arrayValue!
+                let own = members.compactMap(\.objectValue).first { $0["user"]?.stringValue == bob.id }
+                #expect(own?["role"] == "administrator" && own?["status"] == "active", "\(org): \(members)")
+            }
+            let notices = try await client.call("outbox.list", params: ["limit": 1000])["messages"]!.arrayValue!.compactMap(\.objectValue)
+                .filter { $0["kind"] == "admin_appointed" }
+            #expect(Set(notices.compactMap { $0["to"]?.stringValue }) == ["admin@linked.test", "second@linked.test"], "\(notices)")
+            #expect(notices.first?["details"]?.objectValue?["user"]?.stringValue == bob.id || notices.first?["user"]?.stringValue == bob.id, "\(notices)")
+            _ = second
+            await client.close()
+            await support.close()
+        }
+    }
 }
