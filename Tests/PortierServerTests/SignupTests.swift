@@ -63,6 +63,42 @@ struct SignupTests {
         }
     }
 
+    @Test("R-ENV-4: every domain of the shipped lists, their subdomains and public suffixes claim nothing", arguments: [
+        "yahoo.fr", "gmx.at", "laposte.net", "libero.it", "t-online.de", "orange.fr", "telenet.be", "skynet.be", "qq.com",
+        "mailinator.com", "yopmail.com", "mail.gmail.com", "github.io", "co.uk",
+    ])
+    func sharedFromTheShippedLists(_ domain: String) async throws {
+        try await withClient { server, client in
+            let s = Scenario(client)
+            let a = try await s.signup("ann@\(domain)")
+            try await s.activate("ann@\(domain)")
+            let b = try await s.signup("ben@\(domain)")
+            #expect(a.string("environment", "id") != b.string("environment", "id"), "a later user of \(domain) joined a stranger's environment")
+            #expect(b.string("joined") == "created")
+            #expect(try server.database.owner("SELECT count(*) AS n FROM domain_claims").first!.int64("n") == 0)
+        }
+    }
+
+    @Test("R-ENV-9: café.nl and xn--caf-dma.nl are one domain and one address: claims, sign-up, uniqueness, login; results in ASCII")
+    func internationalDomain() async throws {
+        try await withClient { _, client in
+            let s = Scenario(client)
+            let anna = try await s.signup("anna@café.nl")
+            #expect(anna.string("user", "email") == "anna@xn--caf-dma.nl")
+            #expect(anna["environment"]?.objectValue?["domains"] == ["xn--caf-dma.nl"])
+            try await s.activate("anna@xn--caf-dma.nl")
+            let bert = try await s.signup("bert@XN--CAF-DMA.nl")
+            #expect(bert.string("joined") == "existing")
+            #expect(bert.string("environment", "id") == anna.string("environment", "id"))
+            let cees = try await s.signup("cees@CAFÉ.NL")
+            #expect(cees.string("environment", "id") == anna.string("environment", "id"))
+            #expect(try await client.send("signup", params: ["email": "anna@xn--caf-dma.nl"]).errorCode == .conflict, "the same address")
+            let login = try await client.send("user.authenticate", params: ["email": "Anna@Café.nl", "password": .string(Scenario.password)])
+            #expect(login.isSuccess, "\(login)")
+            #expect(try await client.send("signup", params: ["email": "änna@café.nl"]).errorCode == .badRequest)
+        }
+    }
+
     @Test("R-ENV-4: the shared list can be extended in configuration")
     func configuredSharedDomain() async throws {
         try await withClient(configure: { _, service in
