@@ -153,6 +153,16 @@ def live(path, record):
                                   "verification": {"method": "known_email", "reference": "mail from ghost@acme.test"}},
         via=support, expect_ok=False, label="unknown_user")
 
+    # Password recovery and change (R-USR-14, R-USR-15).
+    run("user.password.forgot", {"email": "dave@acme.test"})
+    run("user.password.forgot", {"email": "nobody@acme.test"}, label="unknown")
+    reset_token = token("dave@acme.test", "password_reset")
+    run("user.password.reset", {"token": reset_token, "password": "correct horse battery"})
+    run("user.password.reset", {"token": reset_token, "password": "correct horse battery"}, expect_ok=False, label="used")
+    run("user.password.change", {"current_password": "wrong password", "new_password": "another horse battery"},
+        actor="dave@acme.test", expect_ok=False, label="wrong")
+    run("user.password.change", {"current_password": "correct horse battery", "new_password": "correct horse battery"}, actor="dave@acme.test")
+
     # Organisations, memberships, partnerships, inbox, checks.
     conn.exchange("signup", {"email": "pat@partner.test"})
     conn.exchange("user.activate", {"token": token("pat@partner.test"), "password": "correct horse battery"})
@@ -163,6 +173,11 @@ def live(path, record):
     run("member.add", {"organisation": org["id"], "user": "dave@acme.test"}, actor=alice, expect_ok=False, label="inactive")
     run("organisation.activate", {"organisation": org["id"]}, actor=alice)
     run("organisation.get", {"organisation": org["id"]}, actor=alice)
+    conn.exchange("user.invite", {"email": "frank@acme.test"}, actor=alice)
+    conn.exchange("user.activate", {"token": token("frank@acme.test"), "password": "correct horse battery"})
+    run("support.appoint_admin", {"environment": bob["environment"], "user": "frank@acme.test", "organisations": [org["id"]],
+                                  "verification": {"method": "known_email", "reference": "reply from frank@acme.test"}},
+        via=support, label="organisations")
     run("organisation.list", {}, actor=alice)
     run("member.add", {"organisation": org["id"], "user": "dave@acme.test"}, actor=alice)
     run("member.set_role", {"organisation": org["id"], "user": "dave@acme.test", "role": "administrator"}, actor=alice)
@@ -175,6 +190,13 @@ def live(path, record):
     run("inbox.accept", {"request": requests[0]["id"]}, actor=pat)
     run("inbox.accept", {"request": requests[0]["id"]}, actor=pat, expect_ok=False, label="answered")
     run("member.list", {"organisation": org["id"]}, actor=alice)
+    first_page = run("member.list", {"organisation": org["id"], "limit": 1}, actor=alice, label="paged")
+    if "next_cursor" not in first_page:
+        print("FAIL live: member.list with limit 1 of several members has no next_cursor")
+        failures += 1
+    else:
+        run("member.list", {"organisation": org["id"], "limit": 1, "cursor": first_page["next_cursor"]}, actor=alice, label="next_page")
+    run("member.list", {"organisation": org["id"], "cursor": "not a cursor"}, actor=alice, expect_ok=False, label="bad_cursor")
     run("check", {"user": pat, "permission": "documents.view", "organisation": org["id"]})
     run("check", {"user": alice, "permission": "users.invite"}, label="environment")
     run("check", {"user": alice, "permission": "documents.view"}, expect_ok=False, label="missing_organisation")

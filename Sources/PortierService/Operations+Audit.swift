@@ -6,17 +6,14 @@ extension PortierService {
     /// `audit.list` (R-AUD-1): the environment's log, newest first, for administrators.
     func auditList(_ request: Request) async throws -> OperationOutput {
         try request.params.rejectUnknownKeys(allowed: ["limit", "cursor"])
-        let (limit, cursor) = try Self.page(request.params, kind: .event)
+        let page = try PageRequest(request.params, kind: .event)
         let actorRef = try await actorReference(request)
         return try await pool.transaction(environments: [actorRef.environment]) { tx in
             _ = try Self.administrator(tx, actorRef, to: "read the audit log")
             let env = actorRef.environment
-            let events = try tx.auditEvents(env, before: cursor ?? Int64.max, limit: limit)
-            var result: JSONObject = ["events": .array(events.map { $0.json(environment: env) })]
-            if events.count == limit, let last = events.last {
-                result["next_cursor"] = .string(ScopedID(.event, environment: env, raw: last.id).description)
-            }
-            return .result(result)
+            // Newest first: the page starts before the cursor.
+            let events = try tx.auditEvents(env, before: page.after?.raw ?? Int64.max, limit: page.fetch)
+            return .result(page.result("events", events, id: { ScopedID(.event, environment: env, raw: $0.id) }, json: { $0.json(environment: env) }))
         }
     }
 }

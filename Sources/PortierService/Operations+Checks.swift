@@ -122,9 +122,10 @@ extension PortierService {
     /// `lookup.organisations` (R-PRM-4): the organisations where the user holds an
     /// organisation-scoped permission, decided by the same rule as `check`.
     func lookupOrganisations(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["user", "permission"])
+        try request.params.rejectUnknownKeys(allowed: ["user", "permission", "limit", "cursor"])
         let ref = try Self.userParam(request.params)
         let permission = try Self.organisationPermission(request.params)
+        let page = try PageRequest(request.params, kind: .organisation)
         var fromIndex = request.consistency == nil
         if case .id(let id) = ref {
             fromIndex = try await !needsDatabase(request.consistency, reading: [id.environment])
@@ -132,8 +133,8 @@ extension PortierService {
         }
         if fromIndex {
             guard let key = try await userKey(ref) else { return .result(["organisations": []]) }
-            let found = try await indexedOrganisations(of: key, permission)
-            return .result(["organisations": .array(found.map { $0.1.json(environment: $0.0) })])
+            let found = try await indexedOrganisations(of: key, permission, page: page)
+            return .result(page.result("organisations", found, id: { ScopedID(.organisation, environment: $0.0, raw: $0.1.id) }) { $0.1.json(environment: $0.0) })
         }
         let organisations = try await pool.transaction { tx -> [OrganisationRecord] in
             guard let user = try Self.resolveAnyUser(tx, ref), user.status == .active else { return [] }
@@ -144,27 +145,28 @@ extension PortierService {
             var candidates = Set(memberships.map(\.organisation))
             if user.role == .administrator { candidates.formUnion(try tx.organisations(user.environment).map(\.scopedID)) }
             let byOrganisation = Dictionary(uniqueKeysWithValues: memberships.map { ($0.organisation, $0) })
-            return try tx.organisations(Array(candidates)).filter { org in
+            return try tx.organisations(candidates.filter(page.isAfterCursor)).filter { org in
                 let m = byOrganisation[org.scopedID]
                 let facts = PermissionFacts(user: (user.role, user.status, user.environment), organisationEnvironment: org.environment,
                                             membership: m.map { ($0.role, $0.status) })
                 return permission.decide(facts).allowed
             }
         }
-        return .result(["organisations": .array(organisations.map(\.json))])
+        return .result(page.result("organisations", Array(organisations.prefix(page.fetch)), id: \.scopedID, json: \.json))
     }
 
     /// `lookup.users` (R-PRM-4): the users holding an organisation-scoped permission
     /// in an organisation, own and partner environments alike.
     func lookupUsers(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["organisation", "permission"])
+        try request.params.rejectUnknownKeys(allowed: ["organisation", "permission", "limit", "cursor"])
         let orgID = try Self.organisationParam(request.params)
         let permission = try Self.organisationPermission(request.params)
+        let page = try PageRequest(request.params, kind: .user)
         var fromIndex = try await !needsDatabase(request.consistency, reading: [orgID.environment])
         if fromIndex, request.consistency != nil { fromIndex = try await !hasPartnerMembers(orgID) }
         if fromIndex {
-            let found = try await indexedUsers(of: orgID, permission)
-            return .result(["users": .array(found.map { $0.1.json(environment: $0.0) })])
+            let found = try await indexedUsers(of: orgID, permission, page: page)
+            return .result(page.result("users", found, id: { ScopedID(.user, environment: $0.0, raw: $0.1.id) }) { $0.1.json(environment: $0.0) })
         }
         let users = try await pool.transaction(environments: [orgID.environment]) { tx -> [UserRecord] in
             guard try tx.organisation(orgID) != nil else { return [] }
@@ -172,15 +174,15 @@ extension PortierService {
             try tx.setEnvironments(Array(Set(memberships.map(\.user.environment) + [orgID.environment])).sorted())
             let byUser = Dictionary(uniqueKeysWithValues: memberships.map { ($0.user, $0) })
             let admins = try tx.activeAdministrators(orgID.environment).map { ScopedID(.user, environment: orgID.environment, raw: $0) }
-            let candidates = Array(Set(memberships.map(\.user) + admins))
-            return try tx.users(candidates).filter { user in
+            let candidates = Set(memberships.map(\.user) + admins).filter(page.isAfterCursor)
+            return try tx.users(Array(candidates)).filter { user in
                 let m = byUser[user.scopedID]
                 let facts = PermissionFacts(user: (user.role, user.status, user.environment), organisationEnvironment: orgID.environment,
                                             membership: m.map { ($0.role, $0.status) })
                 return permission.decide(facts).allowed
             }
         }
-        return .result(["users": .array(users.map(\.json))])
+        return .result(page.result("users", Array(users.prefix(page.fetch)), id: \.scopedID, json: \.json))
     }
 
     static func organisationPermission(_ params: JSONObject) throws -> Permission {

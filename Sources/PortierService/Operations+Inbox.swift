@@ -6,12 +6,14 @@ extension PortierService {
     /// `inbox.list`: requests waiting for the actor: membership requests addressed
     /// to it, and (for advanced users and administrators) partnership proposals.
     func inboxList(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: [])
+        try request.params.rejectUnknownKeys(allowed: ["limit", "cursor"])
+        let page = try PageRequest(request.params, kind: .request)
         let actorRef = try await actorReference(request)
         return try await pool.transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.activeActor(tx, actorRef)
-            let requests = try tx.pendingRequests(actor.environment, user: actor.id, includeEnvironmentRequests: actor.role != .basic)
-            return .result(["requests": .array(try requests.map(tx.requestJSON))])
+            let requests = try tx.pendingRequests(actor.environment, user: actor.id, includeEnvironmentRequests: actor.role != .basic,
+                                                  after: page.after?.raw ?? 0, limit: page.fetch)
+            return .result(try page.result("requests", requests, id: \.scopedID, json: tx.requestJSON))
         }
     }
 

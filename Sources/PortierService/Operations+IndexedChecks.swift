@@ -44,7 +44,7 @@ extension PortierService {
     }
 
     /// The organisations where `key` holds `permission`, from the indexes.
-    func indexedOrganisations(of key: UserKey, _ permission: Permission) async throws -> [(EnvironmentID, IndexedOrganisation)] {
+    func indexedOrganisations(of key: UserKey, _ permission: Permission, page: PageRequest) async throws -> [(EnvironmentID, IndexedOrganisation)] {
         guard let home = try await indexes.environment(key.environment), let user = home.user(key.id), user.status == .active else { return [] }
         let facts = PermissionFacts(user: (user.role, user.status, key.environment))
         var candidates: [ScopedID: MemberFacts?] = [:]
@@ -56,19 +56,25 @@ extension PortierService {
         }
         var result: [(EnvironmentID, IndexedOrganisation)] = []
         for link in home.links(of: key.id) where candidates[link] == nil { candidates[link] = .some(nil) }
-        for (id, known) in candidates {
+        // Only the ids are sorted; the rule runs on candidates after the cursor,
+        // in order, until the page (plus one) is full.
+        for id in candidates.keys.filter(page.isAfterCursor).sorted(by: Self.idOrder) {
+            guard result.count < page.fetch else { break }
             guard let orgIndex = try await indexes.environment(id.environment), let org = orgIndex.organisation(id.raw) else { continue }
-            let membership = known ?? orgIndex.membership(organisation: id.raw, user: key)
+            let membership = candidates[id]! ?? orgIndex.membership(organisation: id.raw, user: key)
             var f = facts
             f.organisationEnvironment = id.environment
             f.membership = membership.map { ($0.role, $0.status) }
             if permission.decide(f).allowed { result.append((id.environment, org)) }
         }
-        return result.sorted { ($0.0.raw, $0.1.id) < ($1.0.raw, $1.1.id) }
+        return result
     }
 
+    /// The order of every paged list: environment, then number.
+    static func idOrder(_ a: ScopedID, _ b: ScopedID) -> Bool { (a.environment.raw, a.raw) < (b.environment.raw, b.raw) }
+
     /// The users who hold `permission` in `org`, from the indexes.
-    func indexedUsers(of org: ScopedID, _ permission: Permission) async throws -> [(EnvironmentID, IndexedUser)] {
+    func indexedUsers(of org: ScopedID, _ permission: Permission, page: PageRequest) async throws -> [(EnvironmentID, IndexedUser)] {
         guard let orgIndex = try await indexes.environment(org.environment), orgIndex.organisation(org.raw) != nil else { return [] }
         var candidates = orgIndex.members(of: org.raw).mapValues { Optional($0) }
         for admin in orgIndex.activeAdministrators() {
@@ -76,13 +82,16 @@ extension PortierService {
             if candidates[key] == nil { candidates[key] = .some(nil) }
         }
         var result: [(EnvironmentID, IndexedUser)] = []
-        for (key, membership) in candidates {
+        let ordered = candidates.keys.map { ScopedID(.user, environment: $0.environment, raw: $0.id) }.filter(page.isAfterCursor).sorted(by: Self.idOrder)
+        for id in ordered {
+            guard result.count < page.fetch else { break }
+            let key = UserKey(environment: id.environment, id: id.raw)
             guard let home = try await indexes.environment(key.environment), let user = home.user(key.id) else { continue }
             let facts = PermissionFacts(user: (user.role, user.status, key.environment), organisationEnvironment: org.environment,
-                                        membership: membership.map { ($0.role, $0.status) })
+                                        membership: candidates[key]!.map { ($0.role, $0.status) })
             if permission.decide(facts).allowed { result.append((key.environment, user)) }
         }
-        return result.sorted { ($0.0.raw, $0.1.id) < ($1.0.raw, $1.1.id) }
+        return result
     }
 }
 

@@ -124,16 +124,17 @@ extension PortierService {
 
     /// `member.list`: for its active members and the environment's administrators.
     func memberList(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["organisation"])
+        try request.params.rejectUnknownKeys(allowed: ["organisation", "limit", "cursor"])
         let orgID = try Self.organisationParam(request.params)
+        let page = try PageRequest(request.params, kind: .user)  // ordered by member
         let actorRef = try await actorReference(request)
         return try await pool.transaction(environments: Self.scope(actorRef.environment, orgID.environment)) { tx in
             let actor = try Self.activeActor(tx, actorRef)
             _ = try Self.visibleOrganisation(tx, orgID, to: actor)
-            let memberships = try tx.memberships(organisation: orgID)
+            let memberships = try tx.memberships(organisation: orgID, after: page.after, limit: page.fetch)
             try tx.setEnvironments(Array(Set(memberships.map(\.user.environment) + [actor.environment, orgID.environment])).sorted())
             let emails = Dictionary(uniqueKeysWithValues: try tx.users(memberships.map(\.user)).map { ($0.scopedID, $0.email) })
-            return .result(["memberships": .array(memberships.map { $0.json(email: emails[$0.user]) })])
+            return .result(page.result("memberships", memberships, id: \.user) { $0.json(email: emails[$0.user]) })
         }
     }
 

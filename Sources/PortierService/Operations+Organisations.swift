@@ -105,13 +105,7 @@ extension PortierService {
     /// organisation (own or partner) where the actor is an active member. Paged.
     func organisationList(_ request: Request) async throws -> OperationOutput {
         try request.params.rejectUnknownKeys(allowed: ["limit", "cursor"])
-        let limit = Int(try request.params.optionalInt("limit", in: 1...1000) ?? 100)
-        var after: ScopedID?
-        if let cursor = try request.params.optionalString("cursor") {
-            guard let id = ScopedID(cursor, kind: .organisation) else { throw PortierError.badRequest("params.cursor is not a cursor from this list") }
-            after = id
-        }
-        let cursor = after
+        let page = try PageRequest(request.params, kind: .organisation)
         let actorRef = try await actorReference(request)
         return try await pool.transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.activeActor(tx, actorRef)
@@ -122,13 +116,8 @@ extension PortierService {
                 try tx.setEnvironments([actor.environment] + Set(links.map(\.environment)).sorted())
                 ids.formUnion(try tx.partnerMemberships(user: actor.scopedID, organisations: links).filter { $0.status == .active }.map(\.organisation))
             }
-            let ordered = ids.sorted { ($0.environment.raw, $0.raw) < ($1.environment.raw, $1.raw) }
-                .filter { id in cursor.map { (id.environment.raw, id.raw) > ($0.environment.raw, $0.raw) } ?? true }
-            let page = Array(ordered.prefix(limit))
-            let orgs = try tx.organisations(page)
-            var result: JSONObject = ["organisations": .array(orgs.map(\.json))]
-            if ordered.count > limit, let last = page.last { result["next_cursor"] = .string(last.description) }
-            return .result(result)
+            let orgs = try tx.organisations(ids.page(page) { $0 })  // ordered by id, like the page
+            return .result(page.result("organisations", orgs, id: \.scopedID, json: \.json))
         }
     }
 }

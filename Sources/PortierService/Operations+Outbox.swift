@@ -7,22 +7,13 @@ extension PortierService {
     /// first, for the mailer. Paged with `limit` and `cursor`.
     func outboxList(_ request: Request) async throws -> OperationOutput {
         try request.params.rejectUnknownKeys(allowed: ["limit", "cursor"])
-        let limit = Int(try request.params.optionalInt("limit", in: 1...1000) ?? 100)
-        var after: Int64 = 0
-        if let cursor = try request.params.optionalString("cursor") {
-            guard let id = ScopedID(cursor, kind: .message) else { throw PortierError.badRequest("params.cursor is not a cursor from outbox.list") }
-            after = id.raw
-        }
-        let cursor = after
+        let page = try PageRequest(request.params, kind: .message)
         let messages = try await pool.transaction { tx in
             try tx.becomeMailer()
-            return try tx.pendingMessages(after: cursor, limit: limit)
+            // Message ids are global (one sequence): the order is the id's number.
+            return try tx.pendingMessages(after: page.after?.raw ?? 0, limit: page.fetch)
         }
-        var result: JSONObject = ["messages": .array(messages.map(\.json))]
-        if messages.count == limit, let last = messages.last {
-            result["next_cursor"] = .string(ScopedID(.message, environment: last.environment, raw: last.id).description)
-        }
-        return .result(result)
+        return .result(page.result("messages", messages, id: { ScopedID(.message, environment: $0.environment, raw: $0.id) }, json: \.json))
     }
 
     /// `outbox.ack`: marks messages delivered and erases their tokens. Acknowledging

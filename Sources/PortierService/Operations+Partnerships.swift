@@ -131,11 +131,13 @@ extension PortierService {
 
     /// `partnership.list`: the actor environment's partnerships, every status.
     func partnershipList(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: [])
+        try request.params.rejectUnknownKeys(allowed: ["limit", "cursor"])
+        let page = try PageRequest(request.params, kind: .partnership)
         let actorRef = try await actorReference(request)
         return try await pool.transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.partnershipManager(tx, actorRef)
-            return .result(["partnerships": .array(try tx.partnerships(actor.environment).map(\.json))])
+            let partnerships = try tx.partnerships(actor.environment, after: page.after?.raw ?? 0, limit: page.fetch)
+            return .result(page.result("partnerships", partnerships, id: \.scopedID, json: \.json))  // ordered by the number alone
         }
     }
 }

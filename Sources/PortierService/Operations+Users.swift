@@ -106,14 +106,12 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["status", "role", "limit", "cursor"])
         let status = try request.params.optionalEnum("status", UserStatus.self)
         let role = try request.params.optionalEnum("role", EnvironmentRole.self)
-        let (limit, cursor) = try Self.page(request.params, kind: .user)
+        let page = try PageRequest(request.params, kind: .user)
         let actorRef = try await actorReference(request)
         return try await pool.transaction(environments: [actorRef.environment]) { tx in
             _ = try Self.activeActor(tx, actorRef)
-            let users = try tx.listUsers(actorRef.environment, status: status, role: role, after: cursor ?? 0, limit: limit)
-            var result: JSONObject = ["users": .array(users.map(\.json))]
-            if users.count == limit, let last = users.last { result["next_cursor"] = .string(last.scopedID.description) }
-            return .result(result)
+            let users = try tx.listUsers(actorRef.environment, status: status, role: role, after: page.after?.raw ?? 0, limit: page.fetch)
+            return .result(page.result("users", users, id: \.scopedID, json: \.json))
         }
     }
 

@@ -41,12 +41,4 @@ extension PortierService {
     static func change(_ field: String, from before: String, to after: String) -> JSONValue {
         ["before": [field: .string(before)], "after": [field: .string(after)]]
     }
-
-    /// Pages: `limit` (1–1000, default 100) and the numeric part of a cursor id.
-    static func page(_ params: JSONObject, kind: EntityKind) throws -> (limit: Int, cursor: Int64?) {
-        let limit = Int(try params.optionalInt("limit", in: 1...1000) ?? 100)
-        guard let text = try params.optionalString("cursor") else { return (limit, nil) }
-        guard let id = ScopedID(text, kind: kind) else { throw PortierError.badRequest("params.cursor is not a cursor from this list") }
-        return (limit, id.raw)
-    }
 }

@@ -142,10 +142,16 @@ extension Transaction {
         )
     }
 
-    public func memberships(organisation: ScopedID) throws -> [MembershipRecord] {
+    /// The organisation's memberships ordered by user (environment, id); a page
+    /// of them with `after` (a user) and `limit`.
+    public func memberships(organisation: ScopedID, after: ScopedID? = nil, limit: Int? = nil) throws -> [MembershipRecord] {
         try query(
-            "SELECT * FROM memberships WHERE environment_id = $1 AND organisation_id = $2 ORDER BY user_environment_id, user_id",
-            [organisation.environment.raw, organisation.raw]
+            """
+            SELECT * FROM memberships WHERE environment_id = $1 AND organisation_id = $2
+              AND (user_environment_id, user_id) > ($3, $4)
+            ORDER BY user_environment_id, user_id LIMIT $5
+            """,
+            [organisation.environment.raw, organisation.raw, after?.environment.raw ?? -1, after?.raw ?? -1, limit]
         ).rows.map(MembershipRecord.init(row:))
     }
 

@@ -114,8 +114,12 @@ extension Transaction {
         ).rows.map(PartnershipRecord.init(row:)).first { $0.environment == environment }
     }
 
-    public func partnerships(_ environment: EnvironmentID) throws -> [PartnershipRecord] {
-        try query("SELECT * FROM partnerships WHERE environment_id = $1 ORDER BY partnership_id", [environment.raw]).rows.map(PartnershipRecord.init(row:))
+    /// The environment's side of its partnerships by id; a page with `after` and `limit`.
+    public func partnerships(_ environment: EnvironmentID, after: Int64 = 0, limit: Int? = nil) throws -> [PartnershipRecord] {
+        try query(
+            "SELECT * FROM partnerships WHERE environment_id = $1 AND partnership_id > $2 ORDER BY partnership_id LIMIT $3",
+            [environment.raw, after, limit]
+        ).rows.map(PartnershipRecord.init(row:))
     }
 
     /// Sets both sides' status (both environments in scope).
@@ -148,15 +152,15 @@ extension Transaction {
 
     /// Pending requests for a user: those addressed to it, and (when it may answer
     /// them) its environment's partnership proposals.
-    public func pendingRequests(_ environment: EnvironmentID, user: Int64, includeEnvironmentRequests: Bool) throws -> [InboxRequestRecord] {
+    public func pendingRequests(_ environment: EnvironmentID, user: Int64, includeEnvironmentRequests: Bool, after: Int64 = 0, limit: Int? = nil) throws -> [InboxRequestRecord] {
         try query(
             """
             SELECT * FROM inbox_requests
             WHERE environment_id = $1 AND status = 'pending'
-              AND (addressee_user_id = $2 OR ($3 AND addressee_user_id IS NULL))
-            ORDER BY request_id
+              AND (addressee_user_id = $2 OR ($3 AND addressee_user_id IS NULL)) AND request_id > $4
+            ORDER BY request_id LIMIT $5
             """,
-            [environment.raw, user, includeEnvironmentRequests]
+            [environment.raw, user, includeEnvironmentRequests, after, limit]
         ).rows.map(InboxRequestRecord.init(row:))
     }
 
