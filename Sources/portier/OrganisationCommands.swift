@@ -69,15 +69,11 @@ struct OrgCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Organisations you see (all of the environment's for administrators, plus your memberships).")
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup var actor: ActorOption
-        @Option(help: "At most this many (1–1000).") var limit: Int?
-        @Option(help: "Continue after this cursor.") var cursor: String?
+        @OptionGroup var page: PageOptions
 
         func run() async throws {
-            var params: JSONObject = [:]
-            if let limit { params["limit"] = .int(Int64(limit)) }
-            if let cursor { params["cursor"] = .string(cursor) }
-            try await connection.run("organisation.list", actor: actor.actor, params: params) { r in
-                Table.page(r, "organisations", [("ID", "id"), ("NAME", "name"), ("KVK", "kvk_number"), ("COUNTRY", "country"), ("STATUS", "status")])
+            try await connection.runList("organisation.list", actor: actor.actor, key: "organisations", page: page) { rows, next in
+                Table.rows(rows, next: next, [("ID", "id"), ("NAME", "name"), ("KVK", "kvk_number"), ("COUNTRY", "country"), ("STATUS", "status")])
             }
         }
     }
@@ -138,10 +134,11 @@ struct MemberCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup var actor: ActorOption
         @Argument(help: "The organisation id.") var organisation: String
+        @OptionGroup var page: PageOptions
 
         func run() async throws {
-            try await connection.run("member.list", actor: actor.actor, params: ["organisation": .string(organisation)]) { r in
-                Table.objects(r["memberships"], [("USER", "user"), ("EMAIL", "email"), ("ROLE", "role"), ("STATUS", "status")])
+            try await connection.runList("member.list", actor: actor.actor, params: ["organisation": .string(organisation)], key: "memberships", page: page) { rows, next in
+                Table.rows(rows, next: next, [("USER", "user"), ("EMAIL", "email"), ("ROLE", "role"), ("STATUS", "status")])
             }
         }
     }
@@ -204,10 +201,11 @@ struct PartnerCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Your environment's partnerships.")
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup var actor: ActorOption
+        @OptionGroup var page: PageOptions
 
         func run() async throws {
-            try await connection.run("partnership.list", actor: actor.actor) { r in
-                Table.objects(r["partnerships"], [("ID", "id"), ("PROPOSER", "proposer"), ("PARTNER", "partner"), ("STATUS", "status")])
+            try await connection.runList("partnership.list", actor: actor.actor, key: "partnerships", page: page) { rows, next in
+                Table.rows(rows, next: next, [("ID", "id"), ("PROPOSER", "proposer"), ("PARTNER", "partner"), ("STATUS", "status")])
             }
         }
     }
@@ -225,10 +223,11 @@ struct InboxCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Pending requests.")
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup var actor: ActorOption
+        @OptionGroup var page: PageOptions
 
         func run() async throws {
-            try await connection.run("inbox.list", actor: actor.actor) { r in
-                Table.objects(r["requests"], [("ID", "id"), ("KIND", "kind"), ("ORGANISATION", "organisation"), ("PARTNERSHIP", "partnership"), ("FROM", "from")])
+            try await connection.runList("inbox.list", actor: actor.actor, key: "requests", page: page) { rows, next in
+                Table.rows(rows, next: next, [("ID", "id"), ("KIND", "kind"), ("ORGANISATION", "organisation"), ("PARTNERSHIP", "partnership"), ("FROM", "from")])
             }
         }
     }
@@ -285,10 +284,11 @@ struct LookupCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The user: id or email.") var user: String
         @Argument(help: "An organisation-scoped permission.") var permission: String
+        @OptionGroup var page: PageOptions
 
         func run() async throws {
-            try await connection.run("lookup.organisations", params: ["user": .string(user), "permission": .string(permission)]) { r in
-                Table.objects(r["organisations"], [("ID", "id"), ("NAME", "name"), ("ENVIRONMENT", "environment")])
+            try await connection.runList("lookup.organisations", params: ["user": .string(user), "permission": .string(permission)], key: "organisations", page: page) { rows, next in
+                Table.rows(rows, next: next, [("ID", "id"), ("NAME", "name"), ("ENVIRONMENT", "environment")])
             }
         }
     }
@@ -298,10 +298,11 @@ struct LookupCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The organisation id.") var organisation: String
         @Argument(help: "An organisation-scoped permission.") var permission: String
+        @OptionGroup var page: PageOptions
 
         func run() async throws {
-            try await connection.run("lookup.users", params: ["organisation": .string(organisation), "permission": .string(permission)]) { r in
-                Table.objects(r["users"], [("ID", "id"), ("EMAIL", "email"), ("ENVIRONMENT", "environment")])
+            try await connection.runList("lookup.users", params: ["organisation": .string(organisation), "permission": .string(permission)], key: "users", page: page) { rows, next in
+                Table.rows(rows, next: next, [("ID", "id"), ("EMAIL", "email"), ("ENVIRONMENT", "environment")])
             }
         }
     }

@@ -12,7 +12,7 @@ struct Portier: AsyncParsableCommand {
         subcommands: [
             Hello.self, Ping.self, Signup.self, Activate.self, Login.self, EnvironmentCommand.self, UserCommand.self,
             OrgCommand.self, MemberCommand.self, PartnerCommand.self, InboxCommand.self, CheckCommand.self,
-            LookupCommand.self, AuditCommand.self, Outbox.self, SupportCommand.self,
+            LookupCommand.self, AuditCommand.self, Outbox.self, SupportCommand.self, PasswordCommand.self,
         ]
     )
 }
@@ -32,24 +32,33 @@ struct ConnectionOptions: ParsableArguments {
     /// Sends one request and prints its result (table or JSON); an error reply
     /// is printed to stderr and exits with status 1.
     func run(_ op: String, actor: String? = nil, params: JSONObject = [:], table: (JSONObject) -> String) async throws {
-        let client: PortierClient
+        let client = try await connect()
+        let reply = try await client.send(op, actor: actor, params: params)
+        await client.close()
+        var out = try result(of: reply)
+        if json {
+            if case .success(_, let revision?) = reply.outcome { out["revision"] = .string(revision) }
+            print(JSONValue.object(out).jsonText)
+        } else {
+            print(table(out), terminator: "")
+        }
+    }
+
+    /// A connection to the socket; exits with status 3 if there is none.
+    func connect() async throws -> PortierClient {
         do {
-            client = try await PortierClient.connect(path: socketPath)
+            return try await PortierClient.connect(path: socketPath)
         } catch {
             FileHandle.standardError.write(Data("portier: cannot connect to \(socketPath): \(error)\n".utf8))
             throw ExitCode(3)
         }
-        let reply = try await client.send(op, actor: actor, params: params)
-        await client.close()
+    }
+
+    /// A reply's result; an error reply is printed (stderr, or JSON) and exits with status 1.
+    func result(of reply: Reply) throws -> JSONObject {
         switch reply.outcome {
-        case .success(let result, let revision):
-            if json {
-                var out = result
-                if let revision { out["revision"] = .string(revision) }
-                print(JSONValue.object(out).jsonText)
-            } else {
-                print(table(result), terminator: "")
-            }
+        case .success(let result, _):
+            return result
         case .failure(let error):
             if json {
                 print(JSONValue.object(["error": ["code": .string(error.code.rawValue), "message": .string(error.message)]]).jsonText)
@@ -170,15 +179,23 @@ struct Outbox: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Unacknowledged messages, oldest first.")
         @OptionGroup var connection: ConnectionOptions
-        @Option(help: "At most this many (1–1000).") var limit: Int?
-        @Option(help: "Continue after this cursor (next_cursor of the previous page).") var cursor: String?
+        @OptionGroup var page: PageOptions
+        @Option(help: "Only messages to this address (reads every page).") var to: String?
+        @Option(help: "Only messages of this kind, e.g. activation or password_reset (reads every page).") var kind: String?
+        @Flag(help: "Print only the tokens, one per line, oldest first (for scripts: … --tokens | tail -n 1).") var tokens = false
 
         func run() async throws {
-            var params: JSONObject = [:]
-            if let limit { params["limit"] = .int(Int64(limit)) }
-            if let cursor { params["cursor"] = .string(cursor) }
-            try await connection.run("outbox.list", params: params) { r in
-                Table.page(r, "messages", [("ID", "id"), ("KIND", "kind"), ("TO", "to"), ("TOKEN", "token")])
+            let to = to?.lowercased()
+            let kind = kind
+            let tokens = tokens
+            try await connection.runList("outbox.list", key: "messages", page: page, followAll: to != nil || kind != nil, keep: { m in
+                let o = m.objectValue
+                return (to == nil || o?["to"]?.stringValue?.lowercased() == to) && (kind == nil || o?["kind"]?.stringValue == kind)
+                    && (!tokens || o?["token"] != nil)
+            }) { rows, next in
+                tokens
+                    ? rows.compactMap { $0.objectValue?["token"]?.stringValue }.map { $0 + "\n" }.joined()
+                    : Table.rows(rows, next: next, [("ID", "id"), ("KIND", "kind"), ("TO", "to"), ("CREATED", "created_at"), ("TOKEN", "token")])
             }
         }
     }
@@ -191,6 +208,58 @@ struct Outbox: AsyncParsableCommand {
         func run() async throws {
             try await connection.run("outbox.ack", params: ["ids": .array(ids.map(JSONValue.string))]) { _ in
                 "acknowledged \(ids.count) message(s)\n"
+            }
+        }
+    }
+}
+
+/// `portier password …`: recovery and change (R-USR-14, R-USR-15).
+struct PasswordCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "password",
+        abstract: "Recover a forgotten password, or change your own.",
+        subcommands: [Forgot.self, Reset.self, Change.self]
+    )
+
+    struct Forgot: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Ask for a reset link (the answer is the same for every address).")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "The email address.") var email: String
+
+        func run() async throws {
+            try await connection.run("user.password.forgot", params: ["email": .string(email)]) { _ in
+                "if \(email) belongs to an active account, a reset link is in the outbox (portier outbox list --to \(email) --kind password_reset)\n"
+            }
+        }
+    }
+
+    struct Reset: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set a new password with the token from a password_reset message.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "The token from the password_reset message.") var token: String
+        @OptionGroup var password: PasswordOptions
+
+        func run() async throws {
+            let params: JSONObject = ["token": .string(token), "password": .string(try password.resolve())]
+            try await connection.run("user.password.reset", params: params) { r in "password reset\n\n" + Table.user(r["user"]) }
+        }
+    }
+
+    struct Change: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change your own password: the current one, then the new one (flags, or two lines of standard input)."
+        )
+        @OptionGroup var connection: ConnectionOptions
+        @Option(name: .customLong("as"), help: "You: a user id or email.") var actor: String
+        @Option(help: "The current password (prefer standard input).") var current: String?
+        @Option(help: "The new password (prefer standard input).") var new: String?
+
+        func run() async throws {
+            guard let current = current ?? readLine(strippingNewline: true), let new = new ?? readLine(strippingNewline: true) else {
+                throw ValidationError("give the current and the new password (--current/--new, or two lines on standard input)")
+            }
+            try await connection.run("user.password.change", actor: actor, params: ["current_password": .string(current), "new_password": .string(new)]) { _ in
+                "password changed\n"
             }
         }
     }

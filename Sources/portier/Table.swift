@@ -18,13 +18,6 @@ enum Table {
         return Self.columns(columns.map(\.0), rows)
     }
 
-    /// A page of a list: the table, and how to ask for the next page.
-    static func page(_ result: JSONObject, _ key: String, _ columns: [(String, String)]) -> String {
-        var text = objects(result[key], columns)
-        if let next = result["next_cursor"]?.stringValue { text += "next page: --cursor \(next)\n" }
-        return text
-    }
-
     /// `key  value` lines.
     static func keyValue(_ rows: [[String]]) -> String {
         let width = rows.map { $0[0].count }.max() ?? 0

@@ -67,17 +67,14 @@ struct UserCommand: AsyncParsableCommand {
         @OptionGroup var actor: ActorOption
         @Option(help: "invited, active or blocked.") var status: String?
         @Option(help: "basic, advanced or administrator.") var role: String?
-        @Option(help: "At most this many (1–1000).") var limit: Int?
-        @Option(help: "Continue after this cursor.") var cursor: String?
+        @OptionGroup var page: PageOptions
 
         func run() async throws {
             var params: JSONObject = [:]
             if let status { params["status"] = .string(status) }
             if let role { params["role"] = .string(role) }
-            if let limit { params["limit"] = .int(Int64(limit)) }
-            if let cursor { params["cursor"] = .string(cursor) }
-            try await connection.run("user.list", actor: actor.actor, params: params) { r in
-                Table.page(r, "users", [("ID", "id"), ("EMAIL", "email"), ("NAME", "name"), ("ROLE", "role"), ("STATUS", "status")])
+            try await connection.runList("user.list", actor: actor.actor, params: params, key: "users", page: page) { rows, next in
+                Table.rows(rows, next: next, [("ID", "id"), ("EMAIL", "email"), ("NAME", "name"), ("ROLE", "role"), ("STATUS", "status")])
             }
         }
     }
@@ -190,15 +187,11 @@ struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "audit", abstract: "Read the environment's audit log, newest first (administrators).")
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var actor: ActorOption
-    @Option(help: "At most this many (1–1000).") var limit: Int?
-    @Option(help: "Continue after this cursor.") var cursor: String?
+    @OptionGroup var page: PageOptions
 
     func run() async throws {
-        var params: JSONObject = [:]
-        if let limit { params["limit"] = .int(Int64(limit)) }
-        if let cursor { params["cursor"] = .string(cursor) }
-        try await connection.run("audit.list", actor: actor.actor, params: params) { r in
-            Table.page(r, "events", [("AT", "at"), ("ACTOR", "actor_label"), ("OP", "op"), ("TARGET", "target"), ("DETAILS", "details")])
+        try await connection.runList("audit.list", actor: actor.actor, key: "events", page: page) { rows, next in
+            Table.rows(rows, next: next, [("AT", "at"), ("ACTOR", "actor_label"), ("OP", "op"), ("TARGET", "target"), ("DETAILS", "details")])
         }
     }
 }
@@ -221,12 +214,14 @@ struct SupportCommand: AsyncParsableCommand {
         @Option(help: "The user: id or email.") var user: String
         @Option(help: "How identity was verified: known_email or kvk_extract.") var method: String
         @Option(help: "What was checked (e.g. the KvK extract's number and date).") var reference: String
+        @Option(help: "An organisation of that environment to make the user administrator of (repeatable).") var organisation: [String] = []
 
         func run() async throws {
-            let params: JSONObject = [
+            var params: JSONObject = [
                 "environment": .string(environment), "user": .string(user),
                 "verification": ["method": .string(method), "reference": .string(reference)],
             ]
+            if !organisation.isEmpty { params["organisations"] = .array(organisation.map(JSONValue.string)) }
             try await connection.run("support.appoint_admin", params: params) { r in "appointed\n\n" + Table.user(r["user"]) }
         }
     }

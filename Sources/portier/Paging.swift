@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import PortierClient
+import PortierProtocol
+
+/// `--limit`, `--cursor` and `--all` of every list command (§11).
+struct PageOptions: ParsableArguments {
+    @Option(help: "Rows per page (1–1000; the server's default is 100).") var limit: Int?
+    @Option(help: "Continue after this cursor (next_cursor of the previous page).") var cursor: String?
+    @Flag(help: "Follow next_cursor to the end and print every row.") var all = false
+}
+
+extension ConnectionOptions {
+    /// Runs a list operation: one page (and how to ask for the next), or with
+    /// `--all` every page, followed by `next_cursor`; `keep` filters rows on the
+    /// client. `--json` prints `{key: rows, next_cursor?}`.
+    func runList(
+        _ op: String, actor: String? = nil, params: JSONObject = [:], key: String, page: PageOptions, followAll: Bool = false,
+        keep: (JSONValue) -> Bool = { _ in true }, table: ([JSONValue], String?) -> String
+    ) async throws {
+        let client = try await connect()
+        defer { Task { await client.close() } }
+        var rows: [JSONValue] = []
+        var cursor = page.cursor
+        var next: String?
+        repeat {
+            var p = params
+            if let limit = page.limit { p["limit"] = .int(Int64(limit)) }
+            if let cursor { p["cursor"] = .string(cursor) }
+            let result = try await result(of: client.send(op, actor: actor, params: p))
+            rows += (result[key]?.arrayValue ?? []).filter(keep)
+            next = result["next_cursor"]?.stringValue
+            cursor = next
+        } while (page.all || followAll) && next != nil
+        if json {
+            var out: JSONObject = [key: .array(rows)]
+            if let next { out["next_cursor"] = .string(next) }
+            print(JSONValue.object(out).jsonText)
+        } else {
+            print(table(rows, next), terminator: "")
+        }
+    }
+}
+
+extension Table {
+    /// Rows as columns, and how to ask for the next page when there is one.
+    static func rows(_ rows: [JSONValue], next: String?, _ columns: [(String, String)]) -> String {
+        var text = objects(.array(rows), columns)
+        if let next { text += "more: --cursor \(next) (or --all)\n" }
+        return text
+    }
+}
