@@ -81,9 +81,10 @@ extension LoadRunner {
         // Activation hashes a password (scrypt at N = 2^17: a third of a second of
         // one core, by design): one invitation in a hundred, so that activations
         // stay as rare next to checks as they are on the real platform.
+        // The mailer reads every page (§11): the newest message is on the last.
         guard let support, Int.random(in: 0..<100, using: &rng) == 0,
-              let page = await send(support, "outbox.list", params: ["limit": 1000])?.result,
-              let message = page["messages"]?.arrayValue?.compactMap(\.objectValue).last(where: { $0["to"]?.stringValue == email }),
+              let messages = await allPages(support, "outbox.list", params: ["limit": 1000], key: "messages")?.compactMap(\.objectValue),
+              let message = messages.last(where: { $0["to"]?.stringValue == email }),
               let token = message["token"]?.stringValue else { return }
         let activated = await send(client, "user.activate", params: ["token": .string(token), "password": .string(plan.manifest.password)])
         if let activated, activated.result == nil, case .failure(let error) = activated.outcome {
@@ -91,10 +92,12 @@ extension LoadRunner {
         }
         // Plays the mailer: acknowledges this message and the notifications listed
         // with it (other flows' activation messages are theirs to read).
-        let done = page["messages"]?.arrayValue?.compactMap(\.objectValue)
+        let done = messages
             .filter { $0["to"]?.stringValue == email || $0["kind"]?.stringValue != "activation" }
-            .compactMap { $0["id"] } ?? []
-        if !done.isEmpty { _ = await send(support, "outbox.ack", params: ["ids": .array(done)]) }
+            .compactMap { $0["id"] }
+        for start in stride(from: 0, to: done.count, by: 1000) {
+            _ = await send(support, "outbox.ack", params: ["ids": .array(Array(done[start..<min(start + 1000, done.count)]))])
+        }
     }
 
     /// partnership.propose, inbox.accept by the partner's administrator,
@@ -145,7 +148,7 @@ extension LoadRunner {
     }
 
     private func pendingRequest(_ client: PortierClient, of actor: String, where match: (JSONObject) -> Bool) async -> String? {
-        let requests = await send(client, "inbox.list", actor: actor, params: [:])?.result?["requests"]?.arrayValue ?? []
+        let requests = await allPages(client, "inbox.list", actor: actor, params: [:], key: "requests") ?? []
         return requests.compactMap(\.objectValue).first { $0["status"]?.stringValue == "pending" && match($0) }?["id"]?.stringValue
     }
 }

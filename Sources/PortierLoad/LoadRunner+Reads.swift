@@ -15,9 +15,9 @@ extension LoadRunner {
         let userRef = "usr_\(env.id.raw)_\(user)"
         let roll = Int.random(in: 0..<10, using: &rng)
         if roll == 0 {
-            let reply = await send(client, "lookup.organisations", params: ["user": .string(userRef), "permission": "documents.view"])
-            guard let result = reply?.result, !isTouched(env.index) else { return }
-            let got = Set(result["organisations"]?.arrayValue?.compactMap { $0.objectValue?["id"]?.stringValue } ?? [])
+            let rows = await allPages(client, "lookup.organisations", params: ["user": .string(userRef), "permission": "documents.view"], key: "organisations")
+            guard let rows, !isTouched(env.index) else { return }
+            let got = Set(rows.compactMap { $0.objectValue?["id"]?.stringValue })
             let expected = Set(expectedOrganisations(of: user, in: env))
             if got != expected { stats.mismatch("lookup.organisations \(userRef): got \(got.count) organisations, expected \(expected.count)") }
             return
@@ -30,10 +30,10 @@ extension LoadRunner {
         let organisation = env.firstOrganisation + Int64(offset)
         let orgRef = "org_\(env.id.raw)_\(organisation)"
         if roll == 1 {
-            let reply = await send(client, "lookup.users", params: ["organisation": .string(orgRef), "permission": "documents.view"])
+            let rows = await allPages(client, "lookup.users", params: ["organisation": .string(orgRef), "permission": "documents.view"], key: "users")
             // Verified for environments small enough to enumerate their members cheaply.
-            guard let result = reply?.result, env.userCount <= 500, !isTouched(env.index) else { return }
-            let got = Set(result["users"]?.arrayValue?.compactMap { $0.objectValue?["id"]?.stringValue } ?? [])
+            guard let rows, env.userCount <= 500, !isTouched(env.index) else { return }
+            let got = Set(rows.compactMap { $0.objectValue?["id"]?.stringValue })
             let expected = Set(expectedUsers(of: organisation, in: env))
             if got != expected { stats.mismatch("lookup.users \(orgRef): got \(got.count) users, expected \(expected.count)") }
             return
@@ -48,6 +48,21 @@ extension LoadRunner {
         guard let result = reply?.result, !isTouched(env.index) else { return }
         let expected = plan.decide(permission, user: user, organisation: organisationScoped ? (env.index, organisation) : nil)
         verify(result, expected, "check \(permission.rawValue) \(userRef)\(organisationScoped ? " " + orgRef : "")")
+    }
+
+    /// Every row of a paged list (§11), following `next_cursor`; each page is
+    /// a request of its own in the statistics. Nil if a page failed.
+    func allPages(_ client: PortierClient, _ op: String, actor: String? = nil, params: JSONObject, key: String) async -> [JSONValue]? {
+        var rows: [JSONValue] = []
+        var cursor: String?
+        repeat {
+            var p = params
+            if let cursor { p["cursor"] = .string(cursor) }
+            guard let result = await send(client, op, actor: actor, params: p)?.result else { return nil }
+            rows += result[key]?.arrayValue ?? []
+            cursor = result["next_cursor"]?.stringValue
+        } while cursor != nil
+        return rows
     }
 
     func verify(_ result: JSONObject, _ expected: Decision, _ what: String) {

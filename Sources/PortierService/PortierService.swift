@@ -51,7 +51,9 @@ public final class PortierService: Sendable {
     /// Logs which shared-mail list is in force and every existing claim on a
     /// domain that is now shared: such claims are kept (data never changes
     /// silently) but reported, so operators can decide (R-ENV-4).
-    public func reportSharedMailDomains() async {
+    /// Returns the claims it reported.
+    @discardableResult
+    public func reportSharedMailDomains() async -> [(domain: String, environment: EnvironmentID)] {
         let shared = configuration.sharedMailDomains
         logger.info("shared mail domains", metadata: [
             "listed": "\(SharedMailDomains.listed.count)", "source": "\(SharedMailDomains.listSource)",
@@ -60,14 +62,18 @@ public final class PortierService: Sendable {
         ])
         do {
             let claims = try await pool.transaction { tx in try tx.allDomainClaims() }
+            var reported: [(domain: String, environment: EnvironmentID)] = []
             for claim in claims {
                 guard let reason = shared.reason(claim.domain) else { continue }
                 logger.warning("a claimed domain is now shared: the claim is kept", metadata: [
                     "domain": "\(claim.domain)", "environment": "\(claim.environment.raw)", "reason": "\(reason.rawValue)",
                 ])
+                reported.append(claim)
             }
+            return reported
         } catch {
             logger.error("could not read the domain claims for the shared-domain report", metadata: ["error": "\(error)"])
+            return []
         }
     }
 

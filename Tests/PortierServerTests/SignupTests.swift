@@ -99,6 +99,24 @@ struct SignupTests {
         }
     }
 
+    @Test("R-ENV-4: a claim on a domain that later becomes shared is kept, still joins, and is reported at start")
+    func claimOnNewlySharedDomain() async throws {
+        let first = try await TestServer.start()
+        let client = try await first.client()
+        try await Scenario(client).activeUser("ceo@soon-shared.test")
+        #expect(await first.service.reportSharedMailDomains().isEmpty)
+        await client.close()
+        await first.stop()
+        // The next start has the domain on its shared list.
+        let second = try await TestServer.start(database: first.database) { _, service in
+            service.sharedMailDomains = try! SharedMailDomains(additions: ["soon-shared.test"])
+        }
+        let reported = await second.service.reportSharedMailDomains()
+        #expect(reported.map(\.domain) == ["soon-shared.test"])
+        #expect(try second.database.owner("SELECT count(*) AS n FROM domain_claims WHERE domain = 'soon-shared.test'").first!.int64("n") == 1, "the claim is kept")
+        await second.stop()
+    }
+
     @Test("R-ENV-4: the shared list can be extended in configuration")
     func configuredSharedDomain() async throws {
         try await withClient(configure: { _, service in
