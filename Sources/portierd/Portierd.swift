@@ -160,6 +160,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Lifetime of activation and verification tokens, in seconds.")
     var tokenLifetime: Int64 = 7 * 24 * 3600
 
+    @Option(help: "Lifetime of password reset tokens, in seconds (R-USR-14).")
+    var passwordResetLifetime: Int64 = 3600
+
     @Option(help: "Invitations one environment may send per hour (R-USR-13).")
     var invitationsPerHour: Int = 200
 
@@ -274,6 +277,7 @@ struct Run: AsyncParsableCommand {
         settings.hashQueuePerKey = hashQueuePerKey
         settings.hashQueueTotal = hashQueueTotal
         settings.credentialRefusalDelay = .milliseconds(credentialRefusalDelayMs)
+        settings.passwordResetLifetimeSeconds = passwordResetLifetime
         settings.messagesPerRecipientPerHour = messagesPerRecipientPerHour
         settings.domainJoinNoticesPerHour = domainJoinNoticesPerHour
         let service = PortierService(pool: pool, configuration: settings, logger: logger)
