@@ -8,6 +8,9 @@ public enum PublicSuffixList {
     /// libpsl's context: immutable once loaded, safe to query from any thread.
     private nonisolated(unsafe) static let context: OpaquePointer? = psl_latest(nil)
 
+    /// Whether a list was loaded (portierd refuses to start without one).
+    public static var isLoaded: Bool { context != nil }
+
     /// Whether `domain` (ASCII, lower-case) is exactly a public suffix, ICANN or private section.
     public static func isPublicSuffix(_ domain: String) -> Bool {
         guard let context else { return false }

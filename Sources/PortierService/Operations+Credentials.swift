@@ -5,7 +5,7 @@ import PortierStorage
 extension PortierService {
     /// `user.activate` (R-USR-2, R-ENV-7): token and new password make the user active.
     func activate(_ request: Request, context: RequestContext) async throws -> OperationOutput {
-        try await pacingRefusals { try await activateNow(request, context: context) }
+        try await pacingRefusals(context) { try await activateNow(request, context: context) }
     }
 
     private func activateNow(_ request: Request, context: RequestContext) async throws -> OperationOutput {
@@ -66,7 +66,7 @@ extension PortierService {
     /// `user.authenticate` (R-USR-4): the same `invalid_credentials` for every wrong
     /// case, `blocked` only with the right password. Unknown users cost the same time.
     func authenticate(_ request: Request, context: RequestContext) async throws -> OperationOutput {
-        try await pacingRefusals { try await authenticateNow(request, context: context) }
+        try await pacingRefusals(context) { try await authenticateNow(request, context: context) }
     }
 
     private func authenticateNow(_ request: Request, context: RequestContext) async throws -> OperationOutput {
@@ -112,17 +112,17 @@ extension PortierService {
     static let pacedRefusals: Set<ErrorCode> = [.expiredToken, .invalidCredentials, .rateLimited, .overloaded]
 
     /// Runs a credential operation (activation, login, password reset and
-    /// change); a refusal waits `credentialRefusalDelay`
-    /// before it is thrown (R-SEC-2). The wait holds no hasher turn and no
-    /// database connection, only the request's in-flight slot, so a client
-    /// that retries at once can refuse itself no faster than its in-flight
-    /// bound per delay: refusals stop being cheaper than the hashes they
-    /// would otherwise starve of CPU. Cancelled with the request.
-    func pacingRefusals(_ body: () async throws -> OperationOutput) async throws -> OperationOutput {
+    /// change); a refusal past its connection's burst (`RefusalPacer`) waits
+    /// `credentialRefusalDelay` before it is thrown (R-SEC-2). The wait holds
+    /// no hasher turn and no database connection, only the request's in-flight
+    /// slot, so a client that retries at once can refuse itself no faster than
+    /// its in-flight bound per delay: refusals stop being cheaper than the
+    /// hashes they would otherwise starve of CPU. Cancelled with the request.
+    func pacingRefusals(_ context: RequestContext, _ body: () async throws -> OperationOutput) async throws -> OperationOutput {
         do {
             return try await body()
         } catch let error as PortierError where Self.pacedRefusals.contains(error.code) {
-            try await Task.sleep(for: configuration.credentialRefusalDelay)
+            if refusals.mustWait(context.connection) { try await Task.sleep(for: configuration.credentialRefusalDelay) }
             throw error
         }
     }

@@ -23,12 +23,14 @@ extension PortierService {
     /// or of an environment with an active partnership with it (R-MEM-3). Anyone
     /// else is `not_found`. The partnership stays share-locked until commit, so
     /// it cannot end between this check and the insert (R-SEC-4). The user's
-    /// environment row is locked before the user is read, as `user.remove` and
-    /// `user.offboard` lock it before deleting: a removal either finishes first
-    /// (the user is gone: `not_found`) or waits and then removes the new
-    /// membership too; never a membership of a deleted user. (Memberships of
-    /// the organisation's own environment have no foreign key to the user: the
-    /// user may live in another environment.)
+    /// environment row is held (`FOR KEY SHARE`) before the user is read, as
+    /// `user.remove` and `user.offboard` lock it (`FOR UPDATE`) before deleting,
+    /// and the user row too, which every other deleter (an expired invitation's
+    /// release) locks first: a removal either finishes first (the user is gone:
+    /// `not_found`) or waits and then removes the new membership too; never a
+    /// membership of a deleted user. (Memberships of the organisation's own
+    /// environment have no foreign key to the user: the user may live in
+    /// another environment.) Key-share locks block no other change.
     static func memberCandidate(_ tx: Transaction, _ ref: UserReference, for org: OrganisationRecord, scope: [EnvironmentID]) throws -> UserRecord {
         guard let target = try locate(tx, ref) else { throw PortierError.notFound("user") }
         let (env, userID) = (target.environment, target.raw)
@@ -36,8 +38,8 @@ extension PortierService {
             try tx.setEnvironments(Array(Set(scope + [env])).sorted())
             guard try tx.lockLivePartnership(org.environment, with: env, share: true)?.status == .active else { throw PortierError.notFound("user") }
         }
-        try tx.lockEnvironment(env)
-        guard let user = try tx.user(env, userID) else { throw PortierError.notFound("user") }
+        try tx.holdEnvironment(env)
+        guard let user = try tx.user(env, userID, rowLock: .keyShare) else { throw PortierError.notFound("user") }
         return user
     }
 

@@ -3,15 +3,33 @@ import PortierProtocol
 import PortierStorage
 
 extension PortierService {
-    /// `user.password.forgot` (R-USR-14): always `{}`, in no less than
-    /// `passwordForgotFloor`, whatever the address and whatever the caps. For the
-    /// primary address of an active user, a single-use reset token (1 hour) and
-    /// a `password_reset` message; earlier outstanding tokens stay valid, so
-    /// asking again cannot kill a victim's link.
+    /// `user.password.forgot` (R-USR-14): always `{}`, exactly at
+    /// `passwordForgotFloor`, whatever the address, the caps or the database
+    /// do: the work (for the primary address of an active user, a single-use
+    /// reset token and a `password_reset` message; earlier outstanding tokens
+    /// stay valid, so asking again cannot kill a victim's link) runs on its own
+    /// and its failures are logged, not answered, so neither content nor
+    /// timing tells a user's address from an unknown one. A floor of zero
+    /// (tests) answers when the work is done instead.
     func passwordForgot(_ request: Request) async throws -> OperationOutput {
         try request.params.rejectUnknownKeys(allowed: ["email"])
         let email = try EmailAddress(try request.params.requiredString("email"))
-        let deadline = ContinuousClock.now + configuration.passwordForgotFloor
+        let floor = configuration.passwordForgotFloor
+        let deadline = ContinuousClock.now + floor
+        let work = Task { [self] in
+            do {
+                try await issuePasswordReset(email)
+            } catch {
+                logger.warning("user.password.forgot failed", metadata: ["error": "\(error)"])
+            }
+        }
+        if floor == .zero { await work.value } else { try await Task.sleep(until: deadline) }
+        return .result([:])
+    }
+
+    /// The work of `user.password.forgot`: nothing for an unknown, inactive or
+    /// extra address; past the recipient's cap, nothing either (R-USR-16).
+    private func issuePasswordReset(_ email: EmailAddress) async throws {
         let configuration = self.configuration
         do {
             try await pool.transaction { tx in
@@ -29,15 +47,13 @@ extension PortierService {
         } catch let error as PortierError where error.code == .rateLimited {
             // Past the recipient's cap nothing was written, and the caller is not told (R-USR-16).
         }
-        try await Task.sleep(until: deadline)
-        return .result([:])
     }
 
     /// `user.password.reset` (R-USR-14): a reset token and a new password. Sets
     /// the password, kills every outstanding reset token of the user (and
     /// withdraws their messages), clears the address's login throttling.
     func passwordReset(_ request: Request, context: RequestContext) async throws -> OperationOutput {
-        try await pacingRefusals {
+        try await pacingRefusals(context) {
             try request.params.rejectUnknownKeys(allowed: ["token", "password"])
             let presented = try request.params.requiredString("token")
             let password = try request.params.requiredString("password")
@@ -48,7 +64,8 @@ extension PortierService {
                 _ = try await pool.transaction(environments: [token.environment]) { tx in try Self.usableToken(tx, token, purpose: .passwordReset) }
                 return try await passwords.hash(password)
             }
-            let user = try await pool.transaction(environments: [token.environment]) { tx in
+            // The environment first, like every change of a user (no lock-order cycle).
+            let user = try await pool.transaction(environments: [token.environment], locking: token.environment) { tx in
                 let record = try Self.usableToken(tx, token, purpose: .passwordReset)
                 guard let user = try tx.user(token.environment, record.userID, lock: true) else { throw PortierError(.expiredToken, "the token is not valid") }
                 if user.status == .blocked { throw PortierError(.blocked, "the user is blocked; ask an administrator") }
@@ -59,7 +76,7 @@ extension PortierService {
                 try tx.audit(environment: user.environment, actor: user.auditActor, op: "user.password.reset", target: user.scopedID.description)
                 return user
             }
-            throttle.clear(try EmailAddress(user.email).normalized)
+            throttle.clear(user.email.lowercased())  // stored addresses are normalised ASCII
             return .result(["user": user.json])
         }
     }
@@ -69,7 +86,7 @@ extension PortierService {
     /// towards the login throttling (R-USR-4); a change kills every outstanding
     /// reset token.
     func passwordChange(_ request: Request, context: RequestContext) async throws -> OperationOutput {
-        try await pacingRefusals {
+        try await pacingRefusals(context) {
             try request.params.rejectUnknownKeys(allowed: ["current_password", "new_password"])
             let current = try request.params.requiredString("current_password")
             let new = try request.params.requiredString("new_password")
@@ -77,7 +94,7 @@ extension PortierService {
             let actorRef = try await actorReference(request)
             let key = Self.hashKey(context, client: nil)
             let actor = try await pool.transaction(environments: [actorRef.environment]) { tx in try Self.activeActor(tx, actorRef) }
-            let address = try EmailAddress(actor.email).normalized
+            let address = actor.email.lowercased()
             if throttle.isLimited(address, client: nil) {
                 throw PortierError(.rateLimited, "too many failed password checks for this address; try again later")
             }
@@ -90,7 +107,7 @@ extension PortierService {
                 throttle.failed(address, client: nil)
                 throw PortierError.invalidCredentials
             }
-            return try await pool.transaction(environments: [actorRef.environment]) { tx in
+            return try await pool.transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
                 _ = try Self.activeActor(tx, actorRef)
                 guard try tx.replacePasswordHash(actor.environment, actor.id, from: stored, to: newHash) else {
                     throw PortierError.conflict("the password was changed meanwhile; try again with the current one")

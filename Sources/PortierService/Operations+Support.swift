@@ -49,7 +49,10 @@ extension PortierService {
             try tx.audit(environment: env, actor: actor, op: "support.appoint_admin", target: user.scopedID.description, details: details.jsonText)
             // "Link them to the relevant organisations": administrator of each, like a creator.
             for id in organisations {
-                guard try tx.organisation(id, lock: true) != nil else { throw PortierError.notFound("organisation \(id)") }
+                // Not locked: organisations are never deleted but with their
+                // environment (locked here), and the membership insert's foreign
+                // key holds the row for the rest of the transaction.
+                guard try tx.organisation(id) != nil else { throw PortierError.notFound("organisation \(id)") }
                 let memberDetails: JSONValue = ["user": .string(user.scopedID.description), "role": "administrator", "status": "active", "reason": "support.appoint_admin"]
                 if let existing = try tx.membership(organisation: id, user: user.scopedID, lock: true) {
                     guard existing.role != .administrator || existing.status != .active else { continue }

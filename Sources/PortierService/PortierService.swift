@@ -15,6 +15,8 @@ public final class PortierService: Sendable {
     /// Fair, bounded turns at the hasher (R-SEC-2).
     let hashTurns: FairQueue
     let throttle: LoginThrottle
+    /// Which refused credential requests wait (R-SEC-2).
+    let refusals: RefusalPacer
     let indexes: IndexStore
     let synchroniser: Synchroniser
     let logger: Logger
@@ -28,6 +30,7 @@ public final class PortierService: Sendable {
         self.throttle = LoginThrottle(limits: .init(
             perClient: configuration.loginFailuresPerClient, perAddress: configuration.loginFailuresPerAddress,
             windowSeconds: Double(configuration.loginWindowSeconds), maximumEntries: 100_000))
+        self.refusals = RefusalPacer(burst: configuration.refusalBurst, perSecond: configuration.refusalsPerSecond)
         let indexes = IndexStore(index: PermissionIndex(budgetBytes: configuration.indexBudgetBytes), pool: pool, logger: logger)
         self.indexes = indexes
         self.synchroniser = Synchroniser(indexes: indexes)

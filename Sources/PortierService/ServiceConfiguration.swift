@@ -39,13 +39,19 @@ public struct ServiceConfiguration: Sendable {
     /// measured worse under a flood: refused requests come back faster).
     public var hashSlots = 2
     /// How long a refused credential request (`user.activate`,
-    /// `user.authenticate`: wrong token or password, `rate_limited`,
-    /// `overloaded`) waits before its answer goes out (default 1 s). It holds
-    /// no hasher turn and no database connection, only the connection's
+    /// `user.authenticate`, password reset and change: wrong token or
+    /// password, `rate_limited`, `overloaded`) waits before its answer goes
+    /// out once its connection has used up its refusal burst (default 1 s). It
+    /// holds no hasher turn and no database connection, only the connection's
     /// in-flight slot: a client that retries at once is paced to its in-flight
     /// bound per second instead of turning cheap refusals into a CPU flood
     /// that starves other callers' hashes (R-SEC-2).
     public var credentialRefusalDelay: Duration = .seconds(1)
+    /// Refusals one connection gets answered at once before the delay applies:
+    /// a bucket of `refusalBurst` refilled at `refusalsPerSecond`. A front end's
+    /// occasional wrong passwords never wait; a flood does.
+    public var refusalBurst = 32
+    public var refusalsPerSecond = 16.0
     /// Messages requests may cause to one address in an hour, over every
     /// environment (R-USR-16; default 5); past it, `rate_limited`.
     public var messagesPerRecipientPerHour = 5
@@ -54,10 +60,10 @@ public struct ServiceConfiguration: Sendable {
     public var domainJoinNoticesPerHour = 10
     /// How long a password reset token lives (R-USR-14; default 1 hour).
     public var passwordResetLifetimeSeconds: Int64 = 3600
-    /// The least time `user.password.forgot` takes to answer (default 250 ms),
-    /// whatever the address: its work (a lookup, for a real user a token and a
-    /// message) takes a few milliseconds, so the answer's timing cannot tell
-    /// a user's address from an unknown one (R-USR-14).
+    /// When `user.password.forgot` answers (default 250 ms), whatever the
+    /// address: its work (a lookup, for a real user a token and a message)
+    /// runs on its own, so the answer's timing cannot tell a user's address
+    /// from an unknown one (R-USR-14). Zero (tests): when the work is done.
     public var passwordForgotFloor: Duration = .milliseconds(250)
     /// Test only: operations wait at their `PausePoint`s while a test holds the
     /// point's advisory lock (forced interleavings, R-SEC-4). Off: no cost.

@@ -86,3 +86,11 @@ enum SQLTime {
         "to_char(\(column) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
     }
 }
+
+/// How a read locks the rows it returns.
+public enum RowLock: String, Sendable {
+    /// Against deletion and key changes only.
+    case keyShare = " FOR KEY SHARE"
+    /// Against everything: the row is about to change.
+    case update = " FOR UPDATE"
+}

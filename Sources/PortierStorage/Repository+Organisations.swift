@@ -49,7 +49,9 @@ extension Transaction {
 
     public func organisation(_ id: ScopedID, lock: Bool = false) throws -> OrganisationRecord? {
         try query(
-            "SELECT * FROM organisations WHERE environment_id = $1 AND organisation_id = $2" + (lock ? " FOR UPDATE" : ""),
+            // NO KEY UPDATE: an update never changes the key, so the foreign-key
+            // checks of membership inserts (KEY SHARE) need not wait for it.
+            "SELECT * FROM organisations WHERE environment_id = $1 AND organisation_id = $2" + (lock ? " FOR NO KEY UPDATE" : ""),
             [id.environment.raw, id.raw]
         ).first.map(OrganisationRecord.init(row:))
     }

@@ -116,6 +116,15 @@ extension Transaction {
         try query("SELECT 1 FROM environments WHERE environment_id = $1 FOR UPDATE", [environment.raw])
     }
 
+    /// Holds the environment row against the changes that lock it exclusively
+    /// (`lockEnvironment`: removals, role and status changes, the cleanup),
+    /// without blocking anything else: `FOR KEY SHARE` conflicts only with
+    /// `FOR UPDATE`, not with the audit inserts and revision bumps of other
+    /// changes in the environment.
+    public func holdEnvironment(_ environment: EnvironmentID) throws {
+        try query("SELECT 1 FROM environments WHERE environment_id = $1 FOR KEY SHARE", [environment.raw])
+    }
+
     /// Environments whose activation window has passed.
     public func expiredUnactivatedEnvironments(limit: Int) throws -> [EnvironmentID] {
         try query(
@@ -148,7 +157,13 @@ extension Transaction {
 
     /// The user, optionally locked for update.
     public func user(_ environment: EnvironmentID, _ id: Int64, lock: Bool = false) throws -> UserRecord? {
-        let sql = "SELECT * FROM users WHERE environment_id = $1 AND user_id = $2" + (lock ? " FOR UPDATE" : "")
+        try user(environment, id, rowLock: lock ? .update : nil)
+    }
+
+    /// The user, read under `rowLock`: `.keyShare` keeps the row from being
+    /// deleted (every deleter locks it `FOR UPDATE` first) without blocking changes.
+    public func user(_ environment: EnvironmentID, _ id: Int64, rowLock: RowLock?) throws -> UserRecord? {
+        let sql = "SELECT * FROM users WHERE environment_id = $1 AND user_id = $2" + (rowLock?.rawValue ?? "")
         return try query(sql, [environment.raw, id]).first.map(UserRecord.init(row:))
     }
 

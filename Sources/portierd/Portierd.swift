@@ -78,6 +78,11 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let logger = common.makeLogger()
+        guard PublicSuffixList.isLoaded else {
+            // Without it a public suffix (co.uk) could be claimed as a company's domain (R-ENV-4).
+            logger.critical("refusing to start", metadata: ["reason": "libpsl loaded no Public Suffix List (install the publicsuffix package)"])
+            throw ExitCode(2)
+        }
         let (conninfo, embedded) = try common.database(logger: logger)
         defer { embedded?.stop() }
         let applied = try Migrator.migrate(conninfo: conninfo, logger: logger)

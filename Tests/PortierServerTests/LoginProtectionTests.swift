@@ -41,6 +41,20 @@ struct LoginProtectionTests {
         }
     }
 
+    @Test("R-SEC-2: the refusal pacer lets a burst through per connection, refills over time, and stays bounded")
+    func refusalPacer() {
+        let clock = TestClock()
+        let pacer = RefusalPacer(burst: 3, perSecond: 2, maximumConnections: 100, clock: { clock.value })
+        #expect((0..<3).map { _ in pacer.mustWait(1) } == [false, false, false])
+        #expect(pacer.mustWait(1), "the burst is used up")
+        #expect(!pacer.mustWait(2), "another connection has its own bucket")
+        clock.advance(0.5)
+        #expect(!pacer.mustWait(1), "one refilled after half a second")
+        #expect(pacer.mustWait(1))
+        for c in 100..<1000 { _ = pacer.mustWait(UInt64(c)) }
+        #expect(pacer.count <= 100)
+    }
+
     @Test("R-USR-4: the throttle's window passes and its memory stays bounded")
     func window() {
         let clock = TestClock()
@@ -72,11 +86,13 @@ struct LoginProtectionTests {
         }
     }
 
-    @Test("R-SEC-2: a refused activation or login answers only after the refusal delay, so a pipelined flood of them is paced to the in-flight bound")
+    @Test("R-SEC-2: past its connection's burst, a refused activation or login answers only after the refusal delay, so a pipelined flood of them is paced to the in-flight bound")
     func refusalsArePaced() async throws {
         let delay = 0.3
         try await withClient(configure: { transport, settings in
             settings.credentialRefusalDelay = .milliseconds(Int(delay * 1000))
+            settings.refusalBurst = 8
+            settings.refusalsPerSecond = 0.001
             transport.maximumInFlightPerConnection = 8
         }) { _, client in
             let clock = ContinuousClock()
@@ -93,8 +109,8 @@ struct LoginProtectionTests {
             }
             let elapsed = clock.now - start
             #expect(codes.allSatisfy { $0 == .expiredToken || $0 == .invalidCredentials }, "\(codes)")
-            // 40 refusals through 8 in-flight slots, each held `delay`: at least 5 delays.
-            #expect(elapsed >= .milliseconds(Int(5 * delay * 1000) - 50), "answered in \(elapsed)")
+            // 8 at once (the burst), then 32 through 8 in-flight slots, each held `delay`: at least 4 delays.
+            #expect(elapsed >= .milliseconds(Int(4 * delay * 1000) - 50), "answered in \(elapsed)")
         }
     }
 
