@@ -15,7 +15,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portier-bench",
         abstract: "Benchmark permission checks against the floor of a Unix-socket round trip.",
-        subcommands: [Echo.self, Warm.self, Latency.self, Throughput.self, PasswordCost.self, Parse.self, LoginFlood.self]
+        subcommands: [Echo.self, Warm.self, Latency.self, Throughput.self, Mutations.self, PasswordCost.self, Parse.self, LoginFlood.self]
     )
 }
 
@@ -75,6 +75,21 @@ final class FrameSocket {
             let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + sent, bytes.count - sent) }
             if n <= 0 { fatalError("write failed") }
             sent += n
+        }
+    }
+
+    /// Reads one frame; returns its payload.
+    func readFramePayload() -> [UInt8] {
+        while true {
+            if end - start >= 4 {
+                let length = Int(buffer[start]) << 24 | Int(buffer[start + 1]) << 16 | Int(buffer[start + 2]) << 8 | Int(buffer[start + 3])
+                if end - start >= 4 + length {
+                    let payload = Array(buffer[(start + 4)..<(start + 4 + length)])
+                    start += 4 + length
+                    return payload
+                }
+            }
+            fill()
         }
     }
 

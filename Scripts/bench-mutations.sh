@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Changes at the speed of PostgreSQL (issue: one transaction per mutation).
+# On the seeded data of bench-checks (1,000 environments, 100,000 users,
+# 10,000 organisations, 300,000 memberships), side by side at each concurrency:
+#   1. portierd `member.set_role` (and `user.set_role`), one request in flight
+#      per connection, actor by id, every request a real change;
+#   2. the same write as one SQL transaction with pgbench (prepared, same
+#      clients): Scripts/bench-mutations.pgbench;
+# and prints throughput, latency and the ratio. Release builds only.
+# Options (environment): SECONDS_PER_RUN (default 10), CONCURRENCY ("4 8").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=${SECONDS_PER_RUN:-10}
+CONCURRENCY=${CONCURRENCY:-4 8}
+
+source Scripts/lib.sh
+setup_and_build portierd portier-bench
+BIN=.build/release
+
+source Scripts/pg-throwaway.sh
+pg_throwaway_start
+WORK=$(mktemp -d /tmp/portier-mutations.XXXXXX)
+cleanup() {
+  [ -n "${PORTIERD_PID:-}" ] && { kill -TERM "$PORTIERD_PID" 2>/dev/null || true; wait "$PORTIERD_PID" 2>/dev/null || true; }
+  rm -rf "$WORK"
+  pg_throwaway_stop
+}
+trap cleanup EXIT
+
+DB="${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=bench}"
+"$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE bench"
+"$BIN/portierd" migrate --database-url "$DB" --log-level warning
+echo "seeding…"
+"$PG_BIN/psql" "$DB" -q -v envs=1000 -v upe=100 -v ope=10 -f Scripts/bench-seed.sql
+
+"$BIN/portierd" --database-url "$DB" --state-dir "$WORK/state" --log-level warning & PORTIERD_PID=$!
+wait_for_socket "$WORK/state/portier.sock"
+SOCK="$WORK/state/portier.sock"
+"$BIN/portier-bench" warm --socket "$SOCK" >/dev/null
+"$BIN/portier-bench" mutations --socket "$SOCK" --connections 4 --seconds 2 >/dev/null   # warm-up
+
+RESULTS=()
+for C in $CONCURRENCY; do
+  echo "concurrency $C"
+  SET_ROLE=$("$BIN/portier-bench" mutations --socket "$SOCK" --connections "$C" --seconds "$RUN" --op member.set_role)
+  USER_ROLE=$("$BIN/portier-bench" mutations --socket "$SOCK" --connections "$C" --seconds "$RUN" --op user.set_role)
+  PG=$("$PG_BIN/pgbench" -n -M prepared -f Scripts/bench-mutations.pgbench -c "$C" -j 2 -T "$RUN" "$DB" 2>&1)
+  PG_TPS=$(echo "$PG" | awk '/^tps/ {print $3; exit}')
+  PG_LAT=$(echo "$PG" | awk '/^latency average/ {print $4; exit}')
+  RESULTS+=("$C" "$SET_ROLE" "$USER_ROLE" "$PG_TPS" "$PG_LAT")
+done
+
+python3 - "${RESULTS[@]}" <<'PY'
+import json, sys, os, platform
+args = sys.argv[1:]
+print()
+print(f"Machine: {os.cpu_count()} cores, {platform.machine()}, {platform.platform()}; one request in flight per connection")
+print()
+print("| connections | portierd member.set_role | portierd user.set_role | the same write in pgbench | member.set_role / pgbench | p50 / pgbench latency |")
+print("| --- | --- | --- | --- | --- | --- |")
+for i in range(0, len(args), 5):
+    c, m, u, tps, lat = args[i], json.loads(args[i + 1]), json.loads(args[i + 2]), float(args[i + 3]), float(args[i + 4])
+    ratio = m["replies_per_s"] / tps
+    lat_ratio = (m["p50_us"] / 1000) / lat
+    print(f"| {c} | {m['replies_per_s']:,.0f}/s, p50 {m['p50_us']/1000:.1f} ms, p99 {m['p99_us']/1000:.1f} ms, {m['errors']} errors "
+          f"| {u['replies_per_s']:,.0f}/s, p50 {u['p50_us']/1000:.1f} ms, {u['errors']} errors "
+          f"| {tps:,.0f} tps, {lat:.2f} ms | {ratio:.0%} (target ≥ 50 %) | {lat_ratio:.1f}× (target ≤ 2×) |")
+PY

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import PortierProtocol
+
+/// Changes at the speed of PostgreSQL? `member.set_role` (and friends) on the
+/// seeded data, each connection with one request in flight, as in the issue's
+/// measurement: replies per second and latency percentiles, as JSON.
+///
+/// Every request really writes: each connection owns the environments
+/// `e ≡ c (mod connections)` and remembers the roles it set, so it always asks
+/// for the other role (a request for the current role changes nothing and
+/// would flatter the numbers).
+struct Mutations: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Mutations, one in flight per connection: replies/s and latency, as JSON.")
+    @Option var socket: String
+    @Option var connections = 4
+    @Option var seconds = 5.0
+    @Option(help: "member.set_role or user.set_role.") var op = "member.set_role"
+    @OptionGroup var shape: DataShape
+
+    func run() throws {
+        let latencies = LatencyLog(connections)
+        let errors = Counts(connections)
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
+        let group = DispatchGroup()
+        let (path, shape, op, connections) = (socket, self.shape, self.op, self.connections)
+        let start = DispatchTime.now().uptimeNanoseconds
+        for c in 0..<connections {
+            group.enter()
+            Thread {
+                let connection = try! FrameSocket(path: path)
+                var rng = SystemRandomNumberGenerator()
+                var roles: [Int: Bool] = [:]  // key → "is administrator now"
+                var samples: [Double] = []
+                var failed = 0
+                var id = 0
+                let mine = Array(stride(from: c + 1, through: shape.environments, by: connections))
+                while DispatchTime.now().uptimeNanoseconds < deadline {
+                    let e = mine.randomElement(using: &rng)!
+                    let k = Int.random(in: 2...shape.usersPerEnvironment, using: &rng)
+                    let user = (e - 1) * shape.usersPerEnvironment + k
+                    let admin = "usr_\(e)_\((e - 1) * shape.usersPerEnvironment + 1)"
+                    var params: JSONObject
+                    switch op {
+                    case "user.set_role":
+                        // Seeded: every 10th user advanced, the others basic (user 1 is the administrator).
+                        let advanced = roles[user] ?? (k % 10 == 0)
+                        roles[user] = !advanced
+                        params = ["user": .string("usr_\(e)_\(user)"), "role": advanced ? "basic" : "advanced"]
+                    default:
+                        // Seeded: user k is member of organisations (k-1+d) % O + 1 for d in 0...2,
+                        // administrator of the first when k ≤ O.
+                        let d = Int.random(in: 0...2, using: &rng)
+                        let o = (e - 1) * shape.organisationsPerEnvironment + ((k - 1 + d) % shape.organisationsPerEnvironment) + 1
+                        let key = o &* 1_000_003 &+ user
+                        let isAdministrator = roles[key] ?? (d == 0 && k <= shape.organisationsPerEnvironment)
+                        roles[key] = !isAdministrator
+                        params = ["organisation": .string("org_\(e)_\(o)"), "user": .string("usr_\(e)_\(user)"),
+                                  "role": isAdministrator ? "member" : "administrator"]
+                    }
+                    id += 1
+                    var buffer = ByteBufferAllocator().buffer(capacity: 256)
+                    buffer.writeRequestFrame(Request(id: .int(Int64(id)), op: op, actor: admin, params: params))
+                    let sent = DispatchTime.now().uptimeNanoseconds
+                    connection.write(Array(buffer.readableBytesView))
+                    let reply = connection.readFramePayload()
+                    samples.append(Double(DispatchTime.now().uptimeNanoseconds - sent) / 1000)
+                    if !reply.contains(Array(#""ok":true"#.utf8)) { failed += 1 }
+                }
+                latencies.set(c, samples)
+                errors.set(c, failed)
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let all = latencies.all.sorted()
+        print(#"{"op": "\#(op)", "connections": \#(connections), "replies_per_s": \#(Double(all.count) / elapsed), "p50_us": \#(percentile(all, 0.5)), "p99_us": \#(percentile(all, 0.99)), "errors": \#(errors.total)}"#)
+    }
+}
+
+/// Latency samples, written once by each client thread.
+final class LatencyLog: @unchecked Sendable {
+    private var values: [[Double]]
+    private let lock = NSLock()
+    init(_ n: Int) { values = Array(repeating: [], count: n) }
+    func set(_ i: Int, _ v: [Double]) { lock.lock(); values[i] = v; lock.unlock() }
+    var all: [Double] { lock.lock(); defer { lock.unlock() }; return values.flatMap { $0 } }
+}
+
+extension Array where Element == UInt8 {
+    func contains(_ needle: [UInt8]) -> Bool {
+        guard needle.count <= count else { return false }
+        return (0...(count - needle.count)).contains { i in self[i..<(i + needle.count)].elementsEqual(needle) }
+    }
+}
