@@ -66,6 +66,23 @@ final class IndexStore: Sendable {
         return try await catchUp(environment, to: target)
     }
 
+    /// Applies a delta read inside a committed transaction, in the
+    /// environment's chain; if the index moved meanwhile, catches up instead.
+    private func apply(_ delta: EnvironmentDelta) async throws {
+        let applied = try await chained(delta.environment) { current in
+            guard let current else { return nil }
+            _ = current.apply(delta)  // only if still at the delta's base
+            return current
+        }
+        if let applied, applied.revision < delta.revision {
+            try await catchUp(delta.environment, to: delta.revision)
+        }
+    }
+
+    /// The index revision this instance holds for an environment (nil: not
+    /// loaded): the base of the deltas transactions read before COMMIT.
+    func revision(of environment: EnvironmentID) -> Int64? { index.get(environment)?.revision }
+
     /// The catch-up step, queued behind every earlier step of the environment
     /// (a load in flight included; with no index at all, it loads one).
     private func catchUp(_ environment: EnvironmentID, to target: Int64?) async throws -> EnvironmentIndex? {
@@ -99,14 +116,21 @@ final class IndexStore: Sendable {
     /// After a commit: catch up every environment the commit advanced that is
     /// loaded or loading. A load in flight may have read its snapshot before the
     /// commit: the catch-up queued behind it brings it forward before the reply
-    /// goes out (R-PRM-5; found with a CPU hog, which makes loads slow).
-    func committed(_ tokens: [RevisionToken]) async {
-        for token in tokens {
+    /// goes out (R-PRM-5; found with a CPU hog, which makes loads slow). The
+    /// delta the transaction read before COMMIT is applied when the index is
+    /// still at its base (the usual case: no second transaction); otherwise the
+    /// catch-up reads it again.
+    func committed(_ report: CommitReport) async {
+        for token in report.revisions {
             let loaded = index.get(token.environment)
             if let loaded, loaded.revision >= token.revision { continue }
             if loaded == nil, !isLoading(token.environment) { continue }  // loads fresh on first use
             do {
-                try await catchUp(token.environment, to: token.revision)
+                if let delta = report.deltas[token.environment] {
+                    try await apply(delta)
+                } else {
+                    try await catchUp(token.environment, to: token.revision)
+                }
             } catch {
                 // The index stays at its older revision; readers passing the token fall back to SQL.
                 logger.warning("index catch-up failed", metadata: ["environment": "\(token.environment)", "error": "\(error)"])

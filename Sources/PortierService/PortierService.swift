@@ -35,7 +35,7 @@ public final class PortierService: Sendable {
         self.indexes = indexes
         self.synchroniser = Synchroniser(indexes: indexes)
         // A mutation's reply waits until this instance's indexes show it (R-PRM-5).
-        pool.onCommit { tokens in await indexes.committed(tokens) }
+        pool.onCommit(readingDeltasAfter: { indexes.revision(of: $0) }) { report in await indexes.committed(report) }
     }
 
     /// Password hashes computed so far (for metrics and tests).

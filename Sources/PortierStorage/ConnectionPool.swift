@@ -1,3 +1,4 @@
+import PortierIndex
 import Logging
 import NIOPosix
 import PortierDomain
@@ -63,13 +64,21 @@ public final class ConnectionPool: Sendable {
     private let threads: NIOThreadPool
     private let state = Mutex(State())
     private let logger: Logger
-    private let commitHook = Mutex<(@Sendable ([RevisionToken]) async -> Void)?>(nil)
+    private let commitHook = Mutex<(@Sendable (CommitReport) async -> Void)?>(nil)
+    private let deltaBase = Mutex<(@Sendable (EnvironmentID) -> Int64?)?>(nil)
     private let turns = EnvironmentTurns()
 
     /// Called after every commit that advanced revisions, before `transaction`
     /// returns: the index catches up here, so a mutation's reply is never sent
     /// before this instance's checks can see it (R-PRM-5).
-    public func onCommit(_ hook: @escaping @Sendable ([RevisionToken]) async -> Void) {
+    ///
+    /// `base` names the revision this instance's index of an environment is at
+    /// (nil: not loaded): a transaction that bumps that environment reads what
+    /// changed since, inside itself, before COMMIT (under its own row lock the
+    /// delta is exactly what the new revision adds), and the report carries it,
+    /// so the catch-up needs no second transaction.
+    public func onCommit(readingDeltasAfter base: @escaping @Sendable (EnvironmentID) -> Int64?, _ hook: @escaping @Sendable (CommitReport) async -> Void) {
+        deltaBase.withLock { $0 = base }
         commitHook.withLock { $0 = hook }
     }
 
@@ -171,22 +180,23 @@ public final class ConnectionPool: Sendable {
         priority: Bool = false,
         _ body: @escaping @Sendable (Transaction) throws -> R
     ) async throws -> R {
-        let (result, bumped) = if let locking {
+        let (result, report) = if let locking {
             // Holding the turn, it goes first in the pool queue: the environment's
             // other changes are waiting for it.
             try await turns.run(locking) { try await run(environments: environments, locking: locking, begin: begin, priority: true, body) }
         } else {
             try await run(environments: environments, locking: nil, begin: begin, priority: priority, body)
         }
-        if !bumped.isEmpty, let hook = commitHook.withLock({ $0 }) { await hook(bumped) }
+        if !report.revisions.isEmpty, let hook = commitHook.withLock({ $0 }) { await hook(report) }
         return result
     }
 
-    /// The transaction with its retries; returns the revisions it advanced.
+    /// The transaction with its retries; returns what it advanced.
     private func run<R: Sendable>(
         environments: [EnvironmentID], locking: EnvironmentID?, begin: String, priority: Bool,
         _ body: @escaping @Sendable (Transaction) throws -> R
-    ) async throws -> (R, [RevisionToken]) {
+    ) async throws -> (R, CommitReport) {
+        let deltaBase = self.deltaBase.withLock { $0 }
         var attempt = 0
         while true {
             attempt += 1
@@ -196,9 +206,10 @@ public final class ConnectionPool: Sendable {
                 // no request depends on session state (transaction-mode poolers, see Deploy/).
                 let start = begin + configuration.transactionSettings
                 let result = try await withConnection(priority: priority) { connection in
-                    try Transaction.run(on: connection, begin: start, environments: environments, locking: locking, state: state, body)
+                    try Transaction.run(on: connection, begin: start, environments: environments, locking: locking, state: state,
+                                        deltaBase: deltaBase, body)
                 }
-                return (result, state.bumped.withLock { $0 })
+                return (result, CommitReport(revisions: state.bumped.withLock { $0 }, deltas: state.deltas.withLock { $0 }))
             } catch let error as DatabaseError where attempt < 3 {
                 switch error.kind {
                 case .retryable: continue
@@ -323,4 +334,12 @@ public final class ConnectionPool: Sendable {
         }
         waiter?.continuation.resume(returning: .open)
     }
+}
+
+/// What a committed transaction advanced: its revision tokens, in order, and
+/// for each environment whose index this instance holds, what changed since
+/// that index's revision, read inside the transaction (see `onCommit`).
+public struct CommitReport: Sendable {
+    public let revisions: [RevisionToken]
+    public let deltas: [EnvironmentID: EnvironmentDelta]
 }

@@ -92,7 +92,9 @@ extension Transaction {
     /// with the new revision, and notifies other instances on commit. Returns the
     /// new revision (R-PRM-5).
     public func bumpRevision(_ environment: EnvironmentID) throws -> RevisionToken {
-        // One round trip: bump, stamp this transaction's change-log rows, notify.
+        // One round trip: bump, stamp this transaction's change-log rows, notify,
+        // and tell whether other environments' rows are still unstamped (the
+        // safety net before COMMIT then has nothing to look for).
         let row = try query(
             """
             WITH bumped AS (
@@ -100,11 +102,15 @@ extension Transaction {
             ), stamped AS (
                 UPDATE index_changes SET revision = (SELECT revision FROM bumped) WHERE environment_id = $1 AND revision IS NULL
             )
-            SELECT revision, pg_notify('\(Schema.revisionChannel)', 'env_' || $1::text || ':' || revision::text) FROM bumped
+            SELECT revision, pg_notify('\(Schema.revisionChannel)', 'env_' || $1::text || ':' || revision::text),
+                   EXISTS (SELECT 1 FROM index_changes WHERE revision IS NULL AND environment_id <> $1) AS unstamped
+            FROM bumped
             """,
             [environment.raw]
         ).first
         guard let row else { throw DatabaseError(kind: .other, sqlState: nil, message: "environment vanished") }
+        let unstamped = (try? row.bool("unstamped")) ?? true
+        state.unstampedChanges.withLock { $0 = unstamped }
         let token = RevisionToken(environment: environment, revision: try row.int64("revision"))
         state.bumped.withLock { $0.append(token) }
         return token

@@ -1,3 +1,4 @@
+import PortierIndex
 import PortierDomain
 import Synchronization
 
@@ -14,7 +15,10 @@ public struct Transaction: @unchecked Sendable {
 
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) throws -> QueryResult {
-        if !state.wrote.withLock({ $0 }), Self.writes(sql) { state.wrote.withLock { $0 = true } }
+        if Self.writes(sql) {
+            state.wrote.withLock { $0 = true }
+            state.unstampedChanges.withLock { $0 = true }  // until a bump says otherwise
+        }
         return try connection.query(sql, parameters)
     }
 
@@ -50,7 +54,8 @@ public struct Transaction: @unchecked Sendable {
     /// in this transaction but whose revision was not bumped gets bumped now, so
     /// no change can stay invisible to the indexes.
     func bumpForgottenEnvironments() throws {
-        guard state.wrote.withLock({ $0 }), !state.restrictedRole.withLock({ $0 }) else { return }
+        guard state.wrote.withLock({ $0 }), !state.restrictedRole.withLock({ $0 }),
+              state.unstampedChanges.withLock({ $0 }) else { return }
         let forgotten = try query("SELECT DISTINCT environment_id FROM index_changes WHERE revision IS NULL ORDER BY 1").rows
         for row in forgotten {
             let environment = EnvironmentID(try row.int64("environment_id"))
@@ -63,9 +68,25 @@ public struct Transaction: @unchecked Sendable {
         }
     }
 
+    /// Before COMMIT: for each environment this transaction bumped whose index
+    /// the instance holds (at revision `base`), what changed since `base`, read
+    /// here, under the row lock of the bump, so it is exactly the new revision's
+    /// content. Anything but a plain delta (too large, not visible in the
+    /// current scope) is left out: the catch-up reads it after commit instead.
+    func readDeltas(after base: (EnvironmentID) -> Int64?) throws {
+        guard !state.restrictedRole.withLock({ $0 }) else { return }
+        var latest: [EnvironmentID: Int64] = [:]
+        for token in state.bumped.withLock({ $0 }) { latest[token.environment] = max(latest[token.environment] ?? 0, token.revision) }
+        for (environment, revision) in latest {
+            guard let from = base(environment), from < revision,
+                  case .delta(let delta) = try indexDelta(environment, after: from), delta.revision == revision else { continue }
+            state.deltas.withLock { $0[environment] = delta }
+        }
+    }
+
     static func run<R>(
         on connection: PostgresConnection, begin: String, environments: [EnvironmentID], locking: EnvironmentID? = nil,
-        state: TransactionState, _ body: (Transaction) throws -> R
+        state: TransactionState, deltaBase: ((EnvironmentID) -> Int64?)? = nil, _ body: (Transaction) throws -> R
     ) throws -> R {
         // BEGIN, the environment scope and the row lock in one round trip; the ids
         // are integers of our own type, so writing them into the statement is safe.
@@ -84,6 +105,7 @@ public struct Transaction: @unchecked Sendable {
         do {
             let result = try body(tx)
             try tx.bumpForgottenEnvironments()
+            if let deltaBase { try tx.readDeltas(after: deltaBase) }
             try connection.execute("COMMIT")
             return result
         } catch {
@@ -102,6 +124,11 @@ final class TransactionState: Sendable {
     let restrictedRole: Mutex<Bool>
     /// Whether an INSERT, UPDATE or DELETE ran.
     let wrote = Mutex(false)
+    /// Whether change-log rows may be left unstamped: set by every write,
+    /// cleared by a bump that found none of other environments' left.
+    let unstampedChanges = Mutex(false)
+    /// What changed in the environments it bumped, read before COMMIT.
+    let deltas = Mutex<[EnvironmentID: EnvironmentDelta]>([:])
 
     init(readOnly: Bool = false) { restrictedRole = Mutex(readOnly) }
 }
