@@ -41,7 +41,8 @@ public final class PortierServer: Service, Sendable {
             socket: .support, maximumConnections: configuration.maximumSupportConnections, allowedUIDs: configuration.support.allowedUIDs,
             policy: configuration.support.capabilities)
         // support.metrics is answered by the service, from this server's metrics.
-        service.metricsText.withLock { $0 = { [weak self] in self?.metricsText() ?? "" } }
+        let renderer = MetricsRenderer { [weak self] in self?.metricsText() ?? "" }
+        service.metricsText.withLock { $0 = renderer }
     }
 
     /// The Prometheus text exposition of this server's metrics.

@@ -128,8 +128,9 @@ public final class PortierService: Sendable {
     ]
 
     /// Renders the Prometheus text for `support.metrics`; set by the transport,
-    /// which owns the request metrics.
-    public let metricsText = Mutex<(@Sendable () -> String)?>(nil)
+    /// which owns the request metrics. (A class around the closure: a closure
+    /// kept directly in a Mutex gains two thunks at every `withLock { $0 }`.)
+    public let metricsText = Mutex<MetricsRenderer?>(nil)
 
     private func dispatch(_ request: Request, context: RequestContext) async throws -> OperationOutput {
         if request.op.hasPrefix("support."), context.socket != .support {
@@ -184,7 +185,7 @@ public final class PortierService: Sendable {
         case "user.password.change": return try await passwordChange(request, context: context)
         case "support.metrics":
             try request.params.rejectUnknownKeys(allowed: [])
-            return .result(["text": .string(metricsText.withLock { $0 }?() ?? "")])
+            return .result(["text": .string(metricsText.withLock { $0 }?.render() ?? "")])
         default: throw PortierError(.unknownOp, "unknown operation \"\(request.op)\"")
         }
     }
@@ -194,4 +195,10 @@ extension OperationOutput {
     static func result(_ result: JSONObject, revision: RevisionToken? = nil) -> OperationOutput {
         OperationOutput(result: result, revision: revision?.description)
     }
+}
+
+/// What renders the metrics text for `support.metrics`.
+public final class MetricsRenderer: Sendable {
+    let render: @Sendable () -> String
+    public init(_ render: @escaping @Sendable () -> String) { self.render = render }
 }

@@ -64,8 +64,11 @@ public final class ConnectionPool: Sendable {
     private let threads: NIOThreadPool
     private let state = Mutex(State())
     private let logger: Logger
-    private let commitHook = Mutex<(@Sendable (CommitReport) async -> Void)?>(nil)
-    private let deltaBase = Mutex<(@Sendable (EnvironmentID) -> Int64?)?>(nil)
+    // Closures live in a class, never directly in a Mutex: `withLock { $0 }` on
+    // a stored closure reabstracts it through the inout and writes it back
+    // wrapped in two more thunks, every call (found by profiling: mutations got
+    // slower with every commit).
+    private let commitObserver = Mutex<CommitObserver?>(nil)
     private let turns = EnvironmentTurns()
 
     /// Called after every commit that advanced revisions, before `transaction`
@@ -78,8 +81,8 @@ public final class ConnectionPool: Sendable {
     /// delta is exactly what the new revision adds), and the report carries it,
     /// so the catch-up needs no second transaction.
     public func onCommit(readingDeltasAfter base: @escaping @Sendable (EnvironmentID) -> Int64?, _ hook: @escaping @Sendable (CommitReport) async -> Void) {
-        deltaBase.withLock { $0 = base }
-        commitHook.withLock { $0 = hook }
+        let observer = CommitObserver(base: base, hook: hook)
+        commitObserver.withLock { $0 = observer }
     }
 
     /// Connections open, idle, and requests waiting for one (for metrics).
@@ -187,7 +190,7 @@ public final class ConnectionPool: Sendable {
         } else {
             try await run(environments: environments, locking: nil, begin: begin, priority: priority, body)
         }
-        if !report.revisions.isEmpty, let hook = commitHook.withLock({ $0 }) { await hook(report) }
+        if !report.revisions.isEmpty, let observer = commitObserver.withLock({ $0 }) { await observer.hook(report) }
         return result
     }
 
@@ -196,7 +199,7 @@ public final class ConnectionPool: Sendable {
         environments: [EnvironmentID], locking: EnvironmentID?, begin: String, priority: Bool,
         _ body: @escaping @Sendable (Transaction) throws -> R
     ) async throws -> (R, CommitReport) {
-        let deltaBase = self.deltaBase.withLock { $0 }
+        let deltaBase = commitObserver.withLock { $0 }?.base
         var attempt = 0
         while true {
             attempt += 1
@@ -342,4 +345,15 @@ public final class ConnectionPool: Sendable {
 public struct CommitReport: Sendable {
     public let revisions: [RevisionToken]
     public let deltas: [EnvironmentID: EnvironmentDelta]
+}
+
+/// The commit hook and the delta base of `onCommit`, held together.
+private final class CommitObserver: Sendable {
+    let base: @Sendable (EnvironmentID) -> Int64?
+    let hook: @Sendable (CommitReport) async -> Void
+
+    init(base: @escaping @Sendable (EnvironmentID) -> Int64?, hook: @escaping @Sendable (CommitReport) async -> Void) {
+        self.base = base
+        self.hook = hook
+    }
 }
