@@ -95,18 +95,27 @@ extension Transaction {
         // One round trip: bump, stamp this transaction's change-log rows, notify,
         // and tell whether other environments' rows are still unstamped (the
         // safety net before COMMIT then has nothing to look for).
+        // A deferred audit event (see `audit`) rides along.
+        let audit = state.pendingAudit.withLock { p -> [(any PostgresBindable)?]? in defer { p = nil }; return p }
+        let audited = audit == nil ? "" : """
+            , audited AS (
+                INSERT INTO audit_events (environment_id, actor_user_id, actor_label, op, target, details)
+                VALUES ($2, $3, $4, $5, $6, $7::jsonb)
+            )
+            """
         let row = try query(
             """
             WITH bumped AS (
                 UPDATE environments SET revision = revision + 1 WHERE environment_id = $1 RETURNING revision
             ), stamped AS (
                 UPDATE index_changes SET revision = (SELECT revision FROM bumped) WHERE environment_id = $1 AND revision IS NULL
-            )
+            )\(audited)
             SELECT revision, pg_notify('\(Schema.revisionChannel)', 'env_' || $1::text || ':' || revision::text),
                    EXISTS (SELECT 1 FROM index_changes WHERE revision IS NULL AND environment_id <> $1) AS unstamped
             FROM bumped
             """,
-            [environment.raw]
+            [environment.raw] + (audit ?? []),
+            carryingAudit: true
         ).first
         guard let row else { throw DatabaseError(kind: .other, sqlState: nil, message: "environment vanished") }
         let unstamped = (try? row.bool("unstamped")) ?? true
@@ -361,13 +370,25 @@ extension Transaction {
     }
 
     /// Records who did what to whom (R-AUD-1); `details` is a JSON object text.
+    ///
+    /// Written with the transaction's next statement: a revision bump right
+    /// after (the usual shape of a change) carries it in its own round trip;
+    /// any other statement, or COMMIT, writes it first. Either way before
+    /// anything else runs, so the transaction sees its own events in order.
     public func audit(environment: EnvironmentID, actor: AuditActor, op: String, target: String?, details: String = "{}") throws {
+        try flushAudit()
+        state.pendingAudit.withLock { $0 = [environment.raw, actor.userID, actor.label, op, target, details] }
+    }
+
+    /// Writes a deferred audit event now.
+    func flushAudit() throws {
+        guard let pending = state.pendingAudit.withLock({ p -> [(any PostgresBindable)?]? in defer { p = nil }; return p }) else { return }
         try query(
             """
             INSERT INTO audit_events (environment_id, actor_user_id, actor_label, op, target, details)
             VALUES ($1, $2, $3, $4, $5, $6::jsonb)
             """,
-            [environment.raw, actor.userID, actor.label, op, target, details]
+            pending
         )
     }
 }

@@ -15,6 +15,13 @@ public struct Transaction: @unchecked Sendable {
 
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) throws -> QueryResult {
+        try query(sql, parameters, carryingAudit: false)
+    }
+
+    /// `carryingAudit`: the statement writes the deferred audit event itself
+    /// (the revision bump); any other first writes it (see `audit`).
+    func query(_ sql: String, _ parameters: [(any PostgresBindable)?], carryingAudit: Bool) throws -> QueryResult {
+        if !carryingAudit { try flushAudit() }
         if Self.writes(sql) {
             state.wrote.withLock { $0 = true }
             state.unstampedChanges.withLock { $0 = true }  // until a bump says otherwise
@@ -104,6 +111,7 @@ public struct Transaction: @unchecked Sendable {
         let tx = Transaction(connection: connection, state: state)
         do {
             let result = try body(tx)
+            try tx.flushAudit()
             try tx.bumpForgottenEnvironments()
             if let deltaBase { try tx.readDeltas(after: deltaBase) }
             try connection.execute("COMMIT")
@@ -127,6 +135,8 @@ final class TransactionState: Sendable {
     /// Whether change-log rows may be left unstamped: set by every write,
     /// cleared by a bump that found none of other environments' left.
     let unstampedChanges = Mutex(false)
+    /// An audit event not written yet (see `Transaction.audit`).
+    let pendingAudit = Mutex<[(any PostgresBindable)?]?>(nil)
     /// What changed in the environments it bumped, read before COMMIT.
     let deltas = Mutex<[EnvironmentID: EnvironmentDelta]>([:])
 
