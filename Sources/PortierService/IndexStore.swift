@@ -14,6 +14,9 @@ final class IndexStore: Sendable {
     private let pool: ConnectionPool
     private let logger: Logger
     private let chains = Mutex<[EnvironmentID: Task<EnvironmentIndex?, any Error>]>([:])
+    /// Revisions this instance is committing itself, by environment: its commit
+    /// hook applies them, so the NOTIFY it hears of them needs no catch-up.
+    private let ownCommits = Mutex<[EnvironmentID: Int64]>([:])
     /// Environments loading in the background (see `loadedOrWarming`).
     private let warming = Mutex<Set<EnvironmentID>>([])
 
@@ -113,6 +116,23 @@ final class IndexStore: Sendable {
         return synced.flatMap { $0.revision >= revision ? $0 : nil }
     }
 
+    /// Before COMMIT: these revisions are this instance's own.
+    func committing(_ tokens: [RevisionToken]) {
+        ownCommits.withLock { own in for t in tokens { own[t.environment] = max(own[t.environment] ?? 0, t.revision) } }
+    }
+
+    /// After the commit hook (or a failed COMMIT): forget them again.
+    func settled(_ tokens: [RevisionToken]) {
+        ownCommits.withLock { own in
+            for t in tokens where (own[t.environment] ?? .max) <= t.revision { own[t.environment] = nil }
+        }
+    }
+
+    /// Whether `token` is one of this instance's commits in progress.
+    func isOwnCommit(_ token: RevisionToken) -> Bool {
+        ownCommits.withLock { ($0[token.environment] ?? 0) >= token.revision }
+    }
+
     /// After a commit: catch up every environment the commit advanced that is
     /// loaded or loading. A load in flight may have read its snapshot before the
     /// commit: the catch-up queued behind it brings it forward before the reply
@@ -121,6 +141,7 @@ final class IndexStore: Sendable {
     /// still at its base (the usual case: no second transaction); otherwise the
     /// catch-up reads it again.
     func committed(_ report: CommitReport) async {
+        defer { settled(report.revisions) }
         for token in report.revisions {
             let loaded = index.get(token.environment)
             if let loaded, loaded.revision >= token.revision { continue }

@@ -35,7 +35,11 @@ public final class PortierService: Sendable {
         self.indexes = indexes
         self.synchroniser = Synchroniser(indexes: indexes)
         // A mutation's reply waits until this instance's indexes show it (R-PRM-5).
-        pool.onCommit(readingDeltasAfter: { indexes.revision(of: $0) }) { report in await indexes.committed(report) }
+        pool.onCommit(
+            readingDeltasAfter: { indexes.revision(of: $0) },
+            committing: { indexes.committing($0) },
+            abandoned: { indexes.settled($0) }
+        ) { report in await indexes.committed(report) }
     }
 
     /// Password hashes computed so far (for metrics and tests).

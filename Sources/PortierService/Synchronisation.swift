@@ -20,7 +20,8 @@ final class Synchroniser: Sendable {
         let listener = RevisionListener(
             conninfo: conninfo, logger: logger,
             onRevision: { [self] token in
-                guard let loaded = indexes.index.get(token.environment), loaded.revision < token.revision else { return }
+                guard let loaded = indexes.index.get(token.environment), loaded.revision < token.revision,
+                      !indexes.isOwnCommit(token) else { return }  // the commit hook applies it
                 catchUp(token.environment, to: token.revision)
             },
             onConnected: { [self] in

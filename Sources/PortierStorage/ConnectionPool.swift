@@ -80,8 +80,17 @@ public final class ConnectionPool: Sendable {
     /// changed since, inside itself, before COMMIT (under its own row lock the
     /// delta is exactly what the new revision adds), and the report carries it,
     /// so the catch-up needs no second transaction.
-    public func onCommit(readingDeltasAfter base: @escaping @Sendable (EnvironmentID) -> Int64?, _ hook: @escaping @Sendable (CommitReport) async -> Void) {
-        let observer = CommitObserver(base: base, hook: hook)
+    ///
+    /// `committing` hears the revisions just before COMMIT and `abandoned` if
+    /// COMMIT then failed: the instance's own NOTIFY can arrive before `hook`
+    /// has run, and must not start a second, redundant catch-up.
+    public func onCommit(
+        readingDeltasAfter base: @escaping @Sendable (EnvironmentID) -> Int64?,
+        committing: @escaping @Sendable ([RevisionToken]) -> Void = { _ in },
+        abandoned: @escaping @Sendable ([RevisionToken]) -> Void = { _ in },
+        _ hook: @escaping @Sendable (CommitReport) async -> Void
+    ) {
+        let observer = CommitObserver(base: base, committing: committing, abandoned: abandoned, hook: hook)
         commitObserver.withLock { $0 = observer }
     }
 
@@ -199,7 +208,7 @@ public final class ConnectionPool: Sendable {
         environments: [EnvironmentID], locking: EnvironmentID?, begin: String, priority: Bool,
         _ body: @escaping @Sendable (Transaction) throws -> R
     ) async throws -> (R, CommitReport) {
-        let deltaBase = commitObserver.withLock { $0 }?.base
+        let observer = commitObserver.withLock { $0 }
         var attempt = 0
         while true {
             attempt += 1
@@ -210,7 +219,7 @@ public final class ConnectionPool: Sendable {
                 let start = begin + configuration.transactionSettings
                 let result = try await withConnection(priority: priority) { connection in
                     try Transaction.run(on: connection, begin: start, environments: environments, locking: locking, state: state,
-                                        deltaBase: deltaBase, body)
+                                        observer: observer, body)
                 }
                 return (result, CommitReport(revisions: state.bumped.withLock { $0 }, deltas: state.deltas.withLock { $0 }))
             } catch let error as DatabaseError where attempt < 3 {
@@ -347,13 +356,20 @@ public struct CommitReport: Sendable {
     public let deltas: [EnvironmentID: EnvironmentDelta]
 }
 
-/// The commit hook and the delta base of `onCommit`, held together.
-private final class CommitObserver: Sendable {
+/// The closures of `onCommit`, held together.
+final class CommitObserver: Sendable {
     let base: @Sendable (EnvironmentID) -> Int64?
+    let committing: @Sendable ([RevisionToken]) -> Void
+    let abandoned: @Sendable ([RevisionToken]) -> Void
     let hook: @Sendable (CommitReport) async -> Void
 
-    init(base: @escaping @Sendable (EnvironmentID) -> Int64?, hook: @escaping @Sendable (CommitReport) async -> Void) {
+    init(
+        base: @escaping @Sendable (EnvironmentID) -> Int64?, committing: @escaping @Sendable ([RevisionToken]) -> Void,
+        abandoned: @escaping @Sendable ([RevisionToken]) -> Void, hook: @escaping @Sendable (CommitReport) async -> Void
+    ) {
         self.base = base
+        self.committing = committing
+        self.abandoned = abandoned
         self.hook = hook
     }
 }

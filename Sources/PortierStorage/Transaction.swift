@@ -93,7 +93,7 @@ public struct Transaction: @unchecked Sendable {
 
     static func run<R>(
         on connection: PostgresConnection, begin: String, environments: [EnvironmentID], locking: EnvironmentID? = nil,
-        state: TransactionState, deltaBase: ((EnvironmentID) -> Int64?)? = nil, _ body: (Transaction) throws -> R
+        state: TransactionState, observer: CommitObserver? = nil, _ body: (Transaction) throws -> R
     ) throws -> R {
         // BEGIN, the environment scope and the row lock in one round trip; the ids
         // are integers of our own type, so writing them into the statement is safe.
@@ -113,8 +113,19 @@ public struct Transaction: @unchecked Sendable {
             let result = try body(tx)
             try tx.flushAudit()
             try tx.bumpForgottenEnvironments()
-            if let deltaBase { try tx.readDeltas(after: deltaBase) }
-            try connection.execute("COMMIT")
+            let bumped = state.bumped.withLock { $0 }
+            if let observer, !bumped.isEmpty {
+                try tx.readDeltas(after: observer.base)
+                observer.committing(bumped)
+                do {
+                    try connection.execute("COMMIT")
+                } catch {
+                    observer.abandoned(bumped)
+                    throw error
+                }
+            } else {
+                try connection.execute("COMMIT")
+            }
             return result
         } catch {
             if connection.isHealthy { try? connection.execute("ROLLBACK") }
