@@ -9,19 +9,7 @@ extension PortierService {
     }
 
     private func activateNow(_ request: Request, context: RequestContext) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["token", "password"])
-        let presented = try request.params.requiredString("token")
-        let password = try request.params.requiredString("password")
-        try PasswordHasher.validate(password)
-        guard let token = SecretToken(presented: presented) else { throw PortierError(.expiredToken, "the token is not valid") }
-        // In a turn at the hasher (R-SEC-2): the token is looked up first, so an
-        // unknown, used or expired one costs no hash; a flood past the turns'
-        // bounds is refused before it costs a query. Hashed before the
-        // transaction below: no lock is held during the slow part.
-        let passwordHash = try await hashTurns.run(key: Self.hashKey(context, client: nil)) {
-            _ = try await pool.transaction(environments: [token.environment]) { tx in try Self.usableToken(tx, token, purpose: .activation) }
-            return try await passwords.hash(password)
-        }
+        let (token, passwordHash) = try await hashForToken(request, purpose: .activation, context: context)
         let pausing = configuration.pausePoints
         // The environment is locked first: who is administrator must not move
         // under us, and the cleanup of unactivated environments waits (R-SEC-4).
@@ -50,6 +38,25 @@ extension PortierService {
             }
             return .result(["user": activated.json], revision: try tx.bumpRevision(environment))
         }
+    }
+
+    /// A token operation's `token` and `password` params: the token, and the
+    /// new password's hash, computed in a turn at the hasher (R-SEC-2) after
+    /// the token was found usable, so an unknown, used or expired one costs no
+    /// hash, and a flood past the turns' bounds is refused before it costs a
+    /// query. Hashed before the caller's transaction: no lock is held during
+    /// the slow part (the caller checks the token again, locked).
+    func hashForToken(_ request: Request, purpose: TokenPurpose, context: RequestContext) async throws -> (SecretToken, String) {
+        try request.params.rejectUnknownKeys(allowed: ["token", "password"])
+        let presented = try request.params.requiredString("token")
+        let password = try request.params.requiredString("password")
+        try PasswordHasher.validate(password)
+        guard let token = SecretToken(presented: presented) else { throw PortierError(.expiredToken, "the token is not valid") }
+        let hash = try await hashTurns.run(key: Self.hashKey(context, client: nil)) {
+            _ = try await pool.transaction(environments: [token.environment]) { tx in try Self.usableToken(tx, token, purpose: purpose) }
+            return try await passwords.hash(password)
+        }
+        return (token, hash)
     }
 
     /// The token row if it can still be used; otherwise the reason why not.

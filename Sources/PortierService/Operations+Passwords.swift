@@ -54,16 +54,7 @@ extension PortierService {
     /// withdraws their messages), clears the address's login throttling.
     func passwordReset(_ request: Request, context: RequestContext) async throws -> OperationOutput {
         try await pacingRefusals(context) {
-            try request.params.rejectUnknownKeys(allowed: ["token", "password"])
-            let presented = try request.params.requiredString("token")
-            let password = try request.params.requiredString("password")
-            try PasswordHasher.validate(password)
-            guard let token = SecretToken(presented: presented) else { throw PortierError(.expiredToken, "the token is not valid") }
-            // As for activations (R-SEC-2): an unknown token costs no hash.
-            let passwordHash = try await hashTurns.run(key: Self.hashKey(context, client: nil)) {
-                _ = try await pool.transaction(environments: [token.environment]) { tx in try Self.usableToken(tx, token, purpose: .passwordReset) }
-                return try await passwords.hash(password)
-            }
+            let (token, passwordHash) = try await hashForToken(request, purpose: .passwordReset, context: context)
             // The environment first, like every change of a user (no lock-order cycle).
             let user = try await pool.transaction(environments: [token.environment], locking: token.environment) { tx in
                 let record = try Self.usableToken(tx, token, purpose: .passwordReset)
