@@ -30,7 +30,7 @@ let package = Package(
 
         // Pure rules and value types: no I/O (the two C libraries compute; the
         // suffix list is read once, from the system's publicsuffix data).
-        .target(name: "PortierDomain", dependencies: ["CLibIDN2", "CLibPSL"]),
+        .target(name: "PortierDomain", dependencies: ["CLibIDN2", "CLibPSL"], exclude: ["SharedMailDomainList.LICENSES.md"]),
 
         // Frames, JSON values and the request/reply envelope, shared by server and clients.
         .target(

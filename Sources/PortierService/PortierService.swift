@@ -117,19 +117,8 @@ public final class PortierService: Sendable {
         }
     }
 
-    /// Every operation by wire name.
-    public static let operations: [String] = [
-        "hello", "ping", "signup", "user.activate", "user.authenticate", "environment.get",
-        "outbox.list", "outbox.ack",
-        "user.invite", "user.resend_invitation", "user.get", "user.list", "user.set_role", "user.block",
-        "user.unblock", "user.remove", "user.email.add", "user.email.verify", "user.email.remove",
-        "audit.list", "support.appoint_admin",
-        "user.offboard", "organisation.create", "organisation.activate", "organisation.update", "organisation.get",
-        "organisation.list", "member.add", "member.set_role", "member.remove", "member.list", "partnership.propose",
-        "partnership.accept", "partnership.decline", "partnership.end", "partnership.list", "inbox.list",
-        "inbox.accept", "inbox.decline", "check", "check.bulk", "lookup.organisations", "lookup.users",
-        "support.metrics", "user.password.forgot", "user.password.reset", "user.password.change",
-    ]
+    /// Every operation by wire name, in the registry's order.
+    public static let operations: [String] = registry.map(\.name)
 
     /// Renders the Prometheus text for `support.metrics`; set by the transport,
     /// which owns the request metrics. (A class around the closure: a closure
@@ -137,61 +126,19 @@ public final class PortierService: Sendable {
     public let metricsText = Mutex<MetricsRenderer?>(nil)
 
     private func dispatch(_ request: Request, context: RequestContext) async throws -> OperationOutput {
-        if request.op.hasPrefix("support."), context.socket != .support {
+        guard let operation = Self.registryByName[request.op] else {
+            throw PortierError(.unknownOp, "unknown operation \"\(request.op)\"")
+        }
+        if operation.supportSocketOnly, context.socket != .support {
             throw PortierError.forbidden("\(request.op) is accepted only on the support socket")
         }
-        switch request.op {
-        case "hello": return try hello(request, context: context)
-        case "ping": return try ping(request)
-        case "signup": return try await signup(request)
-        case "user.activate": return try await activate(request, context: context)
-        case "user.authenticate": return try await authenticate(request, context: context)
-        case "environment.get": return try await environmentGet(request)
-        case "outbox.list": return try await outboxList(request)
-        case "outbox.ack": return try await outboxAck(request)
-        case "user.invite": return try await invite(request)
-        case "user.resend_invitation": return try await resendInvitation(request)
-        case "user.get": return try await userGet(request)
-        case "user.list": return try await userList(request)
-        case "user.set_role": return try await setRole(request)
-        case "user.block": return try await block(request)
-        case "user.unblock": return try await unblock(request)
-        case "user.remove": return try await remove(request)
-        case "user.email.add": return try await emailAdd(request)
-        case "user.email.verify": return try await emailVerify(request)
-        case "user.email.remove": return try await emailRemove(request)
-        case "audit.list": return try await auditList(request)
-        case "support.appoint_admin": return try await appointAdministrator(request, context: context)
-        case "user.offboard": return try await offboard(request)
-        case "organisation.create": return try await organisationCreate(request)
-        case "organisation.activate": return try await organisationActivate(request)
-        case "organisation.update": return try await organisationUpdate(request)
-        case "organisation.get": return try await organisationGet(request)
-        case "organisation.list": return try await organisationList(request)
-        case "member.add": return try await memberAdd(request)
-        case "member.set_role": return try await memberSetRole(request)
-        case "member.remove": return try await memberRemove(request)
-        case "member.list": return try await memberList(request)
-        case "partnership.propose": return try await partnershipPropose(request)
-        case "partnership.accept": return try await partnershipAnswer(request, accept: true)
-        case "partnership.decline": return try await partnershipAnswer(request, accept: false)
-        case "partnership.end": return try await partnershipEnd(request)
-        case "partnership.list": return try await partnershipList(request)
-        case "inbox.list": return try await inboxList(request)
-        case "inbox.accept": return try await inboxAnswer(request, accept: true)
-        case "inbox.decline": return try await inboxAnswer(request, accept: false)
-        case "check": return try await check(request)
-        case "check.bulk": return try await checkBulk(request)
-        case "lookup.organisations": return try await lookupOrganisations(request)
-        case "lookup.users": return try await lookupUsers(request)
-        case "user.password.forgot": return try await passwordForgot(request)
-        case "user.password.reset": return try await passwordReset(request, context: context)
-        case "user.password.change": return try await passwordChange(request, context: context)
-        case "support.metrics":
-            try request.params.rejectUnknownKeys(allowed: [])
-            return .result(["text": .string(metricsText.withLock { $0 }?.render() ?? "")])
-        default: throw PortierError(.unknownOp, "unknown operation \"\(request.op)\"")
-        }
+        return try await operation.run(self, request, context)
+    }
+
+    /// `support.metrics`: the Prometheus text, on the support socket.
+    func supportMetrics(_ request: Request) throws -> OperationOutput {
+        try request.params.rejectUnknownKeys(allowed: [])
+        return .result(["text": .string(metricsText.withLock { $0 }?.render() ?? "")])
     }
 }
 
