@@ -70,6 +70,21 @@ public final class EnvironmentIndex: Sendable {
     /// The revision token `env_<n>:<revision>`, kept ready for replies.
     public var revisionToken: String { state.withLock { $0.token } }
 
+    /// A user with the revision token of the moment it was read (one lock: the
+    /// answer and the revision it reports are never from two moments, R-PRM-5).
+    public func userFacts(_ id: Int64) -> (user: IndexedUser?, token: String) {
+        state.withLock { ($0.users[id], $0.token) }
+    }
+
+    /// Whether the organisation exists and the user's membership in it, with the
+    /// revision token of the moment they were read (one lock, as `userFacts`).
+    public func membershipFacts(organisation: Int64, user: UserKey) -> (exists: Bool, membership: MemberFacts?, token: String) {
+        state.withLock { s in
+            let exists = s.organisations[organisation] != nil
+            return (exists, exists ? s.byOrganisation[organisation]?[user] : nil, s.token)
+        }
+    }
+
     /// When the index last synchronised with the database.
     public var lastSync: ContinuousClock.Instant { state.withLock { $0.lastSync } }
 

@@ -31,7 +31,7 @@ extension PortierService {
             if request.op == "check" {
                 let question = try CheckQuestion(request.params)
                 guard fresh(question), let (decision, source) = immediateDecision(question) else { return nil }
-                return .success(request.id, decision.jsonObject, revision: source.revisionToken)
+                return .success(request.id, decision.jsonObject, revision: source)
             }
             try request.params.rejectUnknownKeys(allowed: Self.bulkKeys)
             let items = try request.params.requiredArray("checks")
@@ -52,9 +52,9 @@ extension PortierService {
         }
     }
 
-    /// One question from loaded indexes only, with the index it was answered from;
-    /// nil if something is not loaded.
-    func immediateDecision(_ q: CheckQuestion) -> (Decision, EnvironmentIndex)? {
+    /// One question from loaded indexes only, with the revision token of the
+    /// facts it was answered from; nil if something is not loaded.
+    func immediateDecision(_ q: CheckQuestion) -> (Decision, String)? {
         guard case .id(let id) = q.user, let home = indexes.index.get(id.environment) else { return nil }
         var organisationIndex: EnvironmentIndex?
         if let org = q.organisation {
@@ -66,15 +66,18 @@ extension PortierService {
 
     /// Decides from the indexes at hand: the user's home environment's and, for an
     /// organisation-scoped question, the organisation's (nil: that environment does
-    /// not exist). Returns the index the answer came from.
-    static func decide(_ q: CheckQuestion, user key: UserKey, home: EnvironmentIndex, organisationIndex: EnvironmentIndex?) -> (Decision, EnvironmentIndex) {
-        guard let user = home.user(key.id) else { return (q.permission.decide(PermissionFacts(user: nil)), home) }
+    /// not exist). Returns the revision token of the index the answer came from,
+    /// read under the same lock as the facts from it.
+    static func decide(_ q: CheckQuestion, user key: UserKey, home: EnvironmentIndex, organisationIndex: EnvironmentIndex?) -> (Decision, String) {
+        let (found, homeToken) = home.userFacts(key.id)
+        guard let user = found else { return (q.permission.decide(PermissionFacts(user: nil)), homeToken) }
         var facts = PermissionFacts(user: (user.role, user.status, key.environment))
-        guard let org = q.organisation, let orgIndex = organisationIndex else { return (q.permission.decide(facts), home) }
-        if orgIndex.organisation(org.raw) != nil {
+        guard let org = q.organisation, let orgIndex = organisationIndex else { return (q.permission.decide(facts), homeToken) }
+        let (exists, membership, token) = orgIndex.membershipFacts(organisation: org.raw, user: key)
+        if exists {
             facts.organisationEnvironment = org.environment
-            facts.membership = orgIndex.membership(organisation: org.raw, user: key).map { ($0.role, $0.status) }
+            facts.membership = membership.map { ($0.role, $0.status) }
         }
-        return (q.permission.decide(facts), orgIndex)
+        return (q.permission.decide(facts), token)
     }
 }

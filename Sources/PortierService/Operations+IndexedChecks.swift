@@ -39,8 +39,7 @@ extension PortierService {
             return (q.permission.decide(PermissionFacts(user: nil)), nil)
         }
         let organisationIndex = try await q.organisation.asyncMap { try await indexes.environment($0.environment) } ?? nil
-        let (decision, source) = Self.decide(q, user: key, home: home, organisationIndex: organisationIndex)
-        return (decision, source.revisionToken)
+        return Self.decide(q, user: key, home: home, organisationIndex: organisationIndex)
     }
 
     /// The organisations where `key` holds `permission`, from the indexes.

@@ -1,3 +1,5 @@
+import Foundation
+import Synchronization
 import PortierDomain
 import Testing
 
@@ -200,5 +202,41 @@ struct PermissionIndexTests {
         #expect(index.get(EnvironmentID(1)) != nil)
         #expect(index.get(EnvironmentID(4)) != nil)
         #expect(index.approximateBytes <= index.budgetBytes)
+    }
+}
+
+@Suite("Index reads report the revision of their facts (R-PRM-5)")
+struct IndexRevisionTests {
+    @Test("R-PRM-5: a membership read while deltas are applied comes with the revision it was read at, never a later one")
+    func factsAndRevisionTogether() {
+        let env = EnvironmentID(7)
+        let user = UserKey(environment: env, id: 1)
+        let index = EnvironmentIndex(EnvironmentSnapshot(
+            environment: env, revision: 0,
+            users: [IndexedUser(id: 1, role: .basic, status: .active, email: "a@x.test", name: "")],
+            organisations: [IndexedOrganisation(id: 1, name: "O", kvkNumber: nil, country: nil, status: .active)],
+            memberships: [], links: []
+        ))
+        let rounds = 50_000
+        let done = Atomic<Bool>(false)
+        // Odd revisions have the membership, even ones do not.
+        let writer = Thread {
+            for r in 1...rounds {
+                var delta = EnvironmentDelta(environment: env, fromRevision: Int64(r - 1), revision: Int64(r))
+                delta.memberships[.init(organisation: 1, user: user)] = r % 2 == 1 ? .some(MemberFacts(role: .member, status: .active)) : .some(nil)
+                index.apply(delta)
+            }
+            done.store(true, ordering: .releasing)
+        }
+        writer.start()
+        var mismatches = 0, reads = 0
+        while !done.load(ordering: .acquiring) {
+            let (_, membership, token) = index.membershipFacts(organisation: 1, user: user)
+            let revision = Int64(token.split(separator: ":").last!)!
+            if (membership != nil) != (revision % 2 == 1) { mismatches += 1 }
+            reads += 1
+        }
+        #expect(reads > 0)
+        #expect(mismatches == 0, "\(mismatches) of \(reads) reads reported another moment's revision")
     }
 }
