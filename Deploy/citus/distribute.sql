@@ -7,6 +7,9 @@ CREATE EXTENSION IF NOT EXISTS citus;
 -- Triggers on distributed tables (the index change log) write only rows of the
 -- same environment, i.e. the same shard group: allowed with this setting.
 ALTER SYSTEM SET citus.enable_unsafe_triggers = on;
+-- Portier scopes row-level security with SET LOCAL app.environments: the
+-- setting must reach the transactions Citus opens on the workers.
+ALTER SYSTEM SET citus.propagate_set_commands = 'local';
 SELECT pg_reload_conf();
 
 BEGIN;

@@ -5,7 +5,7 @@ import Synchronization
 /// A database transaction in progress, handed to the body of `ConnectionPool.transaction`.
 ///
 /// Every statement takes its values as parameters. The environments in scope are
-/// set with `set_config(..., true)`, i.e. `SET LOCAL`: they end with the transaction.
+/// set with `SET LOCAL`: they end with the transaction.
 public struct Transaction: @unchecked Sendable {
     public let connection: PostgresConnection
     let state: TransactionState
@@ -37,11 +37,19 @@ public struct Transaction: @unchecked Sendable {
     }
 
     /// Narrows or widens what row-level security lets this transaction see.
+    /// A `SET LOCAL` statement, like the one in the BEGIN batch, not a
+    /// `set_config()` call: Citus propagates `SET LOCAL` to the shards
+    /// (`citus.propagate_set_commands = local`) but not function calls, so a
+    /// scope set by `set_config` would hide every row of distributed tables.
+    /// The ids are integers of our own type: writing them into the statement is safe.
     public func setEnvironments(_ environments: [EnvironmentID]) throws {
-        try query(
-            "SELECT set_config('app.environments', $1, true)",
-            [BigIntArray(environments.map(\.raw))]
-        )
+        try flushAudit()
+        try connection.execute(Self.scopeStatement(environments))
+    }
+
+    /// `SET LOCAL app.environments = '{1,2}'`.
+    static func scopeStatement(_ environments: [EnvironmentID]) -> String {
+        "SET LOCAL app.environments = '{\(environments.map { String($0.raw) }.joined(separator: ","))}'"
     }
 
     /// Switches to the mailer role for the rest of the transaction: it may read and
@@ -97,7 +105,7 @@ public struct Transaction: @unchecked Sendable {
     ) throws -> R {
         // BEGIN, the environment scope and the row lock in one round trip; the ids
         // are integers of our own type, so writing them into the statement is safe.
-        let scope = environments.isEmpty ? "" : "; SET LOCAL app.environments = '{\(environments.map { String($0.raw) }.joined(separator: ","))}'"
+        let scope = environments.isEmpty ? "" : "; " + scopeStatement(environments)
         let lock = locking.map { "; SELECT 1 FROM environments WHERE environment_id = \($0.raw) FOR UPDATE" } ?? ""
         do {
             try connection.execute(begin + scope + lock)
