@@ -29,11 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-DB="${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=bench}"
-"$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE bench"
-"$BIN/portierd" migrate --database-url "$DB" --log-level warning
-echo "seeding…"
-/usr/bin/time -f "seeded in %e s" "$PG_BIN/psql" "$DB" -q -v envs=1000 -v upe=100 -v ope=10 -f Scripts/bench-seed.sql
+create_bench_database bench
 
 json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 

@@ -27,11 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-DB="${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=bench}"
-"$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE bench"
-"$BIN/portierd" migrate --database-url "$DB" --log-level warning
-echo "seeding…"
-"$PG_BIN/psql" "$DB" -q -v envs=1000 -v upe=100 -v ope=10 -f Scripts/bench-seed.sql
+create_bench_database bench
 
 "$BIN/portierd" --database-url "$DB" --state-dir "$WORK/state" --log-level warning & PORTIERD_PID=$!
 wait_for_socket "$WORK/state/portier.sock"

@@ -13,3 +13,15 @@ wait_for_socket() {
   echo "no socket $1" >&2
   return 1
 }
+
+# The seeded data of the check and change benchmarks in a new database of the
+# throwaway cluster (pg_throwaway_start first): 1,000 environments, 100,000
+# users, 10,000 organisations, 300,000 memberships (Scripts/bench-seed.sql).
+# Sets DB to its connection string.
+create_bench_database() {
+  DB="${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=$1}"
+  "$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE $1"
+  .build/release/portierd migrate --database-url "$DB" --log-level warning
+  echo "seeding…"
+  /usr/bin/time -f "seeded in %e s" "$PG_BIN/psql" "$DB" -q -v envs=1000 -v upe=100 -v ope=10 -f Scripts/bench-seed.sql
+}
