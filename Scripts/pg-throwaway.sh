@@ -23,7 +23,7 @@ pg_throwaway_start() {
   pg_as_owner "$PG_BIN/initdb" -D "$PG_TMP/data" -U postgres --auth=trust -E UTF8 --no-locale --no-sync >"$PG_TMP/initdb.log" 2>&1 \
     || { cat "$PG_TMP/initdb.log"; return 1; }
   pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 \
-    -o "-c listen_addresses='' -k $PG_TMP -p 5432 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=256MB" \
+    -o "-c listen_addresses='' -k $PG_TMP -p 5432 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=1000 -c shared_buffers=256MB" \
     start >/dev/null || { cat "$PG_TMP/server.log"; return 1; }
   export PORTIER_TEST_DATABASE_URL="host=$PG_TMP port=5432 user=postgres dbname=postgres"
   export PORTIER_TEST_PG_BINDIR="$PG_BIN"

@@ -63,18 +63,19 @@ struct SignupTests {
         }
     }
 
-    @Test("R-ENV-4: every domain of the shipped lists, their subdomains and public suffixes claim nothing", arguments: [
-        "yahoo.fr", "gmx.at", "laposte.net", "libero.it", "t-online.de", "orange.fr", "telenet.be", "skynet.be", "qq.com",
-        "mailinator.com", "yopmail.com", "mail.gmail.com", "github.io", "co.uk",
-    ])
-    func sharedFromTheShippedLists(_ domain: String) async throws {
+    @Test("R-ENV-4: every domain of the shipped lists, their subdomains and public suffixes claim nothing")
+    func sharedFromTheShippedLists() async throws {
+        // One server for all of them: a server per domain would hold 14 pools at once.
         try await withClient { server, client in
             let s = Scenario(client)
-            let a = try await s.signup("ann@\(domain)")
-            try await s.activate("ann@\(domain)")
-            let b = try await s.signup("ben@\(domain)")
-            #expect(a.string("environment", "id") != b.string("environment", "id"), "a later user of \(domain) joined a stranger's environment")
-            #expect(b.string("joined") == "created")
+            for domain in ["yahoo.fr", "gmx.at", "laposte.net", "libero.it", "t-online.de", "orange.fr", "telenet.be", "skynet.be",
+                           "qq.com", "mailinator.com", "yopmail.com", "mail.gmail.com", "github.io", "co.uk"] {
+                let a = try await s.signup("ann@\(domain)")
+                try await s.activate("ann@\(domain)")
+                let b = try await s.signup("ben@\(domain)")
+                #expect(a.string("environment", "id") != b.string("environment", "id"), "a later user of \(domain) joined a stranger's environment")
+                #expect(b.string("joined") == "created", "\(domain)")
+            }
             #expect(try server.database.owner("SELECT count(*) AS n FROM domain_claims").first!.int64("n") == 0)
         }
     }
