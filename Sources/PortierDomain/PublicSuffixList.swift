@@ -21,6 +21,7 @@ public enum PublicSuffixList {
     public static var source: String {
         guard let context else { return "none (libpsl could not load a list)" }
         let file = psl_dist_filename().map { String(cString: $0) } ?? "built-in"
-        return "libpsl \(String(cString: psl_get_version())), \(psl_suffix_count(context)) suffixes (\(file))"
+        let count = psl_suffix_count(context)  // -1 for the DAFSA format: not known
+        return "libpsl \(String(cString: psl_get_version())), " + (count >= 0 ? "\(count) suffixes, " : "") + file
     }
 }
