@@ -11,13 +11,17 @@ struct Operation: Sendable {
     /// `Capabilities.required(for:)` before the request reaches the service; a
     /// test keeps the two equal.
     let capability: Capabilities
+    /// Changes nothing: its transactions queue ahead of changes (`ReadLane`).
+    let reads: Bool
     let run: @Sendable (PortierService, Request, RequestContext) async throws -> OperationOutput
 
     var supportSocketOnly: Bool { capability == .support }
 
-    init(_ name: String, _ capability: Capabilities, _ run: @escaping @Sendable (PortierService, Request, RequestContext) async throws -> OperationOutput) {
+    init(_ name: String, _ capability: Capabilities, reads: Bool = false,
+         _ run: @escaping @Sendable (PortierService, Request, RequestContext) async throws -> OperationOutput) {
         self.name = name
         self.capability = capability
+        self.reads = reads
         self.run = run
     }
 }
@@ -25,16 +29,16 @@ struct Operation: Sendable {
 extension PortierService {
     /// Every operation, in the order of SPEC §11.
     static let registry: [Operation] = [
-        Operation("hello", .check) { s, r, c in try s.hello(r, context: c) },
-        Operation("ping", .check) { s, r, _ in try s.ping(r) },
+        Operation("hello", .check, reads: true) { s, r, c in try s.hello(r, context: c) },
+        Operation("ping", .check, reads: true) { s, r, _ in try s.ping(r) },
         Operation("signup", .manage) { s, r, _ in try await s.signup(r) },
         Operation("user.activate", .manage) { s, r, c in try await s.activate(r, context: c) },
         Operation("user.authenticate", .manage) { s, r, c in try await s.authenticate(r, context: c) },
-        Operation("environment.get", .manage) { s, r, _ in try await s.environmentGet(r) },
+        Operation("environment.get", .manage, reads: true) { s, r, _ in try await s.environmentGet(r) },
         Operation("user.invite", .manage) { s, r, _ in try await s.invite(r) },
         Operation("user.resend_invitation", .manage) { s, r, _ in try await s.resendInvitation(r) },
-        Operation("user.get", .manage) { s, r, _ in try await s.userGet(r) },
-        Operation("user.list", .manage) { s, r, _ in try await s.userList(r) },
+        Operation("user.get", .manage, reads: true) { s, r, _ in try await s.userGet(r) },
+        Operation("user.list", .manage, reads: true) { s, r, _ in try await s.userList(r) },
         Operation("user.set_role", .manage) { s, r, _ in try await s.setRole(r) },
         Operation("user.block", .manage) { s, r, _ in try await s.block(r) },
         Operation("user.unblock", .manage) { s, r, _ in try await s.unblock(r) },
@@ -46,29 +50,29 @@ extension PortierService {
         Operation("organisation.create", .manage) { s, r, _ in try await s.organisationCreate(r) },
         Operation("organisation.activate", .manage) { s, r, _ in try await s.organisationActivate(r) },
         Operation("organisation.update", .manage) { s, r, _ in try await s.organisationUpdate(r) },
-        Operation("organisation.get", .manage) { s, r, _ in try await s.organisationGet(r) },
-        Operation("organisation.list", .manage) { s, r, _ in try await s.organisationList(r) },
+        Operation("organisation.get", .manage, reads: true) { s, r, _ in try await s.organisationGet(r) },
+        Operation("organisation.list", .manage, reads: true) { s, r, _ in try await s.organisationList(r) },
         Operation("member.add", .manage) { s, r, _ in try await s.memberAdd(r) },
         Operation("member.set_role", .manage) { s, r, _ in try await s.memberSetRole(r) },
         Operation("member.remove", .manage) { s, r, _ in try await s.memberRemove(r) },
-        Operation("member.list", .manage) { s, r, _ in try await s.memberList(r) },
+        Operation("member.list", .manage, reads: true) { s, r, _ in try await s.memberList(r) },
         Operation("partnership.propose", .manage) { s, r, _ in try await s.partnershipPropose(r) },
         Operation("partnership.accept", .manage) { s, r, _ in try await s.partnershipAnswer(r, accept: true) },
         Operation("partnership.decline", .manage) { s, r, _ in try await s.partnershipAnswer(r, accept: false) },
         Operation("partnership.end", .manage) { s, r, _ in try await s.partnershipEnd(r) },
-        Operation("partnership.list", .manage) { s, r, _ in try await s.partnershipList(r) },
-        Operation("inbox.list", .manage) { s, r, _ in try await s.inboxList(r) },
+        Operation("partnership.list", .manage, reads: true) { s, r, _ in try await s.partnershipList(r) },
+        Operation("inbox.list", .manage, reads: true) { s, r, _ in try await s.inboxList(r) },
         Operation("inbox.accept", .manage) { s, r, _ in try await s.inboxAnswer(r, accept: true) },
         Operation("inbox.decline", .manage) { s, r, _ in try await s.inboxAnswer(r, accept: false) },
-        Operation("audit.list", .manage) { s, r, _ in try await s.auditList(r) },
-        Operation("check", .check) { s, r, _ in try await s.check(r) },
-        Operation("check.bulk", .check) { s, r, _ in try await s.checkBulk(r) },
-        Operation("lookup.organisations", .check) { s, r, _ in try await s.lookupOrganisations(r) },
-        Operation("lookup.users", .check) { s, r, _ in try await s.lookupUsers(r) },
-        Operation("outbox.list", .mail) { s, r, _ in try await s.outboxList(r) },
+        Operation("audit.list", .manage, reads: true) { s, r, _ in try await s.auditList(r) },
+        Operation("check", .check, reads: true) { s, r, _ in try await s.check(r) },
+        Operation("check.bulk", .check, reads: true) { s, r, _ in try await s.checkBulk(r) },
+        Operation("lookup.organisations", .check, reads: true) { s, r, _ in try await s.lookupOrganisations(r) },
+        Operation("lookup.users", .check, reads: true) { s, r, _ in try await s.lookupUsers(r) },
+        Operation("outbox.list", .mail, reads: true) { s, r, _ in try await s.outboxList(r) },
         Operation("outbox.ack", .mail) { s, r, _ in try await s.outboxAck(r) },
         Operation("support.appoint_admin", .support) { s, r, c in try await s.appointAdministrator(r, context: c) },
-        Operation("support.metrics", .support) { s, r, _ in try s.supportMetrics(r) },
+        Operation("support.metrics", .support, reads: true) { s, r, _ in try s.supportMetrics(r) },
         Operation("user.password.forgot", .manage) { s, r, _ in try await s.passwordForgot(r) },
         Operation("user.password.reset", .manage) { s, r, c in try await s.passwordReset(r, context: c) },
         Operation("user.password.change", .manage) { s, r, c in try await s.passwordChange(r, context: c) },

@@ -132,7 +132,7 @@ public final class PortierService: Sendable {
         if operation.supportSocketOnly, context.socket != .support {
             throw PortierError.forbidden("\(request.op) is accepted only on the support socket")
         }
-        return try await operation.run(self, request, context)
+        return try await ReadLane.$isRead.withValue(operation.reads) { try await operation.run(self, request, context) }
     }
 
     /// `support.metrics`: the Prometheus text, on the support socket.

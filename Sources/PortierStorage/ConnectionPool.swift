@@ -192,6 +192,7 @@ public final class ConnectionPool: Sendable {
         priority: Bool = false,
         _ body: @escaping @Sendable (Transaction) throws -> R
     ) async throws -> R {
+        let priority = priority || ReadLane.isRead
         let (result, report) = if let locking {
             // Holding the turn, it goes first in the pool queue: the environment's
             // other changes are waiting for it.
@@ -372,4 +373,13 @@ final class CommitObserver: Sendable {
         self.abandoned = abandoned
         self.hook = hook
     }
+}
+
+/// Reads go ahead of changes in the queue for a connection: they are short,
+/// and a read must not wait behind every change queued before it (issue 15:
+/// under the mixed load, `inbox.list` waited as long as `member.add`). Set for
+/// the duration of a read operation by the service (`ReadLane.$isRead`); every
+/// transaction the task runs then queues with priority, as index catch-ups do.
+public enum ReadLane {
+    @TaskLocal public static var isRead = false
 }

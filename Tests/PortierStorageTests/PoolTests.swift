@@ -88,8 +88,9 @@ struct PoolTests {
         #expect(pool.usage.open == 3)
     }
 
-    @Test("a request with priority is served before the requests already waiting for a connection")
-    func priorityFirst() async throws {
+    @Test("a request with priority, or a read (ReadLane), is served before the requests already waiting for a connection",
+          arguments: [false, true])
+    func priorityFirst(asRead: Bool) async throws {
         let db = try await TestDatabase.create()
         let pool = db.makePool(size: 1)
         defer { Task { await pool.shutdown() } }
@@ -103,7 +104,13 @@ struct PoolTests {
                 group.addTask { try await pool.transaction { _ in order.served.withLock { $0.append("plain \(i)") } } }
                 while pool.usage.waiting < i + 1 { try await Task.sleep(for: .milliseconds(5)) }
             }
-            group.addTask { try await pool.transaction(priority: true) { _ in order.served.withLock { $0.append("priority") } } }
+            group.addTask {
+                if asRead {
+                    try await ReadLane.$isRead.withValue(true) { try await pool.transaction { _ in order.served.withLock { $0.append("priority") } } }
+                } else {
+                    try await pool.transaction(priority: true) { _ in order.served.withLock { $0.append("priority") } }
+                }
+            }
             while pool.usage.waiting < 4, order.served.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(5)) }
             #expect(order.served.withLock { $0.isEmpty }, "the connection was released before every request queued")
             try await group.waitForAll()
