@@ -29,7 +29,7 @@ DB="${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=instances}"
   --manifest "$WORK/manifest.json" | tail -1
 SOCKETS=()
 for name in a b c; do
-  "$BIN/portierd" --database-url "$DB" --state-dir "$WORK/$name" --log-level warning --pool-size 4 --messages-per-recipient-per-hour 1000000 & PIDS+=($!)
+  "$BIN/portierd" --database-url "$DB" --state-dir "$WORK/$name" --log-level warning --pool-size 4 --messages-per-recipient-per-hour 1000000 --invitations-per-hour 1000000 & PIDS+=($!)
   SOCKETS+=(--socket "$WORK/$name/portier.sock")
 done
 for name in a b c; do wait_for_socket "$WORK/$name/portier.sock"; done

@@ -32,7 +32,7 @@ echo "== seed"
   --organisations "${ORGANISATIONS:-100000}" --memberships "${MEMBERSHIPS:-3000000}"
 
 # The synthetic traffic repeats messages to the same addresses: caps raised (README, Load).
-"$BIN/portierd" --database-url "$DB" --state-dir "$WORK/state" --log-level warning --messages-per-recipient-per-hour 1000000 & PORTIERD_PID=$!
+"$BIN/portierd" --database-url "$DB" --state-dir "$WORK/state" --log-level warning --messages-per-recipient-per-hour 1000000 --invitations-per-hour 1000000 & PORTIERD_PID=$!
 wait_for_socket "$WORK/state/portier.sock"
 rss() { awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' "/proc/$PORTIERD_PID/status"; }
 echo "== cold start (portierd resident memory before: $(rss))"
