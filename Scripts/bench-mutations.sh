@@ -40,10 +40,14 @@ for C in $CONCURRENCY; do
   echo "concurrency $C"
   SET_ROLE=$("$BIN/portier-bench" mutations --socket "$SOCK" --connections "$C" --seconds "$RUN" --op member.set_role)
   USER_ROLE=$("$BIN/portier-bench" mutations --socket "$SOCK" --connections "$C" --seconds "$RUN" --op user.set_role)
+  ADD_REMOVE=$("$BIN/portier-bench" mutations --socket "$SOCK" --connections "$C" --seconds "$RUN" --op member.add-remove)
   PG=$("$PG_BIN/pgbench" -n -M prepared -f Scripts/bench-mutations.pgbench -c "$C" -j 2 -T "$RUN" "$DB" 2>&1)
   PG_TPS=$(echo "$PG" | awk '/^tps/ {print $3; exit}')
   PG_LAT=$(echo "$PG" | awk '/^latency average/ {print $4; exit}')
-  RESULTS+=("$C" "$SET_ROLE" "$USER_ROLE" "$PG_TPS" "$PG_LAT")
+  # Two transactions per script run: an add and a remove.
+  PG_AR=$("$PG_BIN/pgbench" -n -M prepared -f Scripts/bench-mutations-add-remove.pgbench -c "$C" -j 2 -T "$RUN" "$DB" 2>&1)
+  PG_AR_TPS=$(echo "$PG_AR" | awk '/^tps/ {print $3 * 2; exit}')
+  RESULTS+=("$C" "$SET_ROLE" "$USER_ROLE" "$PG_TPS" "$PG_LAT" "$ADD_REMOVE" "$PG_AR_TPS")
 done
 
 python3 - "${RESULTS[@]}" <<'PY'
@@ -52,13 +56,15 @@ args = sys.argv[1:]
 print()
 print(f"Machine: {os.cpu_count()} cores, {platform.machine()}, {platform.platform()}; one request in flight per connection")
 print()
-print("| connections | portierd member.set_role | portierd user.set_role | the same write in pgbench | member.set_role / pgbench | p50 / pgbench latency |")
-print("| --- | --- | --- | --- | --- | --- |")
-for i in range(0, len(args), 5):
+print("| connections | portierd member.set_role | portierd user.set_role | the same write in pgbench | member.set_role / pgbench | p50 / pgbench latency | member.add + remove: portierd / pgbench |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
+for i in range(0, len(args), 7):
     c, m, u, tps, lat = args[i], json.loads(args[i + 1]), json.loads(args[i + 2]), float(args[i + 3]), float(args[i + 4])
+    ar, ar_tps = json.loads(args[i + 5]), float(args[i + 6])
     ratio = m["replies_per_s"] / tps
     lat_ratio = (m["p50_us"] / 1000) / lat
     print(f"| {c} | {m['replies_per_s']:,.0f}/s, p50 {m['p50_us']/1000:.1f} ms, p99 {m['p99_us']/1000:.1f} ms, {m['errors']} errors "
           f"| {u['replies_per_s']:,.0f}/s, p50 {u['p50_us']/1000:.1f} ms, {u['errors']} errors "
-          f"| {tps:,.0f} tps, {lat:.2f} ms | {ratio:.0%} (target ≥ 50 %) | {lat_ratio:.1f}× (target ≤ 2×) |")
+          f"| {tps:,.0f} tps, {lat:.2f} ms | {ratio:.0%} (target ≥ 50 %) | {lat_ratio:.1f}× (target ≤ 2×) "
+          f"| {ar['replies_per_s']:,.0f}/s ({ar['errors']} errors) / {ar_tps:,.0f} tps = {ar['replies_per_s'] / ar_tps:.0%} |")
 PY

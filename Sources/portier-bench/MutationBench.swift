@@ -16,7 +16,7 @@ struct Mutations: ParsableCommand {
     @Option var socket: String
     @Option var connections = 4
     @Option var seconds = 5.0
-    @Option(help: "member.set_role or user.set_role.") var op = "member.set_role"
+    @Option(help: "member.set_role, user.set_role, or member.add-remove (alternately adds a user to an organisation it is not in, and removes it again).") var op = "member.set_role"
     @OptionGroup var shape: DataShape
 
     func run() throws {
@@ -31,7 +31,8 @@ struct Mutations: ParsableCommand {
             Thread {
                 let connection = try! FrameSocket(path: path)
                 var rng = SystemRandomNumberGenerator()
-                var roles: [Int: Bool] = [:]  // key → "is administrator now"
+                var roles: [Int: Bool] = [:]  // key → "is administrator now" (add-remove: "is a member now")
+                var added: [Int: (String, JSONObject)] = [:]  // add-remove: memberships to take back at the end
                 var samples: [Double] = []
                 var failed = 0
                 var id = 0
@@ -42,7 +43,17 @@ struct Mutations: ParsableCommand {
                     let user = (e - 1) * shape.usersPerEnvironment + k
                     let admin = "usr_\(e)_\((e - 1) * shape.usersPerEnvironment + 1)"
                     var params: JSONObject
+                    var wireOp = op
                     switch op {
+                    case "member.add-remove":
+                        // Seeded memberships are organisations (k-1+d) % O + 1 for d in 0...2: d = 5 is never one.
+                        let o = (e - 1) * shape.organisationsPerEnvironment + ((k - 1 + 5) % shape.organisationsPerEnvironment) + 1
+                        let key = -(o &* 1_000_003 &+ user)
+                        let present = roles[key] ?? false
+                        roles[key] = !present
+                        wireOp = present ? "member.remove" : "member.add"
+                        params = ["organisation": .string("org_\(e)_\(o)"), "user": .string("usr_\(e)_\(user)")]
+                        added[key] = present ? nil : (admin, params)
                     case "user.set_role":
                         // Seeded: every 10th user advanced, the others basic (user 1 is the administrator).
                         let advanced = roles[user] ?? (k % 10 == 0)
@@ -61,12 +72,20 @@ struct Mutations: ParsableCommand {
                     }
                     id += 1
                     var buffer = ByteBufferAllocator().buffer(capacity: 256)
-                    buffer.writeRequestFrame(Request(id: .int(Int64(id)), op: op, actor: admin, params: params))
+                    buffer.writeRequestFrame(Request(id: .int(Int64(id)), op: wireOp, actor: admin, params: params))
                     let sent = DispatchTime.now().uptimeNanoseconds
                     connection.write(Array(buffer.readableBytesView))
                     let reply = connection.readFramePayload()
                     samples.append(Double(DispatchTime.now().uptimeNanoseconds - sent) / 1000)
                     if !reply.contains(Array(#""ok":true"#.utf8)) { failed += 1 }
+                }
+                // Leave the data as seeded, so that the next run starts from what it assumes.
+                for (actor, params) in added.values {
+                    id += 1
+                    var buffer = ByteBufferAllocator().buffer(capacity: 256)
+                    buffer.writeRequestFrame(Request(id: .int(Int64(id)), op: "member.remove", actor: actor, params: params))
+                    connection.write(Array(buffer.readableBytesView))
+                    _ = connection.readFramePayload()
                 }
                 latencies.set(c, samples)
                 errors.set(c, failed)
