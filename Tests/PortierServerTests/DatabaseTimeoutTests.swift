@@ -66,7 +66,7 @@ struct DatabaseTimeoutTests {
             let blocker = try lockEnvironment(of: admin, server: server)
             // The invitation takes the pool's only connection and waits for the lock.
             let held = Task { try await client.send("user.invite", actor: admin, params: ["email": "held@busy.test"]) }
-            while server.service.pool.usage.idle > 0 || server.service.pool.usage.open == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            try await waitUntil("every connection in use") { server.service.pool.usage.idle == 0 && server.service.pool.usage.open > 0 }
             let waiting = try await client.send("user.get", actor: admin, params: ["user": .string(admin)])
             #expect(waiting.errorCode == .unavailable)
             try blocker.execute("COMMIT")
@@ -88,10 +88,10 @@ struct DatabaseTimeoutTests {
             let admin = try await s.environment("gone.test").id
             let blocker = try lockEnvironment(of: admin, server: server)
             let held = Task { try await client.send("user.invite", actor: admin, params: ["email": "held@gone.test"]) }
-            while server.service.pool.usage.idle > 0 || server.service.pool.usage.open == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            try await waitUntil("every connection in use") { server.service.pool.usage.idle == 0 && server.service.pool.usage.open > 0 }
             let leaver = try await server.client()
             try await leaver.sendRaw(FrameCounter.frame(#"{"id":1,"op":"user.get","actor":"\#(admin)","params":{"user":"\#(admin)"}}"#))
-            while server.service.pool.usage.waiting == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            try await waitUntil("a request waiting") { server.service.pool.usage.waiting > 0 }
             await leaver.close()
             var waited = 0
             while server.service.pool.usage.waiting > 0, waited < 500 {

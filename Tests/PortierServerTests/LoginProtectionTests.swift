@@ -145,17 +145,17 @@ struct LoginProtectionTests {
                 for await _ in gate { break }
             }
         }
-        while !served.all.contains("holding") { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitUntil("the holder served") { served.all.contains("holding") }
         var tasks: [Task<Void, any Error>] = []
         for i in 0..<4 {
             tasks.append(Task { try await queue.run(key: "flood") { served.add("flood\(i)") } })
-            while queue.waiting < i + 1 { try await Task.sleep(for: .milliseconds(1)) }
+            try await waitUntil("\(i + 1) waiting") { queue.waiting >= i + 1 }
         }
         await #expect(throws: PortierError.self, "a fifth waiting from one key is refused") {
             try await queue.run(key: "flood") {}
         }
         tasks.append(Task { try await queue.run(key: "login") { served.add("login") } })
-        while queue.waiting < 5 { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitUntil("5 waiting") { queue.waiting >= 5 }
         open.yield()
         try await holder.value
         for task in tasks { try await task.value }

@@ -241,7 +241,7 @@ struct TransportTests {
                 return try await group.reduce(into: [Reply]()) { $0.append($1) }
             }
         }
-        while server.server.requestsInFlight < 4 { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitUntil("4 requests in flight") { server.server.requestsInFlight >= 4 }
         let stopping = Task { await server.stop() }
         try await Task.sleep(for: .milliseconds(100))
         #expect(!FileManager.default.fileExists(atPath: server.servicePath), "stopped accepting")

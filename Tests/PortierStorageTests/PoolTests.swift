@@ -99,10 +99,10 @@ struct PoolTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             // Hold the only connection until everybody queues behind it.
             group.addTask { _ = try await pool.transaction { tx in try tx.query("SELECT pg_sleep(0.5)") } }
-            while pool.usage.idle > 0 || pool.usage.open == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            try await waitUntil("the only connection in use") { pool.usage.idle == 0 && pool.usage.open > 0 }
             for i in 0..<3 {
                 group.addTask { try await pool.transaction { _ in order.served.withLock { $0.append("plain \(i)") } } }
-                while pool.usage.waiting < i + 1 { try await Task.sleep(for: .milliseconds(5)) }
+                try await waitUntil("\(i + 1) waiting") { pool.usage.waiting >= i + 1 }
             }
             group.addTask {
                 if asRead {
@@ -111,7 +111,7 @@ struct PoolTests {
                     try await pool.transaction(priority: true) { _ in order.served.withLock { $0.append("priority") } }
                 }
             }
-            while pool.usage.waiting < 4, order.served.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(5)) }
+            try await waitUntil("4 waiting, or one served") { pool.usage.waiting >= 4 || !order.served.withLock({ $0.isEmpty }) }
             #expect(order.served.withLock { $0.isEmpty }, "the connection was released before every request queued")
             try await group.waitForAll()
         }

@@ -99,3 +99,18 @@ public func withClient<R>(
         return try await body(server, client)
     }
 }
+
+/// A wait in a test that did not end in time.
+public struct WaitTimedOut: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Waits until `condition` holds, checking every 2 ms; throws after `timeout`
+/// instead of hanging the whole suite (what it waits for may have failed).
+public func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: () -> Bool) async throws {
+    let start = ContinuousClock.now
+    while !condition() {
+        if ContinuousClock.now - start > timeout { throw WaitTimedOut(description: "waited \(timeout) for: \(what)") }
+        try await Task.sleep(for: .milliseconds(2))
+    }
+}
