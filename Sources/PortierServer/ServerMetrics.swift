@@ -54,13 +54,12 @@ public final class ServerMetrics: Sendable {
     public func render(service: PortierService, connections open: Int, inFlight working: Int) -> String {
         connections.record(open)
         inFlight.record(working)
-        let usage = service.pool.usage
+        let usage = service.databaseUsage
         pool.open.record(usage.open)
         pool.idle.record(usage.idle)
         pool.waiting.record(usage.waiting)
-        let turnUsage = service.pool.turnUsage
-        turns.held.record(turnUsage.held)
-        turns.waiting.record(turnUsage.waiting)
+        turns.held.record(usage.turnsHeld)
+        turns.waiting.record(usage.turnsWaiting)
         let permissionIndex = service.permissionIndex
         index.environments.record(permissionIndex.count)
         index.bytes.record(permissionIndex.approximateBytes)

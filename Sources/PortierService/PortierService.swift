@@ -42,6 +42,15 @@ public final class PortierService: Sendable {
         ) { report in await indexes.committed(report) }
     }
 
+    /// How the database is used, for metrics: the pool's connections and
+    /// waiting requests, and the environments' turns (so that the server asks
+    /// the service, not the storage behind it).
+    public var databaseUsage: (open: Int, idle: Int, waiting: Int, turnsHeld: Int, turnsWaiting: Int) {
+        let (open, idle, waiting) = pool.usage
+        let (held, queued) = pool.turnUsage
+        return (open, idle, waiting, held, queued)
+    }
+
     /// Password hashes computed so far (for metrics and tests).
     public var passwordHashesComputed: Int { passwords.computed }
 
