@@ -80,7 +80,4 @@ extension PortierService {
 
     /// The registry by wire name (names are unique: a duplicate stops the process at first use).
     static let registryByName: [String: Operation] = Dictionary(uniqueKeysWithValues: registry.map { ($0.name, $0) })
-
-    /// The capability each operation needs, by name (for the transport's check and its tests).
-    public static var capabilities: [String: Capabilities] { registryByName.mapValues(\.capability) }
 }

@@ -81,14 +81,7 @@ final class FrameSocket {
     /// Reads one frame; returns its payload.
     func readFramePayload() -> [UInt8] {
         while true {
-            if end - start >= 4 {
-                let length = Int(buffer[start]) << 24 | Int(buffer[start + 1]) << 16 | Int(buffer[start + 2]) << 8 | Int(buffer[start + 3])
-                if end - start >= 4 + length {
-                    let payload = Array(buffer[(start + 4)..<(start + 4 + length)])
-                    start += 4 + length
-                    return payload
-                }
-            }
+            if let payload = takeFrame() { return Array(buffer[payload]) }
             fill()
         }
     }
@@ -97,7 +90,7 @@ final class FrameSocket {
     @discardableResult
     func readFrame() -> Int {
         while true {
-            if let length = takeFrame() { return length }
+            if let payload = takeFrame() { return payload.count }
             fill()
         }
     }
@@ -113,12 +106,14 @@ final class FrameSocket {
         return count
     }
 
-    private func takeFrame() -> Int? {
+    /// The next complete frame's payload, as a range of the buffer (valid until
+    /// the next `fill`), or nil.
+    private func takeFrame() -> Range<Int>? {
         guard end - start >= 4 else { return nil }
         let length = Int(buffer[start]) << 24 | Int(buffer[start + 1]) << 16 | Int(buffer[start + 2]) << 8 | Int(buffer[start + 3])
         guard end - start >= 4 + length else { return nil }
-        start += 4 + length
-        return length
+        defer { start += 4 + length }
+        return (start + 4)..<(start + 4 + length)
     }
 
     private func fill() {
