@@ -28,6 +28,23 @@ struct CheckQuestion: Sendable {
         }
     }
 
+    private static let bulkKeys: Set<String> = ["checks"]
+    static let bulkLimit = 1000
+
+    /// The questions of a `check.bulk`: 1 to 1,000 of them.
+    static func bulk(_ params: JSONObject) throws -> [CheckQuestion] {
+        try params.rejectUnknownKeys(allowed: bulkKeys)
+        let items = try params.requiredArray("checks")
+        guard !items.isEmpty, items.count <= bulkLimit else { throw PortierError.badRequest("params.checks must hold 1 to \(bulkLimit) checks") }
+        var questions: [CheckQuestion] = []
+        questions.reserveCapacity(items.count)
+        for (i, item) in items.enumerated() {
+            guard case .object(let o) = item else { throw PortierError.badRequest("params.checks[\(i)] must be an object") }
+            questions.append(try CheckQuestion(o, field: "params.checks[\(i)]"))
+        }
+        return questions
+    }
+
     /// The environments the answer depends on: the user's and the organisation's;
     /// nil while the user is named by email (its environment is not known yet).
     var environments: Set<EnvironmentID>? {
@@ -64,132 +81,65 @@ extension PortierService {
         }
     }
 
+    /// Makes sure the token's environment is at least at its revision; false when
+    /// this instance cannot show it (the caller falls back to SQL).
+    func satisfies(_ token: RevisionToken) async throws -> Bool {
+        if try await indexes.environment(token.environment, atLeast: token.revision) != nil { return true }
+        // A deleted environment has nothing to wait for; otherwise the index is behind.
+        return try await indexes.environment(token.environment) == nil
+    }
+
     /// `check` (SPEC §7, R-PRM-1…3): from the index; from PostgreSQL for `full`,
     /// a token the index cannot show yet, or a cold environment (`needsDatabase`).
+    /// Most checks never get here: `immediateAnswer` takes them on the event loop.
     func check(_ request: Request) async throws -> OperationOutput {
         let question = try CheckQuestion(request.params)
         if try await needsDatabase(request.consistency, reading: question.environments) {
-            let decision = try await pool.transaction { tx in try Self.decide(tx, question) }
-            return .result(decision.jsonObject)
+            return .result(try await databaseDecisions([question])[0].jsonObject)
         }
         let (decision, token) = try await indexedDecision(question)
         return OperationOutput(result: decision.jsonObject, revision: token)
     }
 
-    /// `check.bulk`: up to 1,000 questions, answered in order in one snapshot.
+    /// `check.bulk`: up to 1,000 questions, answered in order, from the index or
+    /// all of them in one database snapshot.
     func checkBulk(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["checks"])
-        let items = try request.params.requiredArray("checks")
-        guard !items.isEmpty, items.count <= 1000 else { throw PortierError.badRequest("params.checks must hold 1 to 1000 checks") }
-        var questions: [CheckQuestion] = []
-        for (i, item) in items.enumerated() {
-            guard case .object(let o) = item else { throw PortierError.badRequest("params.checks[\(i)] must be an object") }
-            questions.append(try CheckQuestion(o, field: "params.checks[\(i)]"))
-        }
-        let asked = questions
-        let reading = asked.reduce(Set<EnvironmentID>?.some([])) { all, q in q.environments.flatMap { e in all.map { $0.union(e) } } }
-        if try await needsDatabase(request.consistency, reading: reading, waitForLoad: true) {
-            let decisions = try await pool.snapshot(environments: []) { tx in try asked.map { try Self.decide(tx, $0) } }
-            return .result(["results": .array(decisions.map(\.json))])
-        }
+        let questions = try CheckQuestion.bulk(request.params)
+        let reading = questions.reduce(Set<EnvironmentID>?.some([])) { all, q in q.environments.flatMap { e in all.map { $0.union(e) } } }
         var decisions: [Decision] = []
-        decisions.reserveCapacity(asked.count)
-        for question in asked { decisions.append(try await indexedDecision(question).0) }
+        if try await needsDatabase(request.consistency, reading: reading, waitForLoad: true) {
+            decisions = try await databaseDecisions(questions)
+        } else {
+            decisions.reserveCapacity(questions.count)
+            for question in questions { decisions.append(try await indexedDecision(question).0) }
+        }
         return .result(["results": .array(decisions.map(\.json))])
     }
 
-    /// Gathers the facts of one question inside `tx` and lets the domain decide.
-    static func decide(_ tx: Transaction, _ q: CheckQuestion) throws -> Decision {
-        guard let user = try resolveAnyUser(tx, q.user) else { return q.permission.decide(PermissionFacts(user: nil)) }
-        var facts = PermissionFacts(user: (user.role, user.status, user.environment))
-        if let orgID = q.organisation {
-            try tx.setEnvironments(scope(user.environment, orgID.environment))
-            if try tx.organisation(orgID) != nil {
-                facts.organisationEnvironment = orgID.environment
-                facts.membership = try tx.membership(organisation: orgID, user: user.scopedID).map { ($0.role, $0.status) }
-            }
-        }
-        return q.permission.decide(facts)
+    /// One question from the indexes, loading what is missing, with the revision
+    /// token of the facts it was answered from; from PostgreSQL if the index
+    /// cannot answer (an environment that does not exist, or was evicted meanwhile).
+    func indexedDecision(_ question: CheckQuestion) async throws -> (Decision, String?) {
+        guard let key = try await userKey(question.user) else { return (question.permission.decide(PermissionFacts(user: nil)), nil) }
+        _ = try await indexes.environment(key.environment)
+        if let organisation = question.organisation { _ = try await indexes.environment(organisation.environment) }
+        var facts = IndexFacts(indexes.index)
+        let decision = try PermissionEvaluator.decide(question, user: key, in: &facts)
+        if facts.incomplete { return (try await databaseDecisions([question])[0], nil) }
+        return (decision, facts.token)
     }
 
-    /// A user of any environment by id or email (primary or verified extra), or nil.
-    static func resolveAnyUser(_ tx: Transaction, _ ref: UserReference) throws -> UserRecord? {
-        guard let target = try locate(tx, ref) else { return nil }
-        try tx.setEnvironments([target.environment])
-        return try tx.user(target.environment, target.raw)
+    /// Questions answered from PostgreSQL, in one snapshot.
+    func databaseDecisions(_ questions: [CheckQuestion]) async throws -> [Decision] {
+        try await pool.snapshot(environments: []) { tx in
+            var facts = SQLFacts(tx)
+            return try questions.map { q in try PermissionEvaluator.decide(q, user: try Self.locate(tx, q.user)?.userKey, in: &facts) }
+        }
     }
 
-    /// `lookup.organisations` (R-PRM-4): the organisations where the user holds an
-    /// organisation-scoped permission, decided by the same rule as `check`.
-    func lookupOrganisations(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["user", "permission", "limit", "cursor"])
-        let ref = try Self.userParam(request.params)
-        let permission = try Self.organisationPermission(request.params)
-        let page = try PageRequest(request.params, kind: .organisation)
-        var fromIndex = request.consistency == nil
-        if case .id(let id) = ref {
-            fromIndex = try await !needsDatabase(request.consistency, reading: [id.environment])
-            if fromIndex, request.consistency != nil { fromIndex = try await !hasPartnerLinks(UserKey(environment: id.environment, id: id.raw)) }
-        }
-        if fromIndex {
-            guard let key = try await userKey(ref) else { return .result(["organisations": []]) }
-            let found = try await indexedOrganisations(of: key, permission, page: page)
-            return .result(page.result("organisations", found, id: { ScopedID(.organisation, environment: $0.0, raw: $0.1.id) }) { $0.1.json(environment: $0.0) })
-        }
-        let organisations = try await pool.transaction { tx -> [OrganisationRecord] in
-            guard let user = try Self.resolveAnyUser(tx, ref), user.status == .active else { return [] }
-            var memberships = try tx.ownMemberships(user: user.scopedID)
-            let links = try tx.partnerOrganisationLinks(user: user.scopedID)
-            try tx.setEnvironments([user.environment] + Set(links.map(\.environment)).sorted())
-            memberships += try tx.partnerMemberships(user: user.scopedID, organisations: links)
-            var candidates = Set(memberships.map(\.organisation))
-            if user.role == .administrator { candidates.formUnion(try tx.organisations(user.environment).map(\.scopedID)) }
-            let byOrganisation = Dictionary(uniqueKeysWithValues: memberships.map { ($0.organisation, $0) })
-            return try tx.organisations(candidates.filter(page.isAfterCursor)).filter { org in
-                let m = byOrganisation[org.scopedID]
-                let facts = PermissionFacts(user: (user.role, user.status, user.environment), organisationEnvironment: org.environment,
-                                            membership: m.map { ($0.role, $0.status) })
-                return permission.decide(facts).allowed
-            }
-        }
-        return .result(page.result("organisations", Array(organisations.prefix(page.fetch)), id: \.scopedID, json: \.json))
-    }
-
-    /// `lookup.users` (R-PRM-4): the users holding an organisation-scoped permission
-    /// in an organisation, own and partner environments alike.
-    func lookupUsers(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["organisation", "permission", "limit", "cursor"])
-        let orgID = try Self.organisationParam(request.params)
-        let permission = try Self.organisationPermission(request.params)
-        let page = try PageRequest(request.params, kind: .user)
-        var fromIndex = try await !needsDatabase(request.consistency, reading: [orgID.environment])
-        if fromIndex, request.consistency != nil { fromIndex = try await !hasPartnerMembers(orgID) }
-        if fromIndex {
-            let found = try await indexedUsers(of: orgID, permission, page: page)
-            return .result(page.result("users", found, id: { ScopedID(.user, environment: $0.0, raw: $0.1.id) }) { $0.1.json(environment: $0.0) })
-        }
-        let users = try await pool.transaction(environments: [orgID.environment]) { tx -> [UserRecord] in
-            guard try tx.organisation(orgID) != nil else { return [] }
-            let memberships = try tx.memberships(organisation: orgID)
-            try tx.setEnvironments(Array(Set(memberships.map(\.user.environment) + [orgID.environment])).sorted())
-            let byUser = Dictionary(uniqueKeysWithValues: memberships.map { ($0.user, $0) })
-            let admins = try tx.activeAdministrators(orgID.environment).map { ScopedID(.user, environment: orgID.environment, raw: $0) }
-            let candidates = Set(memberships.map(\.user) + admins).filter(page.isAfterCursor)
-            return try tx.users(Array(candidates)).filter { user in
-                let m = byUser[user.scopedID]
-                let facts = PermissionFacts(user: (user.role, user.status, user.environment), organisationEnvironment: orgID.environment,
-                                            membership: m.map { ($0.role, $0.status) })
-                return permission.decide(facts).allowed
-            }
-        }
-        return .result(page.result("users", Array(users.prefix(page.fetch)), id: \.scopedID, json: \.json))
-    }
-
-    static func organisationPermission(_ params: JSONObject) throws -> Permission {
-        let permission = try Permission(name: try params.requiredString("permission"))
-        guard permission.rule.scope == .organisation else {
-            throw PortierError.badRequest("\(permission.rawValue) is environment-scoped; lookups take organisation-scoped permissions")
-        }
-        return permission
+    /// The user's environment and id; an email costs one lookup in the directory.
+    func userKey(_ ref: UserReference) async throws -> UserKey? {
+        if case .id(let id) = ref { return id.userKey }
+        return try await pool.snapshot(environments: []) { tx in try Self.locate(tx, ref) }?.userKey
     }
 }

@@ -39,49 +39,57 @@ struct PermissionMatrixTests {
         }
     }
 
-    @Test("R-PRM-1, R-PRM-2, R-PRM-3: every role × status × membership kind × permission answers as SPEC §7 says, in check and check.bulk alike")
-    func matrix() async throws {
-        try await withClient { server, client in
-            let s = Scenario(client)
-            let admin = try await s.environment("acme.test")
-            try await s.environment("partner.test")
-            try await s.partners("admin@acme.test", "admin@partner.test")
-            let org = ScopedID(try await s.organisation("Acme BV", as: admin.id), kind: .organisation)!
-            let partnerEnv = try server.database.owner("SELECT environment_id FROM users WHERE email_norm = 'admin@partner.test'").first!.int64("environment_id")
+    /// One user per role × status × membership kind × own/partner environment,
+    /// arranged directly in the database, and the organisation they relate to.
+    static func arrange(_ server: TestServer, _ client: PortierClient) async throws -> (cases: [Case], organisation: ScopedID, partnerEnvironment: EnvironmentID) {
+        let s = Scenario(client)
+        let admin = try await s.environment("acme.test")
+        try await s.environment("partner.test")
+        try await s.partners("admin@acme.test", "admin@partner.test")
+        let org = ScopedID(try await s.organisation("Acme BV", as: admin.id), kind: .organisation)!
+        let partnerEnv = try server.database.owner("SELECT environment_id FROM users WHERE email_norm = 'admin@partner.test'").first!.int64("environment_id")
 
-            // Users in every combination, arranged directly in the database.
-            var cases: [Case] = []
-            for partner in [false, true] {
-                for role in ["basic", "advanced", "administrator"] {
-                    for status in ["invited", "active", "blocked"] {
-                        for kind in Kind.allCases where kind != .pending || partner {
-                            cases.append(Case(partner: partner, role: role, status: status, membership: kind))
-                        }
+        // Users in every combination, arranged directly in the database.
+        var cases: [Case] = []
+        for partner in [false, true] {
+            for role in ["basic", "advanced", "administrator"] {
+                for status in ["invited", "active", "blocked"] {
+                    for kind in Kind.allCases where kind != .pending || partner {
+                        cases.append(Case(partner: partner, role: role, status: status, membership: kind))
                     }
                 }
             }
-            for i in cases.indices {
-                let env = cases[i].partner ? partnerEnv : org.environment.raw
-                let email = "m\(i)@\(cases[i].partner ? "partner" : "acme").test"
-                let user = try server.database.owner(
-                    "INSERT INTO users (environment_id, email, email_norm, role, status) VALUES ($1, $2, $2, $3, $4) RETURNING user_id",
-                    [env, email, cases[i].role, cases[i].status]
-                ).first!.int64("user_id")
-                cases[i].id = ScopedID(.user, environment: EnvironmentID(env), raw: user).description
-                let kind = cases[i].membership
-                guard kind != .none else { continue }
+        }
+        for i in cases.indices {
+            let env = cases[i].partner ? partnerEnv : org.environment.raw
+            let email = "m\(i)@\(cases[i].partner ? "partner" : "acme").test"
+            let user = try server.database.owner(
+                "INSERT INTO users (environment_id, email, email_norm, role, status) VALUES ($1, $2, $2, $3, $4) RETURNING user_id",
+                [env, email, cases[i].role, cases[i].status]
+            ).first!.int64("user_id")
+            cases[i].id = ScopedID(.user, environment: EnvironmentID(env), raw: user).description
+            let kind = cases[i].membership
+            guard kind != .none else { continue }
+            try server.database.owner(
+                "INSERT INTO memberships (environment_id, organisation_id, user_environment_id, user_id, role, status) VALUES ($1, $2, $3, $4, $5, $6)",
+                [org.environment.raw, org.raw, env, user, kind == .administrator ? "administrator" : "member", kind == .pending ? "pending" : "active"]
+            )
+            if cases[i].partner {
                 try server.database.owner(
-                    "INSERT INTO memberships (environment_id, organisation_id, user_environment_id, user_id, role, status) VALUES ($1, $2, $3, $4, $5, $6)",
-                    [org.environment.raw, org.raw, env, user, kind == .administrator ? "administrator" : "member", kind == .pending ? "pending" : "active"]
+                    "INSERT INTO membership_links (environment_id, user_id, organisation_environment_id, organisation_id) VALUES ($1, $2, $3, $4)",
+                    [env, user, org.environment.raw, org.raw]
                 )
-                if cases[i].partner {
-                    try server.database.owner(
-                        "INSERT INTO membership_links (environment_id, user_id, organisation_environment_id, organisation_id) VALUES ($1, $2, $3, $4)",
-                        [env, user, org.environment.raw, org.raw]
-                    )
-                }
             }
+        }
 
+        return (cases, org, EnvironmentID(partnerEnv))
+    }
+
+    @Test("R-PRM-1, R-PRM-2, R-PRM-3: every role × status × membership kind × permission answers as SPEC §7 says, in check and check.bulk alike")
+    func matrix() async throws {
+        try await withClient { server, client in
+            let (cases, org, _) = try await Self.arrange(server, client)
+            let s = Scenario(client)
             var items: [JSONValue] = []
             var expectations: [(Case, String, Bool)] = []
             for c in cases {
