@@ -70,6 +70,17 @@ let package = Package(
             dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
 
+        // Password hashing (scrypt) on threads of its own: no knowledge of users or the wire.
+        .target(
+            name: "PortierPasswords",
+            dependencies: [
+                "PortierDomain",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+
         // The operations: validate params, run one transaction, shape the result.
         .target(
             name: "PortierService",
@@ -78,8 +89,8 @@ let package = Package(
                 "PortierProtocol",
                 "PortierStorage",
                 "PortierIndex",
+                "PortierPasswords",
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
@@ -101,6 +112,7 @@ let package = Package(
         .target(
             name: "PortierServer",
             dependencies: [
+                "PortierDomain",
                 "PortierProtocol",
                 "PortierTransport",
                 "PortierService",
@@ -118,6 +130,7 @@ let package = Package(
         .target(
             name: "PortierClient",
             dependencies: [
+                "PortierDomain",
                 "PortierProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -127,6 +140,7 @@ let package = Package(
         .executableTarget(
             name: "portierd",
             dependencies: [
+                "PortierDomain",
                 "PortierServer",
                 "PortierTransport",
                 "PortierService",
@@ -150,6 +164,7 @@ let package = Package(
         .executableTarget(
             name: "portier-bench",
             dependencies: [
+                "PortierPasswords",
                 "PortierProtocol",
                 "PortierService",
                 "PortierTransport",
@@ -164,6 +179,7 @@ let package = Package(
         .target(
             name: "PortierLoad",
             dependencies: [
+                "PortierPasswords",
                 "PortierDomain",
                 "PortierProtocol",
                 "PortierStorage",
@@ -198,6 +214,9 @@ let package = Package(
         .target(
             name: "PortierTestSupport",
             dependencies: [
+                "PortierDomain",
+                "PortierProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
                 "PortierStorage",
                 "PortierServer",
                 "PortierService",
@@ -208,6 +227,7 @@ let package = Package(
         ),
         .testTarget(name: "PortierDomainTests", dependencies: ["PortierDomain", "PortierIndex"]),
         .testTarget(name: "PortierTransportTests", dependencies: [
+            "PortierDomain",
             "PortierTransport",
             "PortierProtocol",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -215,17 +235,22 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "PortierProtocolTests", dependencies: [
+            "PortierDomain",
             "PortierProtocol",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
-        .testTarget(name: "PortierStorageTests", dependencies: ["PortierStorage", "PortierEmbeddedPostgres", "PortierTestSupport"]),
+        .testTarget(name: "PortierStorageTests", dependencies: ["PortierDomain", "PortierStorage", "PortierEmbeddedPostgres", "PortierTestSupport"]),
         .testTarget(name: "PortierLoadTests", dependencies: [
+            "PortierDomain",
             "PortierLoad", "PortierClient", "PortierProtocol", "PortierStorage", "PortierTestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "PortierServerTests", dependencies: [
+            "PortierDomain", "PortierIndex",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
             "PortierServer", "PortierTransport", "PortierService", "PortierClient", "PortierProtocol", "PortierStorage", "PortierTestSupport", "PortierEmbeddedPostgres",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -37,6 +37,7 @@ if grep -F -q "correct horse battery" "$LIVE_DIR/test-output.log"; then
   exit 1
 fi
 
+python3 Scripts/check-imports.py
 python3 Scripts/validate-protocol.py
 "$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE protocol_live"
 # The live server also proves the configuration sources: max-in-flight comes

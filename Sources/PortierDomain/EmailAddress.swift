@@ -13,7 +13,7 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
     public static let maximumLength = 254
 
     /// Parses and validates `raw`; the error message says what is wrong.
-    public init(_ raw: String) throws(PortierError) {
+    public init(_ raw: String) throws(InvalidInput) {
         let trimmed = raw.trimmingWhitespace()
         guard !trimmed.isEmpty else { throw .badRequest("email must not be empty") }
         guard trimmed.utf8.count <= Self.maximumLength else {
@@ -62,7 +62,7 @@ public struct Domain: Sendable, Hashable {
 
     /// Parses `raw`; a domain written in Unicode (or with A-labels) goes
     /// through IDNA 2008 / UTS #46 and keeps its ASCII form (R-ENV-9).
-    public init(_ raw: String) throws(PortierError) {
+    public init(_ raw: String) throws(InvalidInput) {
         var name = raw.trimmingWhitespace().asciiLowercased()
         if IDNA.needsMapping(name) {
             guard name.unicodeScalars.count <= 253, let ascii = IDNA.asciiForm(name) else {

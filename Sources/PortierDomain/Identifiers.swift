@@ -80,7 +80,7 @@ public enum UserReference: Sendable, Hashable {
     case email(EmailAddress)
 
     /// `usr_…` is an id; anything with an `@` is an email; the rest is refused.
-    public init(_ text: String, field: String) throws(PortierError) {
+    public init(_ text: String, field: String) throws(InvalidInput) {
         if let id = ScopedID(text, kind: .user) {
             self = .id(id)
         } else if text.contains("@") {

@@ -1,7 +1,7 @@
 /// Validation of organisation details (R-ORG-2).
 public enum OrganisationRules {
     /// A Dutch Chamber of Commerce (KvK) number: exactly 8 digits.
-    public static func kvkNumber(_ raw: String) throws(PortierError) -> String {
+    public static func kvkNumber(_ raw: String) throws(InvalidInput) -> String {
         let trimmed = raw.trimmingWhitespace()
         guard trimmed.utf8.count == 8, trimmed.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
             throw .badRequest("kvk_number must be exactly 8 digits")
@@ -10,7 +10,7 @@ public enum OrganisationRules {
     }
 
     /// A country as an ISO 3166-1 alpha-2 code, upper-cased.
-    public static func country(_ raw: String) throws(PortierError) -> String {
+    public static func country(_ raw: String) throws(InvalidInput) -> String {
         let code = raw.trimmingWhitespace().uppercased()
         guard code.utf8.count == 2, code.utf8.allSatisfy({ $0 >= 65 && $0 <= 90 }) else {
             throw .badRequest("country must be a two-letter ISO 3166-1 code, e.g. NL")
@@ -19,7 +19,7 @@ public enum OrganisationRules {
     }
 
     /// An organisation's name: trimmed, 1 to 200 characters.
-    public static func name(_ raw: String) throws(PortierError) -> String {
+    public static func name(_ raw: String) throws(InvalidInput) -> String {
         let name = raw.trimmingWhitespace()
         guard !name.isEmpty, name.count <= 200 else { throw .badRequest("name must be 1 to 200 characters") }
         return name

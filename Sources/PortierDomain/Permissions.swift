@@ -14,7 +14,7 @@ public enum Permission: String, Sendable, CaseIterable {
     case organisationEdit = "organisation.edit"
 
     /// Parses a permission name; an unknown name is a `bad_request`, never a silent false (R-PRM-3).
-    public init(name: String) throws(PortierError) {
+    public init(name: String) throws(InvalidInput) {
         guard let p = Permission(rawValue: name) else {
             throw .badRequest("unknown permission \"\(name)\"; known: \(Permission.allCases.map(\.rawValue).joined(separator: ", "))")
         }

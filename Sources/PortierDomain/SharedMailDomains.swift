@@ -25,7 +25,7 @@ public struct SharedMailDomains: Sendable {
 
     /// The shipped list with `additions` and without `notShared` (both normalised;
     /// invalid names are refused).
-    public init(additions: [String] = [], notShared: [String] = []) throws(PortierError) {
+    public init(additions: [String] = [], notShared: [String] = []) throws(InvalidInput) {
         var added = Set<String>()
         for raw in additions { added.insert(try Domain(raw).name) }
         var removed = Set<String>()

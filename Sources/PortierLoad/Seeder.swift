@@ -1,8 +1,9 @@
 import Foundation
-import Synchronization
 import PortierDomain
+import PortierPasswords
 import PortierService
 import PortierStorage
+import Synchronization
 
 /// Writes a `LoadPlan` into a migrated database, fast: the rows that carry the
 /// permission facts (environments, claims, users, organisations, memberships,

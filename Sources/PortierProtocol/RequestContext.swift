@@ -28,12 +28,25 @@ public struct RequestContext: Sendable {
     /// The connection's number in this process: requests of one connection
     /// share their turns at the password hasher (R-SEC-2).
     public let connection: UInt64
+    /// The server's metrics, for `support.metrics`: handed down with the
+    /// request by whoever owns them (the server), so the service never calls
+    /// up into the transport.
+    public let metrics: (any MetricsSource)?
 
-    public init(socket: SocketKind, peer: PeerCredentials?, capabilities: Capabilities = [.check, .manage, .mail, .support], connection: UInt64 = 0) {
+    public init(
+        socket: SocketKind, peer: PeerCredentials?, capabilities: Capabilities = [.check, .manage, .mail, .support],
+        connection: UInt64 = 0, metrics: (any MetricsSource)? = nil
+    ) {
         self.socket = socket
         self.peer = peer
         self.capabilities = capabilities
         self.connection = connection
+        self.metrics = metrics
     }
+}
+
+/// What renders the Prometheus text of a running server.
+public protocol MetricsSource: AnyObject, Sendable {
+    func metricsText() -> String
 }
 

@@ -40,9 +40,6 @@ public final class PortierServer: Service, Sendable {
         supportAdmission = SocketAdmission(
             socket: .support, maximumConnections: configuration.maximumSupportConnections, allowedUIDs: configuration.support.allowedUIDs,
             policy: configuration.support.capabilities)
-        // support.metrics is answered by the service, from this server's metrics.
-        let renderer = MetricsRenderer { [weak self] in self?.metricsText() ?? "" }
-        service.metricsText.withLock { $0 = renderer }
     }
 
     /// The Prometheus text exposition of this server's metrics.
@@ -110,7 +107,7 @@ public final class PortierServer: Service, Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         ConnectionHandler(
                             responder: service, admission: admission, settings: settings, inFlightTotal: inFlight,
-                            stats: metrics.requests(on: channel.eventLoop), logger: logger
+                            stats: metrics.requests(on: channel.eventLoop), metrics: self, logger: logger
                         )
                     )
                 }
@@ -135,3 +132,6 @@ extension PortierServer {
         }
     }
 }
+
+/// `support.metrics` reads this server's metrics through the request's context.
+extension PortierServer: MetricsSource {}

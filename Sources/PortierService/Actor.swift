@@ -11,7 +11,7 @@ extension PortierService {
         case .id(let id):
             return (id.environment, id.raw)
         case .email(let email):
-            let owner = try await pool.transaction { tx in try tx.emailOwner(email.normalized) }
+            let owner = try await transaction { tx in try tx.emailOwner(email.normalized) }
             guard let owner, owner.isPrimary else { throw PortierError.forbidden("the actor is not an active user") }
             return (owner.environment, owner.user)
         }

@@ -1,5 +1,6 @@
 import DequeModule
 import PortierDomain
+import PortierProtocol
 import Synchronization
 
 /// Turns at a scarce resource (the password hasher's threads), handed out

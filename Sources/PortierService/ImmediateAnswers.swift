@@ -40,10 +40,9 @@ extension PortierService {
                 results.append(decision.json)
             }
             return .success(request.id, ["results": .array(results)])
-        } catch let error as PortierError {
-            return .failure(request.id, error)
         } catch {
-            return nil
+            // A refusal is answered here; anything else takes the asynchronous path.
+            return PortierError(any: error).map { .failure(request.id, $0) }
         }
     }
 

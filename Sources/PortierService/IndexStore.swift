@@ -14,9 +14,6 @@ final class IndexStore: Sendable {
     private let pool: ConnectionPool
     private let logger: Logger
     private let chains = Mutex<[EnvironmentID: Task<EnvironmentIndex?, any Error>]>([:])
-    /// Revisions this instance is committing itself, by environment: its commit
-    /// hook applies them, so the NOTIFY it hears of them needs no catch-up.
-    private let ownCommits = Mutex<[EnvironmentID: Int64]>([:])
     /// Environments loading in the background (see `loadedOrWarming`).
     private let warming = Mutex<Set<EnvironmentID>>([])
 
@@ -78,7 +75,7 @@ final class IndexStore: Sendable {
             return current
         }
         if let applied, applied.revision < delta.revision {
-            try await catchUp(delta.environment, to: delta.revision)
+            _ = try await catchUp(delta.environment, to: delta.revision)
         }
     }
 
@@ -116,23 +113,6 @@ final class IndexStore: Sendable {
         return synced.flatMap { $0.revision >= revision ? $0 : nil }
     }
 
-    /// Before COMMIT: these revisions are this instance's own.
-    func committing(_ tokens: [RevisionToken]) {
-        ownCommits.withLock { own in for t in tokens { own[t.environment] = max(own[t.environment] ?? 0, t.revision) } }
-    }
-
-    /// After the commit hook (or a failed COMMIT): forget them again.
-    func settled(_ tokens: [RevisionToken]) {
-        ownCommits.withLock { own in
-            for t in tokens where (own[t.environment] ?? .max) <= t.revision { own[t.environment] = nil }
-        }
-    }
-
-    /// Whether `token` is one of this instance's commits in progress.
-    func isOwnCommit(_ token: RevisionToken) -> Bool {
-        ownCommits.withLock { ($0[token.environment] ?? 0) >= token.revision }
-    }
-
     /// After a commit: catch up every environment the commit advanced that is
     /// loaded or loading. A load in flight may have read its snapshot before the
     /// commit: the catch-up queued behind it brings it forward before the reply
@@ -141,7 +121,6 @@ final class IndexStore: Sendable {
     /// still at its base (the usual case: no second transaction); otherwise the
     /// catch-up reads it again.
     func committed(_ report: CommitReport) async {
-        defer { settled(report.revisions) }
         for token in report.revisions {
             let loaded = index.get(token.environment)
             if let loaded, loaded.revision >= token.revision { continue }
@@ -150,7 +129,7 @@ final class IndexStore: Sendable {
                 if let delta = report.deltas[token.environment] {
                     try await apply(delta)
                 } else {
-                    try await catchUp(token.environment, to: token.revision)
+                    _ = try await catchUp(token.environment, to: token.revision)
                 }
             } catch {
                 // The index stays at its older revision; readers passing the token fall back to SQL.

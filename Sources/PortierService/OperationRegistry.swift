@@ -72,7 +72,7 @@ extension PortierService {
         Operation("outbox.list", .mail, reads: true) { s, r, _ in try await s.outboxList(r) },
         Operation("outbox.ack", .mail) { s, r, _ in try await s.outboxAck(r) },
         Operation("support.appoint_admin", .support) { s, r, c in try await s.appointAdministrator(r, context: c) },
-        Operation("support.metrics", .support, reads: true) { s, r, _ in try s.supportMetrics(r) },
+        Operation("support.metrics", .support, reads: true) { s, r, c in try s.supportMetrics(r, context: c) },
         Operation("user.password.forgot", .manage) { s, r, _ in try await s.passwordForgot(r) },
         Operation("user.password.reset", .manage) { s, r, c in try await s.passwordReset(r, context: c) },
         Operation("user.password.change", .manage) { s, r, c in try await s.passwordChange(r, context: c) },

@@ -8,7 +8,7 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["limit", "cursor"])
         let page = try PageRequest(request.params, kind: .event)
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await transaction(environments: [actorRef.environment]) { tx in
             _ = try Self.administrator(tx, actorRef, to: "read the audit log")
             let env = actorRef.environment
             // Newest first: the page starts before the cursor.

@@ -131,7 +131,7 @@ extension PortierService {
 
     /// Questions answered from PostgreSQL, in one snapshot.
     func databaseDecisions(_ questions: [CheckQuestion]) async throws -> [Decision] {
-        try await pool.snapshot(environments: []) { tx in
+        try await snapshot(environments: []) { tx in
             var facts = SQLFacts(tx)
             return try questions.map { q in try PermissionEvaluator.decide(q, user: try Self.locate(tx, q.user)?.userKey, in: &facts) }
         }
@@ -140,6 +140,6 @@ extension PortierService {
     /// The user's environment and id; an email costs one lookup in the directory.
     func userKey(_ ref: UserReference) async throws -> UserKey? {
         if case .id(let id) = ref { return id.userKey }
-        return try await pool.snapshot(environments: []) { tx in try Self.locate(tx, ref) }?.userKey
+        return try await snapshot(environments: []) { tx in try Self.locate(tx, ref) }?.userKey
     }
 }

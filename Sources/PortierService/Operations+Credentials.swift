@@ -1,4 +1,5 @@
 import PortierDomain
+import PortierPasswords
 import PortierProtocol
 import PortierStorage
 
@@ -13,7 +14,7 @@ extension PortierService {
         let pausing = configuration.pausePoints
         // The environment is locked first: who is administrator must not move
         // under us, and the cleanup of unactivated environments waits (R-SEC-4).
-        return try await pool.transaction(environments: [token.environment], locking: token.environment) { tx in
+        return try await transaction(environments: [token.environment], locking: token.environment) { tx in
             let environment = token.environment
             let record = try Self.usableToken(tx, token, purpose: .activation)
             if pausing { try tx.pause(at: .activationChecked) }
@@ -53,7 +54,7 @@ extension PortierService {
         try PasswordHasher.validate(password)
         guard let token = SecretToken(presented: presented) else { throw PortierError(.expiredToken, "the token is not valid") }
         let hash = try await hashTurns.run(key: Self.hashKey(context, client: nil)) {
-            _ = try await pool.transaction(environments: [token.environment]) { tx in try Self.usableToken(tx, token, purpose: purpose) }
+            _ = try await transaction(environments: [token.environment]) { tx in try Self.usableToken(tx, token, purpose: purpose) }
             return try await passwords.hash(password)
         }
         return (token, hash)
@@ -90,7 +91,7 @@ extension PortierService {
         // costs a query, and a flood within them waits its turn (R-SEC-2).
         let key = Self.hashKey(context, client: client)
         let (found, matches): ((UserRecord, EnvironmentRecord)?, Bool) = try await hashTurns.run(key: key) {
-            let found: (UserRecord, EnvironmentRecord)? = try await pool.transaction { tx in
+            let found: (UserRecord, EnvironmentRecord)? = try await transaction { tx in
                 guard let owner = try tx.emailOwner(email.normalized), owner.isPrimary else { return nil }
                 try tx.setEnvironments([owner.environment])
                 guard let user = try tx.user(owner.environment, owner.user), let env = try tx.environment(owner.environment) else { return nil }
@@ -107,7 +108,7 @@ extension PortierService {
         if passwords.needsRehash(stored) {
             // Stronger parameters than when it was stored: upgrade it now (R-USR-4).
             let upgraded = try await hashTurns.run(key: key) { try await passwords.hash(password) }
-            try await pool.transaction(environments: [user.environment]) { tx in
+            _ = try await transaction(environments: [user.environment]) { tx in
                 try tx.replacePasswordHash(user.environment, user.id, from: stored, to: upgraded)
             }
         }

@@ -14,7 +14,7 @@ extension PortierService {
         let email = try EmailAddress(try request.params.requiredString("email"))
         let actorRef = try await actorReference(request)
         let configuration = self.configuration
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await transaction(environments: [actorRef.environment]) { tx in
             let user = try Self.activeActor(tx, actorRef)
             if try tx.emailOwner(email.normalized) != nil { throw PortierError.conflict("this address already belongs to a user") }
             try Self.refuseOthersDomain(tx, email, for: user.environment)
@@ -42,7 +42,7 @@ extension PortierService {
             throw PortierError(.expiredToken, "the token is not valid")
         }
         do {
-            return try await pool.transaction(environments: [token.environment]) { tx in
+            return try await transaction(environments: [token.environment]) { tx in
                 let record = try Self.usableToken(tx, token, purpose: .emailVerification)
                 guard let emailNorm = record.emailNorm, let user = try tx.user(token.environment, record.userID),
                       let extra = try tx.extraEmail(token.environment, user: user.id, emailNorm: emailNorm)
@@ -67,7 +67,7 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["email"])
         let email = try EmailAddress(try request.params.requiredString("email"))
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await transaction(environments: [actorRef.environment]) { tx in
             let user = try Self.activeActor(tx, actorRef)
             if email.normalized == (try EmailAddress(user.email)).normalized {
                 throw PortierError.badRequest("the primary address cannot be removed")

@@ -8,7 +8,7 @@ extension PortierService {
     func environmentGet(_ request: Request) async throws -> OperationOutput {
         try request.params.rejectUnknownKeys(allowed: [])
         let actor = try await actorReference(request)
-        return try await pool.transaction(environments: [actor.environment]) { tx in
+        return try await transaction(environments: [actor.environment]) { tx in
             _ = try Self.activeActor(tx, actor)
             guard let record = try tx.environment(actor.environment) else { throw PortierError.notFound("environment") }
             return .result(["environment": record.json])
@@ -17,7 +17,7 @@ extension PortierService {
 
     /// Deletes index change-log rows past their retention; returns how many.
     public func pruneIndexChanges() async throws -> Int {
-        try await pool.transaction { tx in
+        try await transaction { tx in
             try tx.becomeJanitor()
             _ = try tx.pruneRecipientMessages()
             return try tx.pruneIndexChanges(olderThanSeconds: IndexStore.changeLogRetentionSeconds)
@@ -27,13 +27,13 @@ extension PortierService {
     /// Deletes environments nobody activated within the window, freeing their
     /// domain claims (R-ENV-7). Returns how many were deleted. Run periodically.
     public func purgeUnactivatedEnvironments(batch: Int = 100) async throws -> Int {
-        let expired = try await pool.transaction { tx in try tx.expiredUnactivatedEnvironments(limit: batch) }
+        let expired = try await transaction { tx in try tx.expiredUnactivatedEnvironments(limit: batch) }
         var deleted = 0
         let pausing = configuration.pausePoints
         for environment in expired {
             // The environment's row is locked first, as an activation locks it
             // (R-SEC-4): the two exclude each other.
-            let gone = try await pool.transaction(environments: [environment], locking: environment) { tx in
+            let gone = try await transaction(environments: [environment], locking: environment) { tx in
                 // Re-check inside the transaction: an activation may have just landed.
                 guard try tx.isExpiredUnactivated(environment) else { return false }
                 if pausing { try tx.pause(at: .purgeChecked) }

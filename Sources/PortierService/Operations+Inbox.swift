@@ -9,7 +9,7 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["limit", "cursor"])
         let page = try PageRequest(request.params, kind: .request)
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.activeActor(tx, actorRef)
             let requests = try tx.pendingRequests(actor.environment, user: actor.id, includeEnvironmentRequests: actor.role != .basic,
                                                   after: page.after?.raw ?? 0, limit: page.fetch)
@@ -27,7 +27,7 @@ extension PortierService {
         }
         let actorRef = try await actorReference(request)
         let pausing = configuration.pausePoints
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.activeActor(tx, actorRef)
             guard id.environment == actor.environment, var req = try tx.request(id) else { throw PortierError.notFound("request") }
             // Locks in the order partnership.end takes them (partnership rows, then
@@ -81,9 +81,9 @@ extension PortierService {
     func offboard(_ request: Request) async throws -> OperationOutput {
         try request.params.rejectUnknownKeys(allowed: ["user", "successor"])
         let target = try Self.userParam(request.params)
-        let successorRef = try request.params.optionalString("successor").map { text throws(PortierError) in try UserReference(text, field: "params.successor") }
+        let successorRef = try request.params.optionalString("successor").map { text throws(InvalidInput) in try UserReference(text, field: "params.successor") }
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
+        return try await transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
             let env = actorRef.environment
             let actor = try Self.administrator(tx, actorRef, to: "off-board users")
             let user = try Self.targetUser(tx, in: env, target, lock: true)

@@ -30,7 +30,7 @@ extension PortierService {
                 return .result(page.result("organisations", rows, id: \.0, json: \.1))
             }
         }
-        let rows = try await pool.snapshot(environments: []) { tx -> [OrganisationRecord] in
+        let rows = try await snapshot(environments: []) { tx -> [OrganisationRecord] in
             guard let key = try Self.locate(tx, ref)?.userKey else { return [] }
             var facts = SQLFacts(tx)
             let ids = try PermissionEvaluator.organisations(of: key, holding: permission, page: page, in: &facts)
@@ -59,7 +59,7 @@ extension PortierService {
                 return .result(page.result("users", rows, id: \.0, json: \.1))
             }
         }
-        let rows = try await pool.snapshot(environments: []) { tx -> [UserRecord] in
+        let rows = try await snapshot(environments: []) { tx -> [UserRecord] in
             var facts = SQLFacts(tx)
             let keys = try PermissionEvaluator.users(of: organisation, holding: permission, page: page, in: &facts)
             return keys.compactMap { facts.userRows[$0.scopedID] }

@@ -55,7 +55,7 @@ extension PortierService {
         let pausing = configuration.pausePoints
         let configuration = self.configuration
         do {
-            return try await pool.transaction(environments: scope) { tx in
+            return try await transaction(environments: scope) { tx in
                 let actor = try Self.activeActor(tx, actorRef)
                 let org = try Self.managedOrganisation(tx, orgID, by: actor)
                 guard org.status == .active else { throw PortierError.invalidState("members can only be added to an active organisation; activate it first") }
@@ -93,7 +93,7 @@ extension PortierService {
         guard let role = try request.params.optionalEnum("role", OrganisationRole.self) else { throw PortierError.badRequest("params.role is required") }
         let actorRef = try await actorReference(request)
         let scope = Self.scope(actorRef.environment, orgID.environment)
-        return try await pool.transaction(environments: scope) { tx in
+        return try await transaction(environments: scope) { tx in
             let actor = try Self.activeActor(tx, actorRef)
             let org = try Self.managedOrganisation(tx, orgID, by: actor)
             let (user, membership) = try Self.existingMembership(tx, ref, org, scope: scope)
@@ -113,7 +113,7 @@ extension PortierService {
         let ref = try Self.userParam(request.params)
         let actorRef = try await actorReference(request)
         let scope = Self.scope(actorRef.environment, orgID.environment)
-        return try await pool.transaction(environments: scope) { tx in
+        return try await transaction(environments: scope) { tx in
             let actor = try Self.activeActor(tx, actorRef)
             let org = try Self.managedOrganisation(tx, orgID, by: actor)
             let (user, membership) = try Self.existingMembership(tx, ref, org, scope: scope)
@@ -130,7 +130,7 @@ extension PortierService {
         let orgID = try Self.organisationParam(request.params)
         let page = try PageRequest(request.params, kind: .user)  // ordered by member
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: Self.scope(actorRef.environment, orgID.environment)) { tx in
+        return try await transaction(environments: Self.scope(actorRef.environment, orgID.environment)) { tx in
             let actor = try Self.activeActor(tx, actorRef)
             _ = try Self.visibleOrganisation(tx, orgID, to: actor)
             let memberships = try tx.memberships(organisation: orgID, after: page.after, limit: page.fetch)

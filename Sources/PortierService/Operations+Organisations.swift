@@ -20,7 +20,7 @@ extension PortierService {
         let kvk = try request.params.optionalString("kvk_number").map(OrganisationRules.kvkNumber)
         let country = try request.params.optionalString("country").map(OrganisationRules.country)
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.administrator(tx, actorRef, to: "create organisations")
             let org = try tx.insertOrganisation(actor.environment, name: name, kvkNumber: kvk, country: country)
             _ = try tx.insertMembership(organisation: org.scopedID, user: actor.scopedID, role: .administrator, status: .active)
@@ -35,7 +35,7 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["organisation"])
         let id = try Self.organisationParam(request.params)
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.administrator(tx, actorRef, to: "activate organisations")
             guard id.environment == actor.environment, let org = try tx.organisation(id, lock: true) else { throw PortierError.notFound("organisation") }
             guard org.status == .inactive else { throw PortierError.invalidState("the organisation is already active") }
@@ -59,7 +59,7 @@ extension PortierService {
         let clearsKvk = p["kvk_number"] == .null
         let clearsCountry = p["country"] == .null
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.administrator(tx, actorRef, to: "edit organisations")
             guard id.environment == actor.environment, let org = try tx.organisation(id, lock: true) else { throw PortierError.notFound("organisation") }
             let newName = name ?? org.name
@@ -83,7 +83,7 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["organisation"])
         let id = try Self.organisationParam(request.params)
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: Self.scope(actorRef.environment, id.environment)) { tx in
+        return try await transaction(environments: Self.scope(actorRef.environment, id.environment)) { tx in
             let actor = try Self.activeActor(tx, actorRef)
             let org = try Self.visibleOrganisation(tx, id, to: actor)
             return .result(["organisation": org.json])
@@ -107,7 +107,7 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["limit", "cursor"])
         let page = try PageRequest(request.params, kind: .organisation)
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.activeActor(tx, actorRef)
             var ids = Set(try tx.ownMemberships(user: actor.scopedID).filter { $0.status == .active }.map(\.organisation))
             if actor.role == .administrator { ids.formUnion(try tx.organisations(actor.environment).map(\.scopedID)) }

@@ -8,7 +8,7 @@ extension PortierService {
     func outboxList(_ request: Request) async throws -> OperationOutput {
         try request.params.rejectUnknownKeys(allowed: ["limit", "cursor"])
         let page = try PageRequest(request.params, kind: .message)
-        let messages = try await pool.transaction { tx in
+        let messages = try await transaction { tx in
             try tx.becomeMailer()
             // Message ids are global (one sequence): the order is the id's number.
             return try tx.pendingMessages(after: page.after?.raw ?? 0, limit: page.fetch)
@@ -31,7 +31,7 @@ extension PortierService {
         }
         let wanted = Set(ids.map(\.id))
         let requested = ids
-        try await pool.transaction { tx in
+        try await transaction { tx in
             try tx.becomeMailer()
             let found = try tx.acknowledgeMessages(requested)
             if let missing = wanted.subtracting(found).first {

@@ -23,7 +23,7 @@ extension PortierService {
     func partnershipPropose(_ request: Request) async throws -> OperationOutput {
         try request.params.rejectUnknownKeys(allowed: ["environment", "email"])
         let byID = try request.params.optionalString("environment")
-        let byEmail = try request.params.optionalString("email").map { text throws(PortierError) in try EmailAddress(text) }
+        let byEmail = try request.params.optionalString("email").map { text throws(InvalidInput) in try EmailAddress(text) }
         guard (byID == nil) != (byEmail == nil) else { throw PortierError.badRequest("give exactly one of params.environment and params.email") }
         var named: EnvironmentID?
         if let byID {
@@ -34,7 +34,7 @@ extension PortierService {
         let actorRef = try await actorReference(request)
         let configuration = self.configuration
         do {
-            return try await pool.transaction(environments: [actorRef.environment]) { tx in
+            return try await transaction(environments: [actorRef.environment]) { tx in
                 let actor = try Self.partnershipManager(tx, actorRef)
                 guard let target = try fixedTarget ?? byEmail.flatMap({ try tx.emailOwner($0.normalized)?.environment }) else {
                     throw PortierError.notFound("environment")
@@ -68,7 +68,7 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["partnership"])
         let id = try Self.partnershipParam(request.params)
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.partnershipManager(tx, actorRef)
             return try Self.answerPartnership(tx, id.raw, by: actor, accept: accept)
         }
@@ -101,7 +101,7 @@ extension PortierService {
         let id = try Self.partnershipParam(request.params)
         let actorRef = try await actorReference(request)
         let pausing = configuration.pausePoints
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.partnershipManager(tx, actorRef)
             guard let unlocked = try tx.partnership(actor.environment, id: id.raw) else { throw PortierError.notFound("partnership") }
             let other = unlocked.partner
@@ -134,7 +134,7 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["limit", "cursor"])
         let page = try PageRequest(request.params, kind: .partnership)
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.partnershipManager(tx, actorRef)
             let partnerships = try tx.partnerships(actor.environment, after: page.after?.raw ?? 0, limit: page.fetch)
             return .result(page.result("partnerships", partnerships, id: \.scopedID, json: \.json))  // ordered by the number alone

@@ -1,4 +1,5 @@
 import PortierDomain
+import PortierPasswords
 import PortierProtocol
 import PortierStorage
 
@@ -32,7 +33,7 @@ extension PortierService {
     private func issuePasswordReset(_ email: EmailAddress) async throws {
         let configuration = self.configuration
         do {
-            try await pool.transaction { tx in
+            try await transaction { tx in
                 guard let owner = try tx.emailOwner(email.normalized), owner.isPrimary else { return }
                 try tx.setEnvironments([owner.environment])
                 guard let user = try tx.user(owner.environment, owner.user), user.status == .active else { return }
@@ -56,7 +57,7 @@ extension PortierService {
         try await pacingRefusals(context) {
             let (token, passwordHash) = try await hashForToken(request, purpose: .passwordReset, context: context)
             // The environment first, like every change of a user (no lock-order cycle).
-            let user = try await pool.transaction(environments: [token.environment], locking: token.environment) { tx in
+            let user = try await transaction(environments: [token.environment], locking: token.environment) { tx in
                 let record = try Self.usableToken(tx, token, purpose: .passwordReset)
                 guard let user = try tx.user(token.environment, record.userID, lock: true) else { throw PortierError(.expiredToken, "the token is not valid") }
                 if user.status == .blocked { throw PortierError(.blocked, "the user is blocked; ask an administrator") }
@@ -84,7 +85,7 @@ extension PortierService {
             try PasswordHasher.validate(new)
             let actorRef = try await actorReference(request)
             let key = Self.hashKey(context, client: nil)
-            let actor = try await pool.transaction(environments: [actorRef.environment]) { tx in try Self.activeActor(tx, actorRef) }
+            let actor = try await transaction(environments: [actorRef.environment]) { tx in try Self.activeActor(tx, actorRef) }
             let address = actor.email.lowercased()
             if throttle.isLimited(address, client: nil) {
                 throw PortierError(.rateLimited, "too many failed password checks for this address; try again later")
@@ -98,7 +99,7 @@ extension PortierService {
                 throttle.failed(address, client: nil)
                 throw PortierError.invalidCredentials
             }
-            return try await pool.transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
+            return try await transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
                 _ = try Self.activeActor(tx, actorRef)
                 guard try tx.replacePasswordHash(actor.environment, actor.id, from: stored, to: newHash) else {
                     throw PortierError.conflict("the password was changed meanwhile; try again with the current one")

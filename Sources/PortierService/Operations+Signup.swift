@@ -15,7 +15,7 @@ extension PortierService {
         while true {
             attempt += 1
             do {
-                return try await pool.transaction { tx in try Self.signup(tx, email: email, name: name, configuration: configuration) }
+                return try await transaction { tx in try Self.signup(tx, email: email, name: name, configuration: configuration) }
             } catch let error as DatabaseError where error.kind == .uniqueViolation {
                 switch error.constraint {
                 // Two first sign-ups on one domain raced: the loser retries and joins.

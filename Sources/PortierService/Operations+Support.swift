@@ -33,7 +33,7 @@ extension PortierService {
         }
         let organisations = try Self.organisationsParam(request.params, in: env)
         let peer = context.peer.map(\.description) ?? "unknown"
-        return try await pool.transaction(environments: [env], locking: env) { tx in
+        return try await transaction(environments: [env], locking: env) { tx in
             let user = try Self.targetUser(tx, in: env, target, lock: true)
             if user.role == .administrator, user.status == .active {
                 throw PortierError.invalidState("the user is already an active administrator")

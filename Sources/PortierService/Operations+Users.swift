@@ -12,7 +12,7 @@ extension PortierService {
         let actorRef = try await actorReference(request)
         let configuration = self.configuration
         do {
-            return try await pool.transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
+            return try await transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
                 let env = actorRef.environment
                 // The lock also serialises invitations, so the rate limit cannot be raced past.
                 let actor = try Self.administrator(tx, actorRef, to: "invite users")
@@ -74,7 +74,7 @@ extension PortierService {
         let target = try Self.userParam(request.params)
         let actorRef = try await actorReference(request)
         let configuration = self.configuration
-        return try await pool.transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
+        return try await transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
             let actor = try Self.administrator(tx, actorRef, to: "resend invitations")
             let user = try Self.targetUser(tx, in: actorRef.environment, target, lock: true)
             guard user.status == .invited else { throw PortierError.invalidState("only invited users can be re-invited; this one is \(user.status.rawValue)") }
@@ -90,7 +90,7 @@ extension PortierService {
         try request.params.rejectUnknownKeys(allowed: ["user"])
         let target = try Self.userParam(request.params)
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.activeActor(tx, actorRef)
             let user = try Self.targetUser(tx, in: actorRef.environment, target)
             guard case .object(var json) = user.json else { throw PortierError.internal() }
@@ -108,7 +108,7 @@ extension PortierService {
         let role = try request.params.optionalEnum("role", EnvironmentRole.self)
         let page = try PageRequest(request.params, kind: .user)
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: [actorRef.environment]) { tx in
+        return try await transaction(environments: [actorRef.environment]) { tx in
             _ = try Self.activeActor(tx, actorRef)
             let users = try tx.listUsers(actorRef.environment, status: status, role: role, after: page.after?.raw ?? 0, limit: page.fetch)
             return .result(page.result("users", users, id: \.scopedID, json: \.json))
@@ -166,7 +166,7 @@ extension PortierService {
         let target = try Self.userParam(request.params)
         let actorRef = try await actorReference(request)
         let pausing = configuration.pausePoints
-        return try await pool.transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
+        return try await transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
             let env = actorRef.environment
             let actor = try Self.administrator(tx, actorRef, to: "remove users")
             let user = try Self.targetUser(tx, in: env, target, lock: true)
@@ -224,7 +224,7 @@ extension PortierService {
         _ change: @escaping @Sendable (Transaction, UserRecord, UserRecord) throws -> (UserRecord, String, JSONValue)?
     ) async throws -> OperationOutput {
         let actorRef = try await actorReference(request)
-        return try await pool.transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
+        return try await transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
             // The environment lock serialises every change that could remove an
             // administrator, so two of them cannot both pass the R-USR-8 check.
             let actor = try Self.administrator(tx, actorRef, to: action)

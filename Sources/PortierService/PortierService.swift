@@ -1,9 +1,10 @@
 import Logging
-import Synchronization
 import PortierDomain
 import PortierIndex
+import PortierPasswords
 import PortierProtocol
 import PortierStorage
+import Synchronization
 
 /// The operations of SPEC §11, independent of any transport: a request in, a
 /// reply out. Each mutation is one database transaction with its audit event,
@@ -33,13 +34,7 @@ public final class PortierService: Sendable {
         self.refusals = RefusalPacer(burst: configuration.refusalBurst, perSecond: configuration.refusalsPerSecond)
         let indexes = IndexStore(index: PermissionIndex(budgetBytes: configuration.indexBudgetBytes), pool: pool, logger: logger)
         self.indexes = indexes
-        self.synchroniser = Synchroniser(indexes: indexes)
-        // A mutation's reply waits until this instance's indexes show it (R-PRM-5).
-        pool.onCommit(
-            readingDeltasAfter: { indexes.revision(of: $0) },
-            committing: { indexes.committing($0) },
-            abandoned: { indexes.settled($0) }
-        ) { report in await indexes.committed(report) }
+        self.synchroniser = Synchroniser(indexes: indexes, instance: pool.instance)
     }
 
     /// How the database is used, for metrics: the pool's connections and
@@ -77,7 +72,7 @@ public final class PortierService: Sendable {
             "public_suffixes": "\(PublicSuffixList.source)",
         ])
         do {
-            let claims = try await pool.transaction { tx in try tx.allDomainClaims() }
+            let claims = try await transaction { tx in try tx.allDomainClaims() }
             var reported: [(domain: String, environment: EnvironmentID)] = []
             for claim in claims {
                 guard let reason = shared.reason(claim.domain) else { continue }
@@ -111,6 +106,8 @@ public final class PortierService: Sendable {
             return .success(request.id, output.result, revision: output.revision)
         } catch let error as PortierError {
             return .failure(request.id, error)
+        } catch let invalid as InvalidInput {
+            return .failure(request.id, PortierError(invalid))
         } catch is CancellationError {
             // The client went away; nobody reads this.
             return .failure(request.id, .unavailable("the request was cancelled"))
@@ -129,11 +126,6 @@ public final class PortierService: Sendable {
     /// Every operation by wire name, in the registry's order.
     public static let operations: [String] = registry.map(\.name)
 
-    /// Renders the Prometheus text for `support.metrics`; set by the transport,
-    /// which owns the request metrics. (A class around the closure: a closure
-    /// kept directly in a Mutex gains two thunks at every `withLock { $0 }`.)
-    public let metricsText = Mutex<MetricsRenderer?>(nil)
-
     private func dispatch(_ request: Request, context: RequestContext) async throws -> OperationOutput {
         guard let operation = Self.registryByName[request.op] else {
             throw PortierError(.unknownOp, "unknown operation \"\(request.op)\"")
@@ -145,9 +137,10 @@ public final class PortierService: Sendable {
     }
 
     /// `support.metrics`: the Prometheus text, on the support socket.
-    func supportMetrics(_ request: Request) throws -> OperationOutput {
+    func supportMetrics(_ request: Request, context: RequestContext) throws -> OperationOutput {
         try request.params.rejectUnknownKeys(allowed: [])
-        return .result(["text": .string(metricsText.withLock { $0 }?.render() ?? "")])
+        guard let metrics = context.metrics else { throw PortierError.unavailable("no metrics where this request came from") }
+        return .result(["text": .string(metrics.metricsText())])
     }
 }
 
@@ -155,10 +148,4 @@ extension OperationOutput {
     static func result(_ result: JSONObject, revision: RevisionToken? = nil) -> OperationOutput {
         OperationOutput(result: result, revision: revision?.description)
     }
-}
-
-/// What renders the metrics text for `support.metrics`.
-public final class MetricsRenderer: Sendable {
-    let render: @Sendable () -> String
-    public init(_ render: @escaping @Sendable () -> String) { self.render = render }
 }

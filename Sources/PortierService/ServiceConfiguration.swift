@@ -1,4 +1,5 @@
 import PortierDomain
+import PortierPasswords
 import PortierProtocol
 
 /// Settings of the operations (limits, lifetimes, lists), independent of transport.

@@ -14,14 +14,22 @@ final class Synchroniser: Sendable {
     /// From hearing of another instance's commit to having applied it here.
     private let lag = Mutex(SynchronisationLag())
 
-    init(indexes: IndexStore) { self.indexes = indexes }
+    /// This instance's pool name: its own commits' notifications are skipped
+    /// (the change that committed applies its report, `PortierService.transaction`).
+    private let instance: String
+
+    init(indexes: IndexStore, instance: String) {
+        self.indexes = indexes
+        self.instance = instance
+    }
 
     func start(conninfo: String, logger: Logger) {
         let listener = RevisionListener(
             conninfo: conninfo, logger: logger,
-            onRevision: { [self] token in
-                guard let loaded = indexes.index.get(token.environment), loaded.revision < token.revision,
-                      !indexes.isOwnCommit(token) else { return }  // the commit hook applies it
+            onRevision: { [self] notice in
+                let token = notice.token
+                guard notice.instance != instance, let loaded = indexes.index.get(token.environment),
+                      loaded.revision < token.revision else { return }
                 catchUp(token.environment, to: token.revision)
             },
             onConnected: { [self] in
@@ -40,8 +48,6 @@ final class Synchroniser: Sendable {
     var listenerBackendPID: Int32 { listener.withLock { $0?.backendPID ?? 0 } }
 
     /// Queues one catch-up of `environment`, to `revision` (nil: to the database's).
-    /// This instance's own commits are notified too; their catch-up has usually
-    /// run already, and then this one costs nothing (`IndexStore.synchronise`).
     private func catchUp(_ environment: EnvironmentID, to revision: Int64? = nil) {
         let first = queued.withLock { queued in
             guard let pending = queued[environment] else {

@@ -64,35 +64,13 @@ public final class ConnectionPool: Sendable {
     private let threads: NIOThreadPool
     private let state = Mutex(State())
     private let logger: Logger
-    // Closures live in a class, never directly in a Mutex: `withLock { $0 }` on
-    // a stored closure reabstracts it through the inout and writes it back
-    // wrapped in two more thunks, every call (found by profiling: mutations got
-    // slower with every commit).
-    private let commitObserver = Mutex<CommitObserver?>(nil)
     private let turns = EnvironmentTurns()
-
-    /// Called after every commit that advanced revisions, before `transaction`
-    /// returns: the index catches up here, so a mutation's reply is never sent
-    /// before this instance's checks can see it (R-PRM-5).
-    ///
-    /// `base` names the revision this instance's index of an environment is at
-    /// (nil: not loaded): a transaction that bumps that environment reads what
-    /// changed since, inside itself, before COMMIT (under its own row lock the
-    /// delta is exactly what the new revision adds), and the report carries it,
-    /// so the catch-up needs no second transaction.
-    ///
-    /// `committing` hears the revisions just before COMMIT and `abandoned` if
-    /// COMMIT then failed: the instance's own NOTIFY can arrive before `hook`
-    /// has run, and must not start a second, redundant catch-up.
-    public func onCommit(
-        readingDeltasAfter base: @escaping @Sendable (EnvironmentID) -> Int64?,
-        committing: @escaping @Sendable ([RevisionToken]) -> Void = { _ in },
-        abandoned: @escaping @Sendable ([RevisionToken]) -> Void = { _ in },
-        _ hook: @escaping @Sendable (CommitReport) async -> Void
-    ) {
-        let observer = CommitObserver(base: base, committing: committing, abandoned: abandoned, hook: hook)
-        commitObserver.withLock { $0 = observer }
-    }
+    /// This pool's name in the revision notifications its commits send (`SET
+    /// LOCAL portier.instance` in every transaction): the instance that
+    /// committed a change applies it from `change`'s report, and ignores its
+    /// own NOTIFY (see `RevisionListener`).
+    public let instance: String
+    private let transactionSettings: String
 
     /// Connections open, idle, and requests waiting for one (for metrics).
     public var usage: (open: Int, idle: Int, waiting: Int) {
@@ -128,6 +106,8 @@ public final class ConnectionPool: Sendable {
         self.logger = logger
         threads = NIOThreadPool(numberOfThreads: max(1, configuration.poolSize))
         threads.start()
+        instance = String(UInt64.random(in: 1...UInt64.max), radix: 36)
+        transactionSettings = configuration.transactionSettings + "; SET LOCAL portier.instance = '\(instance)'"
     }
 
     /// Closes idle connections and stops the threads; later calls fail with `unavailable`.
@@ -192,24 +172,40 @@ public final class ConnectionPool: Sendable {
         priority: Bool = false,
         _ body: @escaping @Sendable (Transaction) throws -> R
     ) async throws -> R {
+        try await change(environments: environments, locking: locking, isolation: begin, priority: priority, body).value
+    }
+
+    /// `transaction`, returning what the commit advanced with the result: its
+    /// revisions and, for each environment `deltasAfter` names a revision for
+    /// (the caller's index of it is at that revision; nil: not held), what
+    /// changed since, read inside the transaction before COMMIT (under the
+    /// bump's row lock the delta is exactly what the new revision adds). The
+    /// caller applies the report to its index before it answers (R-PRM-5); this
+    /// instance's NOTIFY of the same commit is marked as its own (`instance`).
+    public func change<R: Sendable>(
+        environments: [EnvironmentID] = [],
+        locking: EnvironmentID? = nil,
+        isolation begin: String = "BEGIN",
+        priority: Bool = false,
+        deltasAfter: (@Sendable (EnvironmentID) -> Int64?)? = nil,
+        _ body: @escaping @Sendable (Transaction) throws -> R
+    ) async throws -> (value: R, report: CommitReport) {
         let priority = priority || ReadLane.isRead
-        let (result, report) = if let locking {
+        if let locking {
             // Holding the turn, it goes first in the pool queue: the environment's
             // other changes are waiting for it.
-            try await turns.run(locking) { try await run(environments: environments, locking: locking, begin: begin, priority: true, body) }
-        } else {
-            try await run(environments: environments, locking: nil, begin: begin, priority: priority, body)
+            return try await turns.run(locking) {
+                try await run(environments: environments, locking: locking, begin: begin, priority: true, deltasAfter: deltasAfter, body)
+            }
         }
-        if !report.revisions.isEmpty, let observer = commitObserver.withLock({ $0 }) { await observer.hook(report) }
-        return result
+        return try await run(environments: environments, locking: nil, begin: begin, priority: priority, deltasAfter: deltasAfter, body)
     }
 
     /// The transaction with its retries; returns what it advanced.
     private func run<R: Sendable>(
         environments: [EnvironmentID], locking: EnvironmentID?, begin: String, priority: Bool,
-        _ body: @escaping @Sendable (Transaction) throws -> R
-    ) async throws -> (R, CommitReport) {
-        let observer = commitObserver.withLock { $0 }
+        deltasAfter: (@Sendable (EnvironmentID) -> Int64?)?, _ body: @escaping @Sendable (Transaction) throws -> R
+    ) async throws -> (value: R, report: CommitReport) {
         var attempt = 0
         while true {
             attempt += 1
@@ -217,10 +213,10 @@ public final class ConnectionPool: Sendable {
                 let state = TransactionState(readOnly: begin.contains("READ ONLY"))
                 // The role and the timeouts are set inside every transaction, so that
                 // no request depends on session state (transaction-mode poolers, see Deploy/).
-                let start = begin + configuration.transactionSettings
+                let start = begin + transactionSettings
                 let result = try await withConnection(priority: priority) { connection in
                     try Transaction.run(on: connection, begin: start, environments: environments, locking: locking, state: state,
-                                        observer: observer, body)
+                                        deltasAfter: deltasAfter, body)
                 }
                 return (result, CommitReport(revisions: state.bumped.withLock { $0 }, deltas: state.deltas.withLock { $0 }))
             } catch let error as DatabaseError where attempt < 3 {
@@ -351,28 +347,10 @@ public final class ConnectionPool: Sendable {
 
 /// What a committed transaction advanced: its revision tokens, in order, and
 /// for each environment whose index this instance holds, what changed since
-/// that index's revision, read inside the transaction (see `onCommit`).
+/// that index's revision, read inside the transaction (see `change`).
 public struct CommitReport: Sendable {
     public let revisions: [RevisionToken]
     public let deltas: [EnvironmentID: EnvironmentDelta]
-}
-
-/// The closures of `onCommit`, held together.
-final class CommitObserver: Sendable {
-    let base: @Sendable (EnvironmentID) -> Int64?
-    let committing: @Sendable ([RevisionToken]) -> Void
-    let abandoned: @Sendable ([RevisionToken]) -> Void
-    let hook: @Sendable (CommitReport) async -> Void
-
-    init(
-        base: @escaping @Sendable (EnvironmentID) -> Int64?, committing: @escaping @Sendable ([RevisionToken]) -> Void,
-        abandoned: @escaping @Sendable ([RevisionToken]) -> Void, hook: @escaping @Sendable (CommitReport) async -> Void
-    ) {
-        self.base = base
-        self.committing = committing
-        self.abandoned = abandoned
-        self.hook = hook
-    }
 }
 
 /// Reads go ahead of changes in the queue for a connection: they are short,

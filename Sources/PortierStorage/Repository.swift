@@ -110,7 +110,8 @@ extension Transaction {
             ), stamped AS (
                 UPDATE index_changes SET revision = (SELECT revision FROM bumped) WHERE environment_id = $1 AND revision IS NULL
             )\(audited)
-            SELECT revision, pg_notify('\(Schema.revisionChannel)', 'env_' || $1::text || ':' || revision::text),
+            SELECT revision, pg_notify('\(Schema.revisionChannel)', 'env_' || $1::text || ':' || revision::text
+                                || ' ' || coalesce(current_setting('portier.instance', true), '')),
                    EXISTS (SELECT 1 FROM index_changes WHERE revision IS NULL AND environment_id <> $1) AS unstamped
             FROM bumped
             """,

@@ -16,14 +16,14 @@ import Glibc
 public final class RevisionListener: Sendable {
     private let conninfo: String
     private let logger: Logger
-    private let onRevision: @Sendable (RevisionToken) -> Void
+    private let onRevision: @Sendable (RevisionNotice) -> Void
     private let onConnected: @Sendable () -> Void
     private let stopped = Atomic<Bool>(false)
     private let backend = Atomic<Int32>(0)
     private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
     private let done = Atomic<Bool>(false)
 
-    public init(conninfo: String, logger: Logger, onRevision: @escaping @Sendable (RevisionToken) -> Void, onConnected: @escaping @Sendable () -> Void) {
+    public init(conninfo: String, logger: Logger, onRevision: @escaping @Sendable (RevisionNotice) -> Void, onConnected: @escaping @Sendable () -> Void) {
         self.conninfo = conninfo
         self.logger = logger
         self.onRevision = onRevision
@@ -84,9 +84,24 @@ public final class RevisionListener: Sendable {
             if ready < 0, errno != EINTR { throw DatabaseError(kind: .connection, sqlState: nil, message: "poll failed: \(errno)") }
             guard ready > 0 else { continue }
             for (_, payload) in try connection.notifications() {
-                if let token = RevisionToken(payload) { onRevision(token) }
+                if let notice = RevisionNotice(payload) { onRevision(notice) }
             }
             if !connection.isHealthy { throw DatabaseError(kind: .connection, sqlState: nil, message: "listener connection lost") }
         }
+    }
+}
+
+/// One revision notification: `env_<n>:<revision> <instance>`, the instance
+/// being the committing pool's `ConnectionPool.instance` (empty when the
+/// commit came from elsewhere, e.g. a tool writing with plain SQL).
+public struct RevisionNotice: Sendable, Equatable {
+    public let token: RevisionToken
+    public let instance: String
+
+    public init?(_ payload: String) {
+        let parts = payload.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let token = RevisionToken(String(parts[0])) else { return nil }
+        self.token = token
+        instance = parts.count > 1 ? String(parts[1]) : ""
     }
 }

@@ -101,7 +101,7 @@ public struct Transaction: @unchecked Sendable {
 
     static func run<R>(
         on connection: PostgresConnection, begin: String, environments: [EnvironmentID], locking: EnvironmentID? = nil,
-        state: TransactionState, observer: CommitObserver? = nil, _ body: (Transaction) throws -> R
+        state: TransactionState, deltasAfter: ((EnvironmentID) -> Int64?)? = nil, _ body: (Transaction) throws -> R
     ) throws -> R {
         // BEGIN, the environment scope and the row lock in one round trip; the ids
         // are integers of our own type, so writing them into the statement is safe.
@@ -121,19 +121,8 @@ public struct Transaction: @unchecked Sendable {
             let result = try body(tx)
             try tx.flushAudit()
             try tx.bumpForgottenEnvironments()
-            let bumped = state.bumped.withLock { $0 }
-            if let observer, !bumped.isEmpty {
-                try tx.readDeltas(after: observer.base)
-                observer.committing(bumped)
-                do {
-                    try connection.execute("COMMIT")
-                } catch {
-                    observer.abandoned(bumped)
-                    throw error
-                }
-            } else {
-                try connection.execute("COMMIT")
-            }
+            if let deltasAfter, !state.bumped.withLock({ $0.isEmpty }) { try tx.readDeltas(after: deltasAfter) }
+            try connection.execute("COMMIT")
             return result
         } catch {
             if connection.isHealthy { try? connection.execute("ROLLBACK") }

@@ -46,6 +46,8 @@ public final class ConnectionHandler: ChannelDuplexHandler {
     /// Requests answered asynchronously, by a number of this connection's own.
     private var tasks: [UInt64: Task<Void, Never>] = [:]
     private var nextTask: UInt64 = 0
+    /// Handed to the service with each request (`support.metrics`).
+    private let metrics: (any MetricsSource)?
 
     public init(
         responder: any RequestResponder,
@@ -53,6 +55,7 @@ public final class ConnectionHandler: ChannelDuplexHandler {
         settings: ConnectionSettings,
         inFlightTotal: InFlightCounter? = nil,
         stats: RequestStats? = nil,
+        metrics: (any MetricsSource)? = nil,
         logger: Logger,
         identifyPeer: @escaping PeerIdentification = { $0.peerCredentials() }
     ) {
@@ -62,6 +65,7 @@ public final class ConnectionHandler: ChannelDuplexHandler {
         self.settings = settings
         self.inFlightTotal = inFlightTotal
         self.stats = stats
+        self.metrics = metrics
         self.logger = logger
         self.identifyPeer = identifyPeer
     }
@@ -172,7 +176,7 @@ public final class ConnectionHandler: ChannelDuplexHandler {
             complete(.failure(request.id, refusal), request: request, started: started, context: context)
             return
         }
-        let requestContext = RequestContext(socket: admission.socket, peer: peer, capabilities: capabilities, connection: number)
+        let requestContext = RequestContext(socket: admission.socket, peer: peer, capabilities: capabilities, connection: number, metrics: metrics)
         if let reply = responder.immediateReply(to: request, context: requestContext) {
             complete(reply, request: request, started: started, context: context)
             return

@@ -1,4 +1,5 @@
 import PortierDomain
+import PortierProtocol
 import Synchronization
 
 /// Per-operation request counts by outcome and a latency histogram, kept in

@@ -1,11 +1,12 @@
+#if canImport(Glibc)
 import ArgumentParser
 import Foundation
+import Glibc
 import NIOCore
 import NIOPosix
+import PortierPasswords
 import PortierProtocol
 import PortierService
-#if canImport(Glibc)
-import Glibc
 #endif
 
 /// `portier-bench`: the floor (an echo server) and a load client that drives it

@@ -194,6 +194,44 @@ struct ChangeLogTests {
         #expect(delta.users.isEmpty)
     }
 
+    @Test("R-PRM-5: a change returns its commit report (revision, and the delta read before COMMIT after the caller's revision); its NOTIFY names the committing pool")
+    func commitReport() async throws {
+        let db = try await TestDatabase.create()
+        let pool = db.makePool(size: 1)
+        defer { Task { await pool.shutdown() } }
+        let env = try await pool.transaction { tx in
+            let env = try tx.createEnvironment(name: "e", claim: nil, activationDeadlineSeconds: 60)
+            _ = try tx.bumpRevision(env)
+            return env
+        }
+        let heard = Mutex<[RevisionNotice]>([])
+        let listener = RevisionListener(conninfo: db.ownerConninfo, logger: TestDatabase.logger,
+                                        onRevision: { notice in heard.withLock { $0.append(notice) } }, onConnected: {})
+        listener.start()
+        try await waitUntil("listening", timeout: .seconds(10)) { listener.backendPID != 0 }
+        let (value, report) = try await pool.change(environments: [env], deltasAfter: { $0 == env ? 1 : nil }) { tx in
+            try tx.insertOrganisation(env, name: "o", kvkNumber: nil, country: nil)
+        }
+        #expect(value.name == "o")
+        #expect(report.revisions == [RevisionToken(environment: env, revision: 2)])
+        #expect(report.deltas[env]?.revision == 2)
+        #expect(report.deltas[env]?.organisations.count == 1)
+        // Without deltasAfter nothing is read; a read-only transaction reports nothing.
+        let plain = try await pool.change(environments: [env]) { tx in _ = try tx.insertOrganisation(env, name: "p", kvkNumber: nil, country: nil) }
+        #expect(plain.report.revisions.map(\.revision) == [3] && plain.report.deltas.isEmpty)
+        let read = try await pool.change(environments: [env]) { tx in _ = try tx.query("SELECT 1") }
+        #expect(read.report.revisions.isEmpty)
+        try await waitUntil("both notices", timeout: .seconds(10)) { heard.withLock { $0.count } >= 2 }
+        await listener.stop()
+        #expect(heard.withLock { $0 }.map(\.token.revision) == [2, 3])
+        #expect(heard.withLock { $0 }.allSatisfy { $0.instance == pool.instance && !pool.instance.isEmpty })
+        // Another pool is another instance; a plain SQL write names none.
+        #expect(db.makePool(size: 1).instance != pool.instance)
+        #expect(RevisionNotice("env_4:7")?.instance == "")
+        #expect(RevisionNotice("env_4:7 abc") == RevisionNotice("env_4:7 abc"))
+        #expect(RevisionNotice("garbage x") == nil)
+    }
+
     @Test("the janitor prunes old log rows across environments and nothing else")
     func prune() async throws {
         let db = try await TestDatabase.create()

@@ -1,5 +1,6 @@
 import NIOCore
 import PortierDomain
+import PortierProtocol
 import PortierTransport
 import Testing
 

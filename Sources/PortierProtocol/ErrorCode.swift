@@ -1,3 +1,5 @@
+import PortierDomain
+
 /// The closed list of error codes a reply can carry (SPEC §10).
 ///
 /// The raw values are the wire contract: never rename one. `Protocol/README.md`
@@ -62,4 +64,19 @@ public struct PortierError: Error, Sendable, Equatable, CustomStringConvertible 
     )
     /// R-USR-4: the same answer for every kind of wrong credentials.
     public static let invalidCredentials = PortierError(.invalidCredentials, "email or password is not valid")
+}
+
+extension PortierError {
+    /// A value the domain refused is the client's mistake: `bad_request`.
+    public init(_ invalid: InvalidInput) { self.init(.badRequest, invalid.message) }
+
+    /// Any error as the wire error it stands for: a `PortierError` as is, a
+    /// refused value as `bad_request`, nil for anything else (the caller decides).
+    public init?(any error: any Error) {
+        switch error {
+        case let error as PortierError: self = error
+        case let invalid as InvalidInput: self.init(invalid)
+        default: return nil
+        }
+    }
 }

@@ -50,7 +50,7 @@ public final class PasswordHasher: Sendable {
     public func shutdown() async { try? await threads.shutdownGracefully() }
 
     /// Refuses passwords too short or too long to be sensible.
-    public static func validate(_ password: String) throws(PortierError) {
+    public static func validate(_ password: String) throws(InvalidInput) {
         let count = password.count
         guard count >= minimumPasswordLength else { throw .badRequest("password must have at least \(minimumPasswordLength) characters") }
         guard password.utf8.count <= maximumPasswordLength else { throw .badRequest("password is longer than \(maximumPasswordLength) bytes") }
