@@ -32,7 +32,7 @@ extension PortierService {
                 guard fresh(question), let (decision, token) = immediateDecision(question) else { return nil }
                 return .success(request.id, decision.jsonObject, revision: token)
             }
-            let questions = try CheckQuestion.bulk(request.params)
+            let questions = try CheckBulkParams(request.params).questions
             var results: [JSONValue] = []
             results.reserveCapacity(questions.count)
             for question in questions {

@@ -13,69 +13,78 @@ struct Operation: Sendable {
     let capability: Capabilities
     /// Changes nothing: its transactions queue ahead of changes (`ReadLane`).
     let reads: Bool
+    /// The keys its `params` may hold (its params type's `keys`).
+    let paramKeys: Set<String>
+    /// Decodes the params (once, into the operation's params type), then runs it.
     let run: @Sendable (PortierService, Request, RequestContext) async throws -> OperationOutput
 
     var supportSocketOnly: Bool { capability == .support }
 
-    init(_ name: String, _ capability: Capabilities, reads: Bool = false,
-         _ run: @escaping @Sendable (PortierService, Request, RequestContext) async throws -> OperationOutput) {
+    init<Params: OperationParams>(
+        _ name: String, _ capability: Capabilities, reads: Bool = false, _: Params.Type,
+        _ run: @escaping @Sendable (PortierService, Params, Request, RequestContext) async throws -> OperationOutput
+    ) {
         self.name = name
         self.capability = capability
         self.reads = reads
-        self.run = run
+        paramKeys = Params.keys
+        self.run = { service, request, context in
+            try request.params.rejectUnknownKeys(allowed: Params.keys)
+            return try await run(service, try Params(request.params), request, context)
+        }
     }
 }
 
 extension PortierService {
     /// Every operation, in the order of SPEC §11.
     static let registry: [Operation] = [
-        Operation("hello", .check, reads: true) { s, r, c in try s.hello(r, context: c) },
-        Operation("ping", .check, reads: true) { s, r, _ in try s.ping(r) },
-        Operation("signup", .manage) { s, r, _ in try await s.signup(r) },
-        Operation("user.activate", .manage) { s, r, c in try await s.activate(r, context: c) },
-        Operation("user.authenticate", .manage) { s, r, c in try await s.authenticate(r, context: c) },
-        Operation("environment.get", .manage, reads: true) { s, r, _ in try await s.environmentGet(r) },
-        Operation("user.invite", .manage) { s, r, _ in try await s.invite(r) },
-        Operation("user.resend_invitation", .manage) { s, r, _ in try await s.resendInvitation(r) },
-        Operation("user.get", .manage, reads: true) { s, r, _ in try await s.userGet(r) },
-        Operation("user.list", .manage, reads: true) { s, r, _ in try await s.userList(r) },
-        Operation("user.set_role", .manage) { s, r, _ in try await s.setRole(r) },
-        Operation("user.block", .manage) { s, r, _ in try await s.block(r) },
-        Operation("user.unblock", .manage) { s, r, _ in try await s.unblock(r) },
-        Operation("user.remove", .manage) { s, r, _ in try await s.remove(r) },
-        Operation("user.offboard", .manage) { s, r, _ in try await s.offboard(r) },
-        Operation("user.email.add", .manage) { s, r, _ in try await s.emailAdd(r) },
-        Operation("user.email.verify", .manage) { s, r, _ in try await s.emailVerify(r) },
-        Operation("user.email.remove", .manage) { s, r, _ in try await s.emailRemove(r) },
-        Operation("organisation.create", .manage) { s, r, _ in try await s.organisationCreate(r) },
-        Operation("organisation.activate", .manage) { s, r, _ in try await s.organisationActivate(r) },
-        Operation("organisation.update", .manage) { s, r, _ in try await s.organisationUpdate(r) },
-        Operation("organisation.get", .manage, reads: true) { s, r, _ in try await s.organisationGet(r) },
-        Operation("organisation.list", .manage, reads: true) { s, r, _ in try await s.organisationList(r) },
-        Operation("member.add", .manage) { s, r, _ in try await s.memberAdd(r) },
-        Operation("member.set_role", .manage) { s, r, _ in try await s.memberSetRole(r) },
-        Operation("member.remove", .manage) { s, r, _ in try await s.memberRemove(r) },
-        Operation("member.list", .manage, reads: true) { s, r, _ in try await s.memberList(r) },
-        Operation("partnership.propose", .manage) { s, r, _ in try await s.partnershipPropose(r) },
-        Operation("partnership.accept", .manage) { s, r, _ in try await s.partnershipAnswer(r, accept: true) },
-        Operation("partnership.decline", .manage) { s, r, _ in try await s.partnershipAnswer(r, accept: false) },
-        Operation("partnership.end", .manage) { s, r, _ in try await s.partnershipEnd(r) },
-        Operation("partnership.list", .manage, reads: true) { s, r, _ in try await s.partnershipList(r) },
-        Operation("inbox.list", .manage, reads: true) { s, r, _ in try await s.inboxList(r) },
-        Operation("inbox.accept", .manage) { s, r, _ in try await s.inboxAnswer(r, accept: true) },
-        Operation("inbox.decline", .manage) { s, r, _ in try await s.inboxAnswer(r, accept: false) },
-        Operation("audit.list", .manage, reads: true) { s, r, _ in try await s.auditList(r) },
-        Operation("check", .check, reads: true) { s, r, _ in try await s.check(r) },
-        Operation("check.bulk", .check, reads: true) { s, r, _ in try await s.checkBulk(r) },
-        Operation("lookup.organisations", .check, reads: true) { s, r, _ in try await s.lookupOrganisations(r) },
-        Operation("lookup.users", .check, reads: true) { s, r, _ in try await s.lookupUsers(r) },
-        Operation("outbox.list", .mail, reads: true) { s, r, _ in try await s.outboxList(r) },
-        Operation("outbox.ack", .mail) { s, r, _ in try await s.outboxAck(r) },
-        Operation("support.appoint_admin", .support) { s, r, c in try await s.appointAdministrator(r, context: c) },
-        Operation("support.metrics", .support, reads: true) { s, r, c in try s.supportMetrics(r, context: c) },
-        Operation("user.password.forgot", .manage) { s, r, _ in try await s.passwordForgot(r) },
-        Operation("user.password.reset", .manage) { s, r, c in try await s.passwordReset(r, context: c) },
-        Operation("user.password.change", .manage) { s, r, c in try await s.passwordChange(r, context: c) },
+        Operation("hello", .check, reads: true, NoParams.self) { s, _, r, c in s.hello(r, context: c) },
+        Operation("ping", .check, reads: true, NoParams.self) { _, _, _, _ in .result([:]) },
+        Operation("signup", .manage, SignupParams.self) { s, p, _, _ in try await s.signup(p) },
+        Operation("user.activate", .manage, TokenPasswordParams.self) { s, p, r, c in try await s.activate(p, r, context: c) },
+        Operation("user.authenticate", .manage, LoginParams.self) { s, p, r, c in try await s.authenticate(p, r, context: c) },
+        Operation("environment.get", .manage, reads: true, NoParams.self) { s, _, r, _ in try await s.environmentGet(r) },
+        Operation("user.invite", .manage, InviteParams.self) { s, p, r, _ in try await s.invite(p, r) },
+        Operation("user.resend_invitation", .manage, UserParams.self) { s, p, r, _ in try await s.resendInvitation(p, r) },
+        Operation("user.get", .manage, reads: true, UserParams.self) { s, p, r, _ in try await s.userGet(p, r) },
+        Operation("user.list", .manage, reads: true, UserListParams.self) { s, p, r, _ in try await s.userList(p, r) },
+        Operation("user.set_role", .manage, UserRoleParams.self) { s, p, r, _ in try await s.setRole(p, r) },
+        Operation("user.block", .manage, UserParams.self) { s, p, r, _ in try await s.block(p, r) },
+        Operation("user.unblock", .manage, UserParams.self) { s, p, r, _ in try await s.unblock(p, r) },
+        Operation("user.remove", .manage, UserParams.self) { s, p, r, _ in try await s.remove(p, r) },
+        Operation("user.offboard", .manage, OffboardParams.self) { s, p, r, _ in try await s.offboard(p, r) },
+        Operation("user.email.add", .manage, EmailParams.self) { s, p, r, _ in try await s.emailAdd(p, r) },
+        Operation("user.email.verify", .manage, EmailTokenParams.self) { s, p, r, _ in try await s.emailVerify(p, r) },
+        Operation("user.email.remove", .manage, EmailParams.self) { s, p, r, _ in try await s.emailRemove(p, r) },
+        Operation("organisation.create", .manage, OrganisationCreateParams.self) { s, p, r, _ in try await s.organisationCreate(p, r) },
+        Operation("organisation.activate", .manage, OrganisationParams.self) { s, p, r, _ in try await s.organisationActivate(p, r) },
+        Operation("organisation.update", .manage, OrganisationUpdateParams.self) { s, p, r, _ in try await s.organisationUpdate(p, r) },
+        Operation("organisation.get", .manage, reads: true, OrganisationParams.self) { s, p, r, _ in try await s.organisationGet(p, r) },
+        Operation("organisation.list", .manage, reads: true, ListParams<ListedOrganisations>.self) { s, p, r, _ in try await s.organisationList(p, r) },
+        Operation("member.add", .manage, MemberAddParams.self) { s, p, r, _ in try await s.memberAdd(p, r) },
+        Operation("member.set_role", .manage, MemberRoleParams.self) { s, p, r, _ in try await s.memberSetRole(p, r) },
+        Operation("member.remove", .manage, MemberParams.self) { s, p, r, _ in try await s.memberRemove(p, r) },
+        Operation("member.list", .manage, reads: true, MemberListParams.self) { s, p, r, _ in try await s.memberList(p, r) },
+        Operation("partnership.propose", .manage, ProposeParams.self) { s, p, r, _ in try await s.partnershipPropose(p, r) },
+        Operation("partnership.accept", .manage, PartnershipParams.self) { s, p, r, _ in try await s.partnershipAnswer(p, r, accept: true) },
+        Operation("partnership.decline", .manage, PartnershipParams.self) { s, p, r, _ in try await s.partnershipAnswer(p, r, accept: false) },
+        Operation("partnership.end", .manage, PartnershipParams.self) { s, p, r, _ in try await s.partnershipEnd(p, r) },
+        Operation("partnership.list", .manage, reads: true, ListParams<ListedPartnerships>.self) { s, p, r, _ in try await s.partnershipList(p, r) },
+        Operation("inbox.list", .manage, reads: true, ListParams<ListedRequests>.self) { s, p, r, _ in try await s.inboxList(p, r) },
+        Operation("inbox.accept", .manage, InboxAnswerParams.self) { s, p, r, _ in try await s.inboxAnswer(p, r, accept: true) },
+        Operation("inbox.decline", .manage, InboxAnswerParams.self) { s, p, r, _ in try await s.inboxAnswer(p, r, accept: false) },
+        Operation("audit.list", .manage, reads: true, ListParams<ListedEvents>.self) { s, p, r, _ in try await s.auditList(p, r) },
+        Operation("check", .check, reads: true, CheckQuestion.self) { s, p, r, _ in try await s.check(p, r) },
+        Operation("check.bulk", .check, reads: true, CheckBulkParams.self) { s, p, r, _ in try await s.checkBulk(p, r) },
+        Operation("lookup.organisations", .check, reads: true, LookupOrganisationsParams.self) { s, p, r, _ in try await s.lookupOrganisations(p, r) },
+        Operation("lookup.users", .check, reads: true, LookupUsersParams.self) { s, p, r, _ in try await s.lookupUsers(p, r) },
+        Operation("outbox.list", .mail, reads: true, ListParams<ListedMessages>.self) { s, p, _, _ in try await s.outboxList(p) },
+        Operation("outbox.ack", .mail, OutboxAckParams.self) { s, p, _, _ in try await s.outboxAck(p) },
+        Operation("support.appoint_admin", .support, AppointAdministratorParams.self) { s, p, r, c in try await s.appointAdministrator(p, r, context: c) },
+        Operation("support.metrics", .support, reads: true, NoParams.self) { s, _, _, c in try s.supportMetrics(context: c) },
+        Operation("user.password.forgot", .manage, EmailParams.self) { s, p, _, _ in try await s.passwordForgot(p) },
+        Operation("user.password.reset", .manage, TokenPasswordParams.self) { s, p, r, c in try await s.passwordReset(p, r, context: c) },
+        Operation("user.password.change", .manage, PasswordChangeParams.self) { s, p, r, c in try await s.passwordChange(p, r, context: c) },
     ]
 
     /// The registry by wire name (names are unique: a duplicate stops the process at first use).

@@ -4,9 +4,8 @@ import PortierStorage
 
 extension PortierService {
     /// `audit.list` (R-AUD-1): the environment's log, newest first, for administrators.
-    func auditList(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["limit", "cursor"])
-        let page = try PageRequest(request.params, kind: .event)
+    func auditList(_ p: ListParams<ListedEvents>, _ request: Request) async throws -> OperationOutput {
+        let page = p.page
         let actorRef = try await actorReference(request)
         return try await transaction(environments: [actorRef.environment]) { tx in
             _ = try Self.administrator(tx, actorRef, to: "read the audit log")

@@ -4,16 +4,18 @@ import PortierProtocol
 import PortierStorage
 
 /// One question: may `user` hold `permission` (in `organisation`)?
-struct CheckQuestion: Sendable {
+struct CheckQuestion: OperationParams {
     let user: UserReference
     let permission: Permission
     let organisation: ScopedID?
 
+    static let keys: Set<String> = ["user", "permission", "organisation"]
+
+    init(_ params: JSONObject) throws { try self.init(params, field: "params") }
+
     /// Reads `{user, permission, organisation?}`; an unknown permission, or a missing
     /// organisation for an organisation-scoped one, is `bad_request` (R-PRM-3).
-    private static let keys: Set<String> = ["user", "permission", "organisation"]
-
-    init(_ params: JSONObject, field: String = "params") throws {
+    init(_ params: JSONObject, field: String) throws {
         try params.rejectUnknownKeys(allowed: Self.keys)
         user = try UserReference(try params.requiredString("user"), field: "\(field).user")
         permission = try Permission(name: try params.requiredString("permission"))
@@ -28,28 +30,31 @@ struct CheckQuestion: Sendable {
         }
     }
 
-    private static let bulkKeys: Set<String> = ["checks"]
-    static let bulkLimit = 1000
+    /// The environments the answer depends on: the user's and the organisation's;
+    /// nil while the user is named by email (its environment is not known yet).
+    var environments: Set<EnvironmentID>? {
+        guard case .id(let id) = user else { return nil }
+        return Set([id.environment] + (organisation.map { [$0.environment] } ?? []))
+    }
+}
 
-    /// The questions of a `check.bulk`: 1 to 1,000 of them.
-    static func bulk(_ params: JSONObject) throws -> [CheckQuestion] {
-        try params.rejectUnknownKeys(allowed: bulkKeys)
+/// `check.bulk`: `{checks}`, 1 to 1,000 questions.
+struct CheckBulkParams: OperationParams {
+    static let keys: Set<String> = ["checks"]
+    static let limit = 1000
+    let questions: [CheckQuestion]
+
+    init(_ params: JSONObject) throws {
+        try params.rejectUnknownKeys(allowed: Self.keys)
         let items = try params.requiredArray("checks")
-        guard !items.isEmpty, items.count <= bulkLimit else { throw PortierError.badRequest("params.checks must hold 1 to \(bulkLimit) checks") }
+        guard !items.isEmpty, items.count <= Self.limit else { throw PortierError.badRequest("params.checks must hold 1 to \(Self.limit) checks") }
         var questions: [CheckQuestion] = []
         questions.reserveCapacity(items.count)
         for (i, item) in items.enumerated() {
             guard case .object(let o) = item else { throw PortierError.badRequest("params.checks[\(i)] must be an object") }
             questions.append(try CheckQuestion(o, field: "params.checks[\(i)]"))
         }
-        return questions
-    }
-
-    /// The environments the answer depends on: the user's and the organisation's;
-    /// nil while the user is named by email (its environment is not known yet).
-    var environments: Set<EnvironmentID>? {
-        guard case .id(let id) = user else { return nil }
-        return Set([id.environment] + (organisation.map { [$0.environment] } ?? []))
+        self.questions = questions
     }
 }
 
@@ -92,8 +97,7 @@ extension PortierService {
     /// `check` (SPEC §7, R-PRM-1…3): from the index; from PostgreSQL for `full`,
     /// a token the index cannot show yet, or a cold environment (`needsDatabase`).
     /// Most checks never get here: `immediateAnswer` takes them on the event loop.
-    func check(_ request: Request) async throws -> OperationOutput {
-        let question = try CheckQuestion(request.params)
+    func check(_ question: CheckQuestion, _ request: Request) async throws -> OperationOutput {
         if try await needsDatabase(request.consistency, reading: question.environments) {
             return .result(try await databaseDecisions([question])[0].jsonObject)
         }
@@ -103,8 +107,8 @@ extension PortierService {
 
     /// `check.bulk`: up to 1,000 questions, answered in order, from the index or
     /// all of them in one database snapshot.
-    func checkBulk(_ request: Request) async throws -> OperationOutput {
-        let questions = try CheckQuestion.bulk(request.params)
+    func checkBulk(_ p: CheckBulkParams, _ request: Request) async throws -> OperationOutput {
+        let questions = p.questions
         let reading = questions.reduce(Set<EnvironmentID>?.some([])) { all, q in q.environments.flatMap { e in all.map { $0.union(e) } } }
         var decisions: [Decision] = []
         if try await needsDatabase(request.consistency, reading: reading, waitForLoad: true) {

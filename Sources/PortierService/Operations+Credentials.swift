@@ -5,12 +5,12 @@ import PortierStorage
 
 extension PortierService {
     /// `user.activate` (R-USR-2, R-ENV-7): token and new password make the user active.
-    func activate(_ request: Request, context: RequestContext) async throws -> OperationOutput {
-        try await pacingRefusals(context) { try await activateNow(request, context: context) }
+    func activate(_ p: TokenPasswordParams, _ request: Request, context: RequestContext) async throws -> OperationOutput {
+        try await pacingRefusals(context) { try await activateNow(p, context: context) }
     }
 
-    private func activateNow(_ request: Request, context: RequestContext) async throws -> OperationOutput {
-        let (token, passwordHash) = try await hashForToken(request, purpose: .activation, context: context)
+    private func activateNow(_ p: TokenPasswordParams, context: RequestContext) async throws -> OperationOutput {
+        let (token, passwordHash) = try await hashForToken(p, purpose: .activation, context: context)
         let pausing = configuration.pausePoints
         // The environment is locked first: who is administrator must not move
         // under us, and the cleanup of unactivated environments waits (R-SEC-4).
@@ -47,10 +47,8 @@ extension PortierService {
     /// hash, and a flood past the turns' bounds is refused before it costs a
     /// query. Hashed before the caller's transaction: no lock is held during
     /// the slow part (the caller checks the token again, locked).
-    func hashForToken(_ request: Request, purpose: TokenPurpose, context: RequestContext) async throws -> (SecretToken, String) {
-        try request.params.rejectUnknownKeys(allowed: ["token", "password"])
-        let presented = try request.params.requiredString("token")
-        let password = try request.params.requiredString("password")
+    func hashForToken(_ p: TokenPasswordParams, purpose: TokenPurpose, context: RequestContext) async throws -> (SecretToken, String) {
+        let (presented, password) = (p.token, p.password)
         try PasswordHasher.validate(password)
         guard let token = SecretToken(presented: presented) else { throw PortierError(.expiredToken, "the token is not valid") }
         let hash = try await hashTurns.run(key: Self.hashKey(context, client: nil)) {
@@ -73,15 +71,12 @@ extension PortierService {
 
     /// `user.authenticate` (R-USR-4): the same `invalid_credentials` for every wrong
     /// case, `blocked` only with the right password. Unknown users cost the same time.
-    func authenticate(_ request: Request, context: RequestContext) async throws -> OperationOutput {
-        try await pacingRefusals(context) { try await authenticateNow(request, context: context) }
+    func authenticate(_ p: LoginParams, _ request: Request, context: RequestContext) async throws -> OperationOutput {
+        try await pacingRefusals(context) { try await authenticateNow(p, context: context) }
     }
 
-    private func authenticateNow(_ request: Request, context: RequestContext) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["email", "password", "client"])
-        let email = try EmailAddress(try request.params.requiredString("email"))
-        let password = try request.params.requiredString("password")
-        let client = try request.params.optionalString("client")
+    private func authenticateNow(_ p: LoginParams, context: RequestContext) async throws -> OperationOutput {
+        let (email, password, client) = (p.email, p.password, p.client)
         // Before anything else, and the same for unknown addresses (R-USR-4).
         if throttle.isLimited(email.normalized, client: client) {
             throw PortierError(.rateLimited, "too many failed logins for this address; try again later")
@@ -139,5 +134,18 @@ extension PortierService {
     /// it, the end user's `client` (the front end's few connections carry many).
     static func hashKey(_ context: RequestContext, client: String?) -> String {
         "\(context.connection)/\(client ?? "")"
+    }
+}
+
+/// `user.authenticate`: `{email, password, client?}`.
+struct LoginParams: OperationParams {
+    static let keys: Set<String> = ["email", "password", "client"]
+    let email: EmailAddress
+    let password: String
+    let client: String?
+    init(_ params: JSONObject) throws {
+        email = try EmailAddress(try params.requiredString("email"))
+        password = try params.requiredString("password")
+        client = try params.optionalString("client")
     }
 }

@@ -9,9 +9,8 @@ extension PortierService {
     /// `user.email.add` (R-USR-11, R-ENV-6): the actor adds an address to itself;
     /// it is usable once verified. The address is reserved only at verification,
     /// so nobody can squat on someone else's address by adding it unverified.
-    func emailAdd(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["email"])
-        let email = try EmailAddress(try request.params.requiredString("email"))
+    func emailAdd(_ p: EmailParams, _ request: Request) async throws -> OperationOutput {
+        let email = p.email
         let actorRef = try await actorReference(request)
         let configuration = self.configuration
         return try await transaction(environments: [actorRef.environment]) { tx in
@@ -36,9 +35,8 @@ extension PortierService {
     }
 
     /// `user.email.verify` (R-USR-11): the token from the verification message makes the address usable.
-    func emailVerify(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["token"])
-        guard let token = SecretToken(presented: try request.params.requiredString("token")) else {
+    func emailVerify(_ p: EmailTokenParams, _ request: Request) async throws -> OperationOutput {
+        guard let token = p.token else {
             throw PortierError(.expiredToken, "the token is not valid")
         }
         do {
@@ -63,9 +61,8 @@ extension PortierService {
     }
 
     /// `user.email.remove` (R-USR-11): the primary address cannot be removed.
-    func emailRemove(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["email"])
-        let email = try EmailAddress(try request.params.requiredString("email"))
+    func emailRemove(_ p: EmailParams, _ request: Request) async throws -> OperationOutput {
+        let email = p.email
         let actorRef = try await actorReference(request)
         return try await transaction(environments: [actorRef.environment]) { tx in
             let user = try Self.activeActor(tx, actorRef)
@@ -80,4 +77,12 @@ extension PortierService {
             return .result([:], revision: try tx.bumpRevision(user.environment))
         }
     }
+}
+
+/// `user.email.verify`: `{token}`; nil when the text cannot be a token at all
+/// (answered `expired_token`, like any token that does not work).
+struct EmailTokenParams: OperationParams {
+    static let keys: Set<String> = ["token"]
+    let token: SecretToken?
+    init(_ params: JSONObject) throws { token = SecretToken(presented: try params.requiredString("token")) }
 }

@@ -6,7 +6,6 @@ extension PortierService {
     /// `environment.get`: the actor's environment with its domains, administrators
     /// and warnings (R-USR-9).
     func environmentGet(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: [])
         let actor = try await actorReference(request)
         return try await transaction(environments: [actor.environment]) { tx in
             _ = try Self.activeActor(tx, actor)

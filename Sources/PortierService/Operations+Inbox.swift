@@ -5,9 +5,8 @@ import PortierStorage
 extension PortierService {
     /// `inbox.list`: requests waiting for the actor: membership requests addressed
     /// to it, and (for advanced users and administrators) partnership proposals.
-    func inboxList(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["limit", "cursor"])
-        let page = try PageRequest(request.params, kind: .request)
+    func inboxList(_ p: ListParams<ListedRequests>, _ request: Request) async throws -> OperationOutput {
+        let page = p.page
         let actorRef = try await actorReference(request)
         return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.activeActor(tx, actorRef)
@@ -20,11 +19,8 @@ extension PortierService {
     /// `inbox.accept` / `inbox.decline`: only the addressee answers a membership
     /// request; an advanced user or administrator a partnership proposal. An
     /// answered request cannot be answered again.
-    func inboxAnswer(_ request: Request, accept: Bool) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["request"])
-        guard let id = ScopedID(try request.params.requiredString("request"), kind: .request) else {
-            throw PortierError.badRequest("params.request must be a request id")
-        }
+    func inboxAnswer(_ p: InboxAnswerParams, _ request: Request, accept: Bool) async throws -> OperationOutput {
+        let id = p.request
         let actorRef = try await actorReference(request)
         let pausing = configuration.pausePoints
         return try await transaction(environments: [actorRef.environment]) { tx in
@@ -78,10 +74,8 @@ extension PortierService {
 
     /// `user.offboard` (R-USR-10, R-MEM-6): every membership, then the user, in one
     /// transaction; a named successor is made administrator first.
-    func offboard(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["user", "successor"])
-        let target = try Self.userParam(request.params)
-        let successorRef = try request.params.optionalString("successor").map { text throws(InvalidInput) in try UserReference(text, field: "params.successor") }
+    func offboard(_ p: OffboardParams, _ request: Request) async throws -> OperationOutput {
+        let (target, successorRef) = (p.user, p.successor)
         let actorRef = try await actorReference(request)
         return try await transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
             let env = actorRef.environment
@@ -101,5 +95,28 @@ extension PortierService {
             try Self.refuseLosingLastAdministrator(tx, user, losesAdministration: true)
             return .result([:], revision: try Self.removeUser(tx, user, actor: actor.auditActor, op: "user.offboard"))
         }
+    }
+}
+
+/// `inbox.accept` / `inbox.decline`: `{request}`.
+struct InboxAnswerParams: OperationParams {
+    static let keys: Set<String> = ["request"]
+    let request: ScopedID
+    init(_ params: JSONObject) throws {
+        guard let id = ScopedID(try params.requiredString("request"), kind: .request) else {
+            throw PortierError.badRequest("params.request must be a request id")
+        }
+        request = id
+    }
+}
+
+/// `user.offboard`: `{user, successor?}`.
+struct OffboardParams: OperationParams {
+    static let keys: Set<String> = ["user", "successor"]
+    let user: UserReference
+    let successor: UserReference?
+    init(_ params: JSONObject) throws {
+        user = try PortierService.userParam(params)
+        successor = try params.optionalString("successor").map { text throws(InvalidInput) in try UserReference(text, field: "params.successor") }
     }
 }

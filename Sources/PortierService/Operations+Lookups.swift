@@ -7,11 +7,8 @@ import PortierStorage
 /// `check` (`PermissionEvaluator`), from the index or from PostgreSQL.
 extension PortierService {
     /// The organisations where the user holds an organisation-scoped permission.
-    func lookupOrganisations(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["user", "permission", "limit", "cursor"])
-        let ref = try Self.userParam(request.params)
-        let permission = try Self.organisationPermission(request.params)
-        let page = try PageRequest(request.params, kind: .organisation)
+    func lookupOrganisations(_ p: LookupOrganisationsParams, _ request: Request) async throws -> OperationOutput {
+        let (ref, permission, page) = (p.user, p.permission, p.page)
         var fromIndex = request.consistency == nil
         if case .id(let id) = ref {
             fromIndex = try await !needsDatabase(request.consistency, reading: [id.environment])
@@ -41,11 +38,8 @@ extension PortierService {
 
     /// The users holding an organisation-scoped permission in an organisation,
     /// own and partner environments alike.
-    func lookupUsers(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["organisation", "permission", "limit", "cursor"])
-        let organisation = try Self.organisationParam(request.params)
-        let permission = try Self.organisationPermission(request.params)
-        let page = try PageRequest(request.params, kind: .user)
+    func lookupUsers(_ p: LookupUsersParams, _ request: Request) async throws -> OperationOutput {
+        let (organisation, permission, page) = (p.organisation, p.permission, p.page)
         var fromIndex = try await !needsDatabase(request.consistency, reading: [organisation.environment])
         if fromIndex, request.consistency != nil { fromIndex = try await !hasPartnerMembers(organisation) }
         if fromIndex {
@@ -95,5 +89,31 @@ extension IndexedUser {
 extension IndexedOrganisation {
     func json(environment: EnvironmentID) -> JSONValue {
         WireObject.organisation(ScopedID(.organisation, environment: environment, raw: id), name: name, kvkNumber: kvkNumber, country: country, status: status)
+    }
+}
+
+/// `lookup.organisations`: `{user, permission, limit?, cursor?}` (organisation-scoped permission).
+struct LookupOrganisationsParams: OperationParams {
+    static let keys: Set<String> = PageRequest.keys.union(["user", "permission"])
+    let user: UserReference
+    let permission: Permission
+    let page: PageRequest
+    init(_ params: JSONObject) throws {
+        user = try PortierService.userParam(params)
+        permission = try PortierService.organisationPermission(params)
+        page = try PageRequest(params, kind: .organisation)
+    }
+}
+
+/// `lookup.users`: `{organisation, permission, limit?, cursor?}` (organisation-scoped permission).
+struct LookupUsersParams: OperationParams {
+    static let keys: Set<String> = PageRequest.keys.union(["organisation", "permission"])
+    let organisation: ScopedID
+    let permission: Permission
+    let page: PageRequest
+    init(_ params: JSONObject) throws {
+        organisation = try PortierService.organisationParam(params)
+        permission = try PortierService.organisationPermission(params)
+        page = try PageRequest(params, kind: .user)
     }
 }

@@ -45,11 +45,8 @@ extension PortierService {
 
     /// `member.add` (R-MEM-1…3): same environment: active at once; partner
     /// environment: pending, with an inbox request and a `membership_request` message.
-    func memberAdd(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["organisation", "user", "role"])
-        let orgID = try Self.organisationParam(request.params)
-        let ref = try Self.userParam(request.params)
-        let role = try request.params.optionalEnum("role", OrganisationRole.self) ?? .member
+    func memberAdd(_ p: MemberAddParams, _ request: Request) async throws -> OperationOutput {
+        let (orgID, ref, role) = (p.organisation, p.user, p.role)
         let actorRef = try await actorReference(request)
         let scope = Self.scope(actorRef.environment, orgID.environment)
         let pausing = configuration.pausePoints
@@ -86,11 +83,8 @@ extension PortierService {
     }
 
     /// `member.set_role` (R-MEM-1).
-    func memberSetRole(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["organisation", "user", "role"])
-        let orgID = try Self.organisationParam(request.params)
-        let ref = try Self.userParam(request.params)
-        guard let role = try request.params.optionalEnum("role", OrganisationRole.self) else { throw PortierError.badRequest("params.role is required") }
+    func memberSetRole(_ p: MemberRoleParams, _ request: Request) async throws -> OperationOutput {
+        let (orgID, ref, role) = (p.organisation, p.user, p.role)
         let actorRef = try await actorReference(request)
         let scope = Self.scope(actorRef.environment, orgID.environment)
         return try await transaction(environments: scope) { tx in
@@ -107,10 +101,8 @@ extension PortierService {
     }
 
     /// `member.remove` (R-MEM-1, R-MEM-4): access ends at once; the user keeps the account.
-    func memberRemove(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["organisation", "user"])
-        let orgID = try Self.organisationParam(request.params)
-        let ref = try Self.userParam(request.params)
+    func memberRemove(_ p: MemberParams, _ request: Request) async throws -> OperationOutput {
+        let (orgID, ref) = (p.organisation, p.user)
         let actorRef = try await actorReference(request)
         let scope = Self.scope(actorRef.environment, orgID.environment)
         return try await transaction(environments: scope) { tx in
@@ -125,10 +117,8 @@ extension PortierService {
     }
 
     /// `member.list`: for its active members and the environment's administrators.
-    func memberList(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["organisation", "limit", "cursor"])
-        let orgID = try Self.organisationParam(request.params)
-        let page = try PageRequest(request.params, kind: .user)  // ordered by member
+    func memberList(_ p: MemberListParams, _ request: Request) async throws -> OperationOutput {
+        let (orgID, page) = (p.organisation, p.page)
         let actorRef = try await actorReference(request)
         return try await transaction(environments: Self.scope(actorRef.environment, orgID.environment)) { tx in
             let actor = try Self.activeActor(tx, actorRef)
@@ -159,5 +149,54 @@ extension PortierService {
             fallback = fallback ?? t
         }
         return token ?? fallback!
+    }
+}
+
+/// `member.remove`: `{organisation, user}`.
+struct MemberParams: OperationParams {
+    static let keys: Set<String> = ["organisation", "user"]
+    let organisation: ScopedID
+    let user: UserReference
+    init(_ params: JSONObject) throws {
+        organisation = try PortierService.organisationParam(params)
+        user = try PortierService.userParam(params)
+    }
+}
+
+/// `member.add`: `{organisation, user, role?}` (role defaults to member).
+struct MemberAddParams: OperationParams {
+    static let keys: Set<String> = ["organisation", "user", "role"]
+    let organisation: ScopedID
+    let user: UserReference
+    let role: OrganisationRole
+    init(_ params: JSONObject) throws {
+        let member = try MemberParams(params)
+        (organisation, user) = (member.organisation, member.user)
+        role = try params.optionalEnum("role", OrganisationRole.self) ?? .member
+    }
+}
+
+/// `member.set_role`: `{organisation, user, role}`.
+struct MemberRoleParams: OperationParams {
+    static let keys: Set<String> = ["organisation", "user", "role"]
+    let organisation: ScopedID
+    let user: UserReference
+    let role: OrganisationRole
+    init(_ params: JSONObject) throws {
+        let member = try MemberParams(params)
+        (organisation, user) = (member.organisation, member.user)
+        guard let role = try params.optionalEnum("role", OrganisationRole.self) else { throw PortierError.badRequest("params.role is required") }
+        self.role = role
+    }
+}
+
+/// `member.list`: `{organisation, limit?, cursor?}`, ordered by member.
+struct MemberListParams: OperationParams {
+    static let keys: Set<String> = PageRequest.keys.union(["organisation"])
+    let organisation: ScopedID
+    let page: PageRequest
+    init(_ params: JSONObject) throws {
+        organisation = try PortierService.organisationParam(params)
+        page = try PageRequest(params, kind: .user)
     }
 }

@@ -14,11 +14,8 @@ extension PortierService {
     static func scope(_ environments: EnvironmentID...) -> [EnvironmentID] { Array(Set(environments)).sorted() }
 
     /// `organisation.create` (R-ORG-1, R-ORG-2): the creator becomes its organisation administrator.
-    func organisationCreate(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["name", "kvk_number", "country"])
-        let name = try OrganisationRules.name(try request.params.requiredString("name"))
-        let kvk = try request.params.optionalString("kvk_number").map(OrganisationRules.kvkNumber)
-        let country = try request.params.optionalString("country").map(OrganisationRules.country)
+    func organisationCreate(_ p: OrganisationCreateParams, _ request: Request) async throws -> OperationOutput {
+        let (name, kvk, country) = (p.name, p.kvkNumber, p.country)
         let actorRef = try await actorReference(request)
         return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.administrator(tx, actorRef, to: "create organisations")
@@ -31,9 +28,8 @@ extension PortierService {
     }
 
     /// `organisation.activate` (R-ORG-2): by an environment administrator.
-    func organisationActivate(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["organisation"])
-        let id = try Self.organisationParam(request.params)
+    func organisationActivate(_ p: OrganisationParams, _ request: Request) async throws -> OperationOutput {
+        let id = p.organisation
         let actorRef = try await actorReference(request)
         return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.administrator(tx, actorRef, to: "activate organisations")
@@ -46,18 +42,8 @@ extension PortierService {
     }
 
     /// `organisation.update` (R-ORG-3): name, kvk_number, country; null clears an optional field.
-    func organisationUpdate(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["organisation", "name", "kvk_number", "country"])
-        let id = try Self.organisationParam(request.params)
-        let p = request.params
-        guard p["name"] != nil || p["kvk_number"] != nil || p["country"] != nil else {
-            throw PortierError.badRequest("give at least one of name, kvk_number, country")
-        }
-        let name = try p.optionalString("name").map(OrganisationRules.name)
-        let kvk = try p.optionalString("kvk_number").map(OrganisationRules.kvkNumber)
-        let country = try p.optionalString("country").map(OrganisationRules.country)
-        let clearsKvk = p["kvk_number"] == .null
-        let clearsCountry = p["country"] == .null
+    func organisationUpdate(_ p: OrganisationUpdateParams, _ request: Request) async throws -> OperationOutput {
+        let (id, name, kvk, country, clearsKvk, clearsCountry) = (p.organisation, p.name, p.kvkNumber, p.country, p.clearsKvkNumber, p.clearsCountry)
         let actorRef = try await actorReference(request)
         return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.administrator(tx, actorRef, to: "edit organisations")
@@ -79,9 +65,8 @@ extension PortierService {
     }
 
     /// `organisation.get`: environment administrators of its environment, and its active members.
-    func organisationGet(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["organisation"])
-        let id = try Self.organisationParam(request.params)
+    func organisationGet(_ p: OrganisationParams, _ request: Request) async throws -> OperationOutput {
+        let id = p.organisation
         let actorRef = try await actorReference(request)
         return try await transaction(environments: Self.scope(actorRef.environment, id.environment)) { tx in
             let actor = try Self.activeActor(tx, actorRef)
@@ -103,9 +88,8 @@ extension PortierService {
 
     /// `organisation.list`: all of the environment's for administrators, plus every
     /// organisation (own or partner) where the actor is an active member. Paged.
-    func organisationList(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["limit", "cursor"])
-        let page = try PageRequest(request.params, kind: .organisation)
+    func organisationList(_ p: ListParams<ListedOrganisations>, _ request: Request) async throws -> OperationOutput {
+        let page = p.page
         let actorRef = try await actorReference(request)
         return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.activeActor(tx, actorRef)
@@ -119,5 +103,41 @@ extension PortierService {
             let orgs = try tx.organisations(ids.page(page) { $0 })  // ordered by id, like the page
             return .result(page.result("organisations", orgs, id: \.scopedID, json: \.json))
         }
+    }
+}
+
+/// `organisation.create`: `{name, kvk_number?, country?}`.
+struct OrganisationCreateParams: OperationParams {
+    static let keys: Set<String> = ["name", "kvk_number", "country"]
+    let name: String
+    let kvkNumber: String?
+    let country: String?
+    init(_ params: JSONObject) throws {
+        name = try OrganisationRules.name(try params.requiredString("name"))
+        kvkNumber = try params.optionalString("kvk_number").map(OrganisationRules.kvkNumber)
+        country = try params.optionalString("country").map(OrganisationRules.country)
+    }
+}
+
+/// `organisation.update`: `{organisation}` and at least one of `name`,
+/// `kvk_number`, `country`; null clears an optional field.
+struct OrganisationUpdateParams: OperationParams {
+    static let keys: Set<String> = ["organisation", "name", "kvk_number", "country"]
+    let organisation: ScopedID
+    let name: String?
+    let kvkNumber: String?
+    let country: String?
+    let clearsKvkNumber: Bool
+    let clearsCountry: Bool
+    init(_ params: JSONObject) throws {
+        organisation = try PortierService.organisationParam(params)
+        guard params["name"] != nil || params["kvk_number"] != nil || params["country"] != nil else {
+            throw PortierError.badRequest("give at least one of name, kvk_number, country")
+        }
+        name = try params.optionalString("name").map(OrganisationRules.name)
+        kvkNumber = try params.optionalString("kvk_number").map(OrganisationRules.kvkNumber)
+        country = try params.optionalString("country").map(OrganisationRules.country)
+        clearsKvkNumber = params["kvk_number"] == .null
+        clearsCountry = params["country"] == .null
     }
 }

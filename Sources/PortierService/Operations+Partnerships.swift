@@ -20,17 +20,8 @@ extension PortierService {
     }
 
     /// `partnership.propose` (R-PTN-1, R-PTN-3): to an environment named by id or by a user's email.
-    func partnershipPropose(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["environment", "email"])
-        let byID = try request.params.optionalString("environment")
-        let byEmail = try request.params.optionalString("email").map { text throws(InvalidInput) in try EmailAddress(text) }
-        guard (byID == nil) != (byEmail == nil) else { throw PortierError.badRequest("give exactly one of params.environment and params.email") }
-        var named: EnvironmentID?
-        if let byID {
-            guard let id = EnvironmentID(byID) else { throw PortierError.badRequest("params.environment must be an environment id") }
-            named = id
-        }
-        let fixedTarget = named
+    func partnershipPropose(_ p: ProposeParams, _ request: Request) async throws -> OperationOutput {
+        let (fixedTarget, byEmail) = (p.environment, p.email)
         let actorRef = try await actorReference(request)
         let configuration = self.configuration
         do {
@@ -64,9 +55,8 @@ extension PortierService {
     }
 
     /// `partnership.accept` / `partnership.decline`: by the receiving side.
-    func partnershipAnswer(_ request: Request, accept: Bool) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["partnership"])
-        let id = try Self.partnershipParam(request.params)
+    func partnershipAnswer(_ p: PartnershipParams, _ request: Request, accept: Bool) async throws -> OperationOutput {
+        let id = p.partnership
         let actorRef = try await actorReference(request)
         return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.partnershipManager(tx, actorRef)
@@ -96,9 +86,8 @@ extension PortierService {
 
     /// `partnership.end` (R-PTN-2): either side; every membership that depended on
     /// it ends in the same transaction, each audited. A pending proposal can be withdrawn this way too.
-    func partnershipEnd(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["partnership"])
-        let id = try Self.partnershipParam(request.params)
+    func partnershipEnd(_ p: PartnershipParams, _ request: Request) async throws -> OperationOutput {
+        let id = p.partnership
         let actorRef = try await actorReference(request)
         let pausing = configuration.pausePoints
         return try await transaction(environments: [actorRef.environment]) { tx in
@@ -130,14 +119,29 @@ extension PortierService {
     }
 
     /// `partnership.list`: the actor environment's partnerships, every status.
-    func partnershipList(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["limit", "cursor"])
-        let page = try PageRequest(request.params, kind: .partnership)
+    func partnershipList(_ p: ListParams<ListedPartnerships>, _ request: Request) async throws -> OperationOutput {
+        let page = p.page
         let actorRef = try await actorReference(request)
         return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.partnershipManager(tx, actorRef)
             let partnerships = try tx.partnerships(actor.environment, after: page.after?.raw ?? 0, limit: page.fetch)
             return .result(page.result("partnerships", partnerships, id: \.scopedID, json: \.json))  // ordered by the number alone
+        }
+    }
+}
+
+/// `partnership.propose`: exactly one of `{environment}` and `{email}`.
+struct ProposeParams: OperationParams {
+    static let keys: Set<String> = ["environment", "email"]
+    let environment: EnvironmentID?
+    let email: EmailAddress?
+    init(_ params: JSONObject) throws {
+        let byID = try params.optionalString("environment")
+        email = try params.optionalString("email").map { text throws(InvalidInput) in try EmailAddress(text) }
+        guard (byID == nil) != (email == nil) else { throw PortierError.badRequest("give exactly one of params.environment and params.email") }
+        environment = try byID.map { text in
+            guard let id = EnvironmentID(text) else { throw PortierError.badRequest("params.environment must be an environment id") }
+            return id
         }
     }
 }

@@ -12,9 +12,8 @@ extension PortierService {
     /// and its failures are logged, not answered, so neither content nor
     /// timing tells a user's address from an unknown one. A floor of zero
     /// (tests) answers when the work is done instead.
-    func passwordForgot(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["email"])
-        let email = try EmailAddress(try request.params.requiredString("email"))
+    func passwordForgot(_ p: EmailParams) async throws -> OperationOutput {
+        let email = p.email
         let floor = configuration.passwordForgotFloor
         let deadline = ContinuousClock.now + floor
         let work = Task { [self] in
@@ -53,9 +52,9 @@ extension PortierService {
     /// `user.password.reset` (R-USR-14): a reset token and a new password. Sets
     /// the password, kills every outstanding reset token of the user (and
     /// withdraws their messages), clears the address's login throttling.
-    func passwordReset(_ request: Request, context: RequestContext) async throws -> OperationOutput {
+    func passwordReset(_ p: TokenPasswordParams, _ request: Request, context: RequestContext) async throws -> OperationOutput {
         try await pacingRefusals(context) {
-            let (token, passwordHash) = try await hashForToken(request, purpose: .passwordReset, context: context)
+            let (token, passwordHash) = try await hashForToken(p, purpose: .passwordReset, context: context)
             // The environment first, like every change of a user (no lock-order cycle).
             let user = try await transaction(environments: [token.environment], locking: token.environment) { tx in
                 let record = try Self.usableToken(tx, token, purpose: .passwordReset)
@@ -77,11 +76,9 @@ extension PortierService {
     /// current one. A wrong current password is `invalid_credentials` and counts
     /// towards the login throttling (R-USR-4); a change kills every outstanding
     /// reset token.
-    func passwordChange(_ request: Request, context: RequestContext) async throws -> OperationOutput {
+    func passwordChange(_ p: PasswordChangeParams, _ request: Request, context: RequestContext) async throws -> OperationOutput {
         try await pacingRefusals(context) {
-            try request.params.rejectUnknownKeys(allowed: ["current_password", "new_password"])
-            let current = try request.params.requiredString("current_password")
-            let new = try request.params.requiredString("new_password")
+            let (current, new) = (p.currentPassword, p.newPassword)
             try PasswordHasher.validate(new)
             let actorRef = try await actorReference(request)
             let key = Self.hashKey(context, client: nil)
@@ -116,5 +113,16 @@ extension PortierService {
     static func killPasswordResets(_ tx: Transaction, _ user: UserRecord) throws {
         try tx.revokeTokens(environment: user.environment, user: user.id, purpose: .passwordReset)
         try tx.withdrawMessages(environment: user.environment, kind: .passwordReset, to: user.email)
+    }
+}
+
+/// `user.password.change`: `{current_password, new_password}`.
+struct PasswordChangeParams: OperationParams {
+    static let keys: Set<String> = ["current_password", "new_password"]
+    let currentPassword: String
+    let newPassword: String
+    init(_ params: JSONObject) throws {
+        currentPassword = try params.requiredString("current_password")
+        newPassword = try params.requiredString("new_password")
     }
 }

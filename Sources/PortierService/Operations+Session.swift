@@ -3,9 +3,8 @@ import PortierProtocol
 
 extension PortierService {
     /// `hello`: who is answering and with which limits.
-    func hello(_ request: Request, context: RequestContext) throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: [])
-        return .result([
+    func hello(_ request: Request, context: RequestContext) -> OperationOutput {
+        .result([
             "server": "portierd",
             "version": .string(configuration.version),
             "protocol": .int(Int64(ProtocolVersion.current)),
@@ -20,11 +19,5 @@ extension PortierService {
                 "max_in_flight": .int(Int64(configuration.maximumInFlightPerConnection)),
             ],
         ])
-    }
-
-    /// `ping`: an empty answer.
-    func ping(_ request: Request) throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: [])
-        return .result([:])
     }
 }

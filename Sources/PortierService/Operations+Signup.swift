@@ -6,10 +6,8 @@ extension PortierService {
     /// `signup` (R-ENV-2…R-ENV-8): a new environment, or joining the one that
     /// claims the email's domain. The user starts `invited`; the activation link
     /// goes to the outbox.
-    func signup(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["email", "name"])
-        let email = try EmailAddress(try request.params.requiredString("email"))
-        let name = try Self.personName(request.params.optionalString("name"))
+    func signup(_ p: SignupParams) async throws -> OperationOutput {
+        let (email, name) = (p.email, p.name)
         let configuration = self.configuration
         var attempt = 0
         while true {
@@ -95,5 +93,16 @@ extension PortierService {
         let name = (raw ?? "").split(whereSeparator: \.isNewline).joined(separator: " ")
         guard name.count <= 200 else { throw .badRequest("name is longer than 200 characters") }
         return name.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+    }
+}
+
+/// `signup`: `{email, name?}`.
+struct SignupParams: OperationParams {
+    static let keys: Set<String> = ["email", "name"]
+    let email: EmailAddress
+    let name: String
+    init(_ params: JSONObject) throws {
+        email = try EmailAddress(try params.requiredString("email"))
+        name = try PortierService.personName(params.optionalString("name"))
     }
 }

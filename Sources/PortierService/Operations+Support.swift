@@ -13,25 +13,8 @@ extension PortierService {
     /// that environment, active or not) make the user their organisation
     /// administrator in the same transaction; every other active administrator
     /// gets an `admin_appointed` message.
-    func appointAdministrator(_ request: Request, context: RequestContext) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["environment", "user", "verification", "organisations"])
-        guard let env = EnvironmentID(try request.params.requiredString("environment")) else {
-            throw PortierError.badRequest("params.environment must be an environment id")
-        }
-        let target = try Self.userParam(request.params)
-        guard case .object(let verification)? = request.params["verification"] else {
-            throw PortierError.badRequest("params.verification must be an object {method, reference}")
-        }
-        try verification.rejectUnknownKeys(allowed: ["method", "reference"])
-        let method = try verification.requiredString("method")
-        guard Self.verificationMethods.contains(method) else {
-            throw PortierError.badRequest("verification.method must be one of: \(Self.verificationMethods.joined(separator: ", "))")
-        }
-        let reference = try verification.requiredString("reference").split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        guard !reference.isEmpty, reference.count <= 500 else {
-            throw PortierError.badRequest("verification.reference must be 1 to 500 characters")
-        }
-        let organisations = try Self.organisationsParam(request.params, in: env)
+    func appointAdministrator(_ p: AppointAdministratorParams, _ request: Request, context: RequestContext) async throws -> OperationOutput {
+        let (env, target, method, reference, organisations) = (p.environment, p.user, p.method, p.reference, p.organisations)
         let peer = context.peer.map(\.description) ?? "unknown"
         return try await transaction(environments: [env], locking: env) { tx in
             let user = try Self.targetUser(tx, in: env, target, lock: true)
@@ -97,5 +80,35 @@ extension PortierService {
             if !ids.contains(id) { ids.append(id) }
         }
         return ids.sorted { $0.raw < $1.raw }  // a fixed order: row locks never cross
+    }
+}
+
+/// `support.appoint_admin`: `{environment, user, verification: {method, reference}, organisations?}`.
+struct AppointAdministratorParams: OperationParams {
+    static let keys: Set<String> = ["environment", "user", "verification", "organisations"]
+    let environment: EnvironmentID
+    let user: UserReference
+    let method: String
+    let reference: String
+    let organisations: [ScopedID]
+    init(_ params: JSONObject) throws {
+        guard let env = EnvironmentID(try params.requiredString("environment")) else {
+            throw PortierError.badRequest("params.environment must be an environment id")
+        }
+        environment = env
+        user = try PortierService.userParam(params)
+        guard case .object(let verification)? = params["verification"] else {
+            throw PortierError.badRequest("params.verification must be an object {method, reference}")
+        }
+        try verification.rejectUnknownKeys(allowed: ["method", "reference"])
+        method = try verification.requiredString("method")
+        guard PortierService.verificationMethods.contains(method) else {
+            throw PortierError.badRequest("verification.method must be one of: \(PortierService.verificationMethods.joined(separator: ", "))")
+        }
+        reference = try verification.requiredString("reference").split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        guard !reference.isEmpty, reference.count <= 500 else {
+            throw PortierError.badRequest("verification.reference must be 1 to 500 characters")
+        }
+        organisations = try PortierService.organisationsParam(params, in: env)
     }
 }

@@ -4,11 +4,8 @@ import PortierStorage
 
 extension PortierService {
     /// `user.invite` (R-USR-1, R-USR-13): an invited user and an activation message.
-    func invite(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["email", "role", "name"])
-        let email = try EmailAddress(try request.params.requiredString("email"))
-        let role = try request.params.optionalEnum("role", EnvironmentRole.self) ?? .basic
-        let name = try Self.personName(request.params.optionalString("name"))
+    func invite(_ p: InviteParams, _ request: Request) async throws -> OperationOutput {
+        let (email, role, name) = (p.email, p.role, p.name)
         let actorRef = try await actorReference(request)
         let configuration = self.configuration
         do {
@@ -69,9 +66,8 @@ extension PortierService {
     }
 
     /// `user.resend_invitation` (R-USR-3): only for `invited` users.
-    func resendInvitation(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["user"])
-        let target = try Self.userParam(request.params)
+    func resendInvitation(_ p: UserParams, _ request: Request) async throws -> OperationOutput {
+        let target = p.user
         let actorRef = try await actorReference(request)
         let configuration = self.configuration
         return try await transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
@@ -86,9 +82,8 @@ extension PortierService {
 
     /// `user.get`: any active user of the environment; extra addresses are shown
     /// to administrators and to the user itself.
-    func userGet(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["user"])
-        let target = try Self.userParam(request.params)
+    func userGet(_ p: UserParams, _ request: Request) async throws -> OperationOutput {
+        let target = p.user
         let actorRef = try await actorReference(request)
         return try await transaction(environments: [actorRef.environment]) { tx in
             let actor = try Self.activeActor(tx, actorRef)
@@ -102,11 +97,8 @@ extension PortierService {
     }
 
     /// `user.list`: filters `status` and `role`, paged by id.
-    func userList(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["status", "role", "limit", "cursor"])
-        let status = try request.params.optionalEnum("status", UserStatus.self)
-        let role = try request.params.optionalEnum("role", EnvironmentRole.self)
-        let page = try PageRequest(request.params, kind: .user)
+    func userList(_ p: UserListParams, _ request: Request) async throws -> OperationOutput {
+        let (status, role, page) = (p.status, p.role, p.page)
         let actorRef = try await actorReference(request)
         return try await transaction(environments: [actorRef.environment]) { tx in
             _ = try Self.activeActor(tx, actorRef)
@@ -117,10 +109,8 @@ extension PortierService {
 
     /// `user.set_role` (R-USR-5, R-USR-8): takes effect at once; the last active
     /// administrator cannot be demoted.
-    func setRole(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["user", "role"])
-        let target = try Self.userParam(request.params)
-        guard let role = try request.params.optionalEnum("role", EnvironmentRole.self) else { throw PortierError.badRequest("params.role is required") }
+    func setRole(_ p: UserRoleParams, _ request: Request) async throws -> OperationOutput {
+        let (target, role) = (p.user, p.role)
         let pausing = configuration.pausePoints
         return try await administer(request, target: target, action: "change roles") { tx, actor, user in
             guard user.role != role else { return nil }
@@ -131,9 +121,8 @@ extension PortierService {
     }
 
     /// `user.block` (R-USR-5, R-USR-6, R-USR-8): an active user loses every permission until unblocked.
-    func block(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["user"])
-        let target = try Self.userParam(request.params)
+    func block(_ p: UserParams, _ request: Request) async throws -> OperationOutput {
+        let target = p.user
         let pausing = configuration.pausePoints
         return try await administer(request, target: target, action: "block users") { tx, actor, user in
             switch user.status {
@@ -148,9 +137,8 @@ extension PortierService {
     }
 
     /// `user.unblock` (R-USR-5).
-    func unblock(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["user"])
-        let target = try Self.userParam(request.params)
+    func unblock(_ p: UserParams, _ request: Request) async throws -> OperationOutput {
+        let target = p.user
         return try await administer(request, target: target, action: "unblock users") { tx, actor, user in
             guard user.status == .blocked else { throw PortierError.invalidState("the user is not blocked") }
             let updated = try tx.updateUser(user.environment, user.id, status: .active)
@@ -161,9 +149,8 @@ extension PortierService {
     /// `user.remove` (R-USR-5, R-USR-7, R-USR-8, R-USR-13): the user and all their
     /// memberships, here and in partner environments, go in one transaction.
     /// Also revokes a pending invitation.
-    func remove(_ request: Request) async throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: ["user"])
-        let target = try Self.userParam(request.params)
+    func remove(_ p: UserParams, _ request: Request) async throws -> OperationOutput {
+        let target = p.user
         let actorRef = try await actorReference(request)
         let pausing = configuration.pausePoints
         return try await transaction(environments: [actorRef.environment], locking: actorRef.environment) { tx in
@@ -238,4 +225,42 @@ extension PortierService {
 
 extension ExtraEmailRecord {
     var json: JSONValue { ["email": .string(email), "verified": .bool(verified)] }
+}
+
+/// `user.invite`: `{email, role?, name?}` (role defaults to basic).
+struct InviteParams: OperationParams {
+    static let keys: Set<String> = ["email", "role", "name"]
+    let email: EmailAddress
+    let role: EnvironmentRole
+    let name: String
+    init(_ params: JSONObject) throws {
+        email = try EmailAddress(try params.requiredString("email"))
+        role = try params.optionalEnum("role", EnvironmentRole.self) ?? .basic
+        name = try PortierService.personName(params.optionalString("name"))
+    }
+}
+
+/// `user.list`: `{status?, role?, limit?, cursor?}`.
+struct UserListParams: OperationParams {
+    static let keys: Set<String> = PageRequest.keys.union(["status", "role"])
+    let status: UserStatus?
+    let role: EnvironmentRole?
+    let page: PageRequest
+    init(_ params: JSONObject) throws {
+        status = try params.optionalEnum("status", UserStatus.self)
+        role = try params.optionalEnum("role", EnvironmentRole.self)
+        page = try PageRequest(params, kind: .user)
+    }
+}
+
+/// `user.set_role`: `{user, role}`.
+struct UserRoleParams: OperationParams {
+    static let keys: Set<String> = ["user", "role"]
+    let user: UserReference
+    let role: EnvironmentRole
+    init(_ params: JSONObject) throws {
+        user = try PortierService.userParam(params)
+        guard let role = try params.optionalEnum("role", EnvironmentRole.self) else { throw PortierError.badRequest("params.role is required") }
+        self.role = role
+    }
 }

@@ -9,6 +9,8 @@ import PortierProtocol
 /// another's. Rows are fetched with one extra, which only says there is more.
 struct PageRequest: Sendable {
     static let defaultLimit = 100
+    /// The keys a page request reads from `params`.
+    static let keys: Set<String> = ["limit", "cursor"]
     static let maximumLimit = 1000
 
     let limit: Int

@@ -137,8 +137,7 @@ public final class PortierService: Sendable {
     }
 
     /// `support.metrics`: the Prometheus text, on the support socket.
-    func supportMetrics(_ request: Request, context: RequestContext) throws -> OperationOutput {
-        try request.params.rejectUnknownKeys(allowed: [])
+    func supportMetrics(context: RequestContext) throws -> OperationOutput {
         guard let metrics = context.metrics else { throw PortierError.unavailable("no metrics where this request came from") }
         return .result(["text": .string(metrics.metricsText())])
     }

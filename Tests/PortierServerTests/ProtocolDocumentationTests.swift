@@ -1,7 +1,7 @@
 import Foundation
 import PortierDomain
 import PortierProtocol
-import PortierService
+@testable import PortierService
 import Testing
 
 /// Protocol/ is the contract: these tests fail when the code and the folder disagree.
@@ -37,5 +37,18 @@ struct ProtocolDocumentationTests {
         let replyOps = Set(files.filter { $0.hasSuffix(".reply.json") }.map { String($0.dropLast(".reply.json".count)) })
         #expect(requestOps == Set(PortierService.operations))
         #expect(replyOps == Set(PortierService.operations))
+    }
+
+    @Test("every operation's request schema lists exactly the params keys its params type reads (the registry's paramKeys)")
+    func paramsMatchSchemas() throws {
+        for operation in PortierService.registry {
+            let data = try Data(contentsOf: Self.protocolFolder.appendingPathComponent("schemas/\(operation.name).request.json"))
+            let schema = try JSONParser.parse(Array(data))
+            let params = schema.objectValue?["properties"]?.objectValue?["params"]?.objectValue
+            let documented = Set(params?["properties"]?.objectValue?.keys.map { $0 } ?? [])
+            #expect(documented == operation.paramKeys, "\(operation.name): schema \(documented.sorted()), code \(operation.paramKeys.sorted())")
+            // Keys beyond those are refused, in the schema as in the code.
+            #expect(params?["additionalProperties"] == .bool(false) || params?["maxProperties"] == .int(0), "\(operation.name)")
+        }
     }
 }
