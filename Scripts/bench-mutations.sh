@@ -2,10 +2,11 @@
 # Changes at the speed of PostgreSQL (issue: one transaction per mutation).
 # On the seeded data of bench-checks (1,000 environments, 100,000 users,
 # 10,000 organisations, 300,000 memberships), side by side at each concurrency:
-#   1. portierd `member.set_role` (and `user.set_role`), one request in flight
+#   1. portierd `member.set_role` (and `user.set_role`, `member.add` +
+#      `member.remove`, `user.invite` + `user.remove`), one request in flight
 #      per connection, actor by id, every request a real change;
 #   2. the same write as one SQL transaction with pgbench (prepared, same
-#      clients): Scripts/bench-mutations.pgbench;
+#      clients): Scripts/bench-mutations.pgbench (and -add-remove, -invite-remove);
 # and prints throughput, latency and the ratio. Release builds only.
 # Options (environment): SECONDS_PER_RUN (default 10), CONCURRENCY ("4 8").
 set -euo pipefail
@@ -29,7 +30,8 @@ trap cleanup EXIT
 
 create_bench_database bench
 
-"$BIN/portierd" --database-url "$DB" --state-dir "$WORK/state" --log-level warning & PORTIERD_PID=$!
+# Invitations are rate limited per environment (R-USR-13); the benchmark makes thousands.
+"$BIN/portierd" --database-url "$DB" --state-dir "$WORK/state" --log-level warning --invitations-per-hour 1000000 & PORTIERD_PID=$!
 wait_for_socket "$WORK/state/portier.sock"
 SOCK="$WORK/state/portier.sock"
 "$BIN/portier-bench" warm --socket "$SOCK" >/dev/null
@@ -47,7 +49,10 @@ for C in $CONCURRENCY; do
   # Two transactions per script run: an add and a remove.
   PG_AR=$("$PG_BIN/pgbench" -n -M prepared -f Scripts/bench-mutations-add-remove.pgbench -c "$C" -j 2 -T "$RUN" "$DB" 2>&1)
   PG_AR_TPS=$(echo "$PG_AR" | awk '/^tps/ {print $3 * 2; exit}')
-  RESULTS+=("$C" "$SET_ROLE" "$USER_ROLE" "$PG_TPS" "$PG_LAT" "$ADD_REMOVE" "$PG_AR_TPS")
+  INVITE_REMOVE=$("$BIN/portier-bench" mutations --socket "$SOCK" --connections "$C" --seconds "$RUN" --op user.invite-remove)
+  PG_IR=$("$PG_BIN/pgbench" -n -M prepared -f Scripts/bench-mutations-invite-remove.pgbench -c "$C" -j 2 -T "$RUN" "$DB" 2>&1)
+  PG_IR_TPS=$(echo "$PG_IR" | awk '/^tps/ {print $3 * 2; exit}')
+  RESULTS+=("$C" "$SET_ROLE" "$USER_ROLE" "$PG_TPS" "$PG_LAT" "$ADD_REMOVE" "$PG_AR_TPS" "$INVITE_REMOVE" "$PG_IR_TPS")
 done
 
 python3 - "${RESULTS[@]}" <<'PY'
@@ -56,15 +61,17 @@ args = sys.argv[1:]
 print()
 print(f"Machine: {os.cpu_count()} cores, {platform.machine()}, {platform.platform()}; one request in flight per connection")
 print()
-print("| connections | portierd member.set_role | portierd user.set_role | the same write in pgbench | member.set_role / pgbench | p50 / pgbench latency | member.add + remove: portierd / pgbench |")
-print("| --- | --- | --- | --- | --- | --- | --- |")
-for i in range(0, len(args), 7):
+print("| connections | portierd member.set_role | portierd user.set_role | the same write in pgbench | member.set_role / pgbench | p50 / pgbench latency | member.add + remove: portierd / pgbench | user.invite + remove: portierd / pgbench |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+for i in range(0, len(args), 9):
     c, m, u, tps, lat = args[i], json.loads(args[i + 1]), json.loads(args[i + 2]), float(args[i + 3]), float(args[i + 4])
     ar, ar_tps = json.loads(args[i + 5]), float(args[i + 6])
+    ir, ir_tps = json.loads(args[i + 7]), float(args[i + 8])
     ratio = m["replies_per_s"] / tps
     lat_ratio = (m["p50_us"] / 1000) / lat
     print(f"| {c} | {m['replies_per_s']:,.0f}/s, p50 {m['p50_us']/1000:.1f} ms, p99 {m['p99_us']/1000:.1f} ms, {m['errors']} errors "
           f"| {u['replies_per_s']:,.0f}/s, p50 {u['p50_us']/1000:.1f} ms, {u['errors']} errors "
           f"| {tps:,.0f} tps, {lat:.2f} ms | {ratio:.0%} (target ≥ 50 %) | {lat_ratio:.1f}× (target ≤ 2×) "
-          f"| {ar['replies_per_s']:,.0f}/s ({ar['errors']} errors) / {ar_tps:,.0f} tps = {ar['replies_per_s'] / ar_tps:.0%} |")
+          f"| {ar['replies_per_s']:,.0f}/s ({ar['errors']} errors) / {ar_tps:,.0f} tps = {ar['replies_per_s'] / ar_tps:.0%} "
+          f"| {ir['replies_per_s']:,.0f}/s, p50 {ir['p50_us']/1000:.1f} ms ({ir['errors']} errors) / {ir_tps:,.0f} tps = {ir['replies_per_s'] / ir_tps:.0%} |")
 PY

@@ -29,10 +29,21 @@ struct Operation: Sendable {
         self.reads = reads
         paramKeys = Params.keys
         self.run = { service, request, context in
-            try request.params.rejectUnknownKeys(allowed: Params.keys)
-            return try await run(service, try Params(request.params), request, context)
+            let params: Params = try decodeParams(request.params)
+            return try await run(service, params, request, context)
         }
     }
+}
+
+/// Rejects keys the params type does not read, then decodes it.
+///
+/// Kept out of line: inlined into the async closure above, the release build's
+/// coroutine splitting crashed the Swift 6.3.1 compiler (signal 11 in
+/// `emitSetAndGetSwiftErrorValueAround`).
+@inline(never)
+private func decodeParams<Params: OperationParams>(_ params: JSONObject) throws -> Params {
+    try params.rejectUnknownKeys(allowed: Params.keys)
+    return try Params(params)
 }
 
 extension PortierService {

@@ -16,7 +16,7 @@ struct Mutations: ParsableCommand {
     @Option var socket: String
     @Option var connections = 4
     @Option var seconds = 5.0
-    @Option(help: "member.set_role, user.set_role, or member.add-remove (alternately adds a user to an organisation it is not in, and removes it again).") var op = "member.set_role"
+    @Option(help: "member.set_role, user.set_role, member.add-remove (alternately adds a user to an organisation it is not in, and removes it again), or user.invite-remove (alternately invites a new address and removes that user).") var op = "member.set_role"
     @OptionGroup var shape: DataShape
 
     func run() throws {
@@ -33,9 +33,17 @@ struct Mutations: ParsableCommand {
                 var rng = SystemRandomNumberGenerator()
                 var roles: [Int: Bool] = [:]  // key → "is administrator now" (add-remove: "is a member now")
                 var added: [Int: (String, JSONObject)] = [:]  // add-remove: memberships to take back at the end
+                var invited: (actor: String, email: String)?  // invite-remove: the user to remove next
                 var samples: [Double] = []
                 var failed = 0
                 var id = 0
+                func exchange(_ op: String, _ actor: String, _ params: JSONObject) -> [UInt8] {
+                    id += 1
+                    var buffer = ByteBufferAllocator().buffer(capacity: 256)
+                    buffer.writeRequestFrame(Request(id: .int(Int64(id)), op: op, actor: actor, params: params))
+                    connection.write(Array(buffer.readableBytesView))
+                    return connection.readFramePayload()
+                }
                 let mine = Array(stride(from: c + 1, through: shape.environments, by: connections))
                 while DispatchTime.now().uptimeNanoseconds < deadline {
                     let e = mine.randomElement(using: &rng)!
@@ -44,7 +52,17 @@ struct Mutations: ParsableCommand {
                     let admin = "usr_\(e)_\((e - 1) * shape.usersPerEnvironment + 1)"
                     var params: JSONObject
                     var wireOp = op
+                    var actor = admin
                     switch op {
+                    case "user.invite-remove":
+                        if let pending = invited {
+                            (wireOp, actor, params) = ("user.remove", pending.actor, ["user": .string(pending.email)])
+                            invited = nil
+                        } else {
+                            let email = "bench-\(c)-\(id)-\(UInt32.random(in: 0...UInt32.max, using: &rng))@e\(e).load.test"
+                            (wireOp, params) = ("user.invite", ["email": .string(email)])
+                            invited = (admin, email)
+                        }
                     case "member.add-remove":
                         // Seeded memberships are organisations (k-1+d) % O + 1 for d in 0...2: d = 5 is never one.
                         let o = (e - 1) * shape.organisationsPerEnvironment + ((k - 1 + 5) % shape.organisationsPerEnvironment) + 1
@@ -70,23 +88,14 @@ struct Mutations: ParsableCommand {
                         params = ["organisation": .string("org_\(e)_\(o)"), "user": .string("usr_\(e)_\(user)"),
                                   "role": isAdministrator ? "member" : "administrator"]
                     }
-                    id += 1
-                    var buffer = ByteBufferAllocator().buffer(capacity: 256)
-                    buffer.writeRequestFrame(Request(id: .int(Int64(id)), op: wireOp, actor: admin, params: params))
                     let sent = DispatchTime.now().uptimeNanoseconds
-                    connection.write(Array(buffer.readableBytesView))
-                    let reply = connection.readFramePayload()
+                    let reply = exchange(wireOp, actor, params)
                     samples.append(Double(DispatchTime.now().uptimeNanoseconds - sent) / 1000)
                     if !reply.contains(Array(#""ok":true"#.utf8)) { failed += 1 }
                 }
                 // Leave the data as seeded, so that the next run starts from what it assumes.
-                for (actor, params) in added.values {
-                    id += 1
-                    var buffer = ByteBufferAllocator().buffer(capacity: 256)
-                    buffer.writeRequestFrame(Request(id: .int(Int64(id)), op: "member.remove", actor: actor, params: params))
-                    connection.write(Array(buffer.readableBytesView))
-                    _ = connection.readFramePayload()
-                }
+                for (actor, params) in added.values { _ = exchange("member.remove", actor, params) }
+                if let pending = invited { _ = exchange("user.remove", pending.actor, ["user": .string(pending.email)]) }
                 latencies.set(c, samples)
                 errors.set(c, failed)
                 group.leave()
