@@ -8,7 +8,9 @@
 #   2. the same write as one SQL transaction with pgbench (prepared, same
 #      clients): Scripts/bench-mutations.pgbench (and -add-remove, -invite-remove);
 # and prints throughput, latency and the ratio. Release builds only.
-# Options (environment): SECONDS_PER_RUN (default 10), CONCURRENCY ("4 8").
+# Durable by default: PostgreSQL with fsync and synchronous_commit on, for
+# portierd and pgbench alike (DURABLE=0: the tests' fsync-off cluster).
+# Options (environment): SECONDS_PER_RUN (default 10), CONCURRENCY ("4 8"), DURABLE (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${SECONDS_PER_RUN:-10}
@@ -19,7 +21,7 @@ setup_and_build portierd portier-bench
 BIN=.build/release
 
 source Scripts/pg-throwaway.sh
-pg_throwaway_start
+PG_THROWAWAY_DURABLE=${DURABLE:-1} pg_throwaway_start
 WORK=$(mktemp -d /tmp/portier-mutations.XXXXXX)
 cleanup() {
   [ -n "${PORTIERD_PID:-}" ] && { kill -TERM "$PORTIERD_PID" 2>/dev/null || true; wait "$PORTIERD_PID" 2>/dev/null || true; }
@@ -59,7 +61,8 @@ python3 - "${RESULTS[@]}" <<'PY'
 import json, sys, os, platform
 args = sys.argv[1:]
 print()
-print(f"Machine: {os.cpu_count()} cores, {platform.machine()}, {platform.platform()}; one request in flight per connection")
+print(f"Machine: {os.cpu_count()} cores, {platform.machine()}, {platform.platform()}; one request in flight per connection; "
+      f"PostgreSQL {'durable (fsync, synchronous_commit on)' if os.environ.get('DURABLE', '1') == '1' else 'with fsync off'}")
 print()
 print("| connections | portierd member.set_role | portierd user.set_role | the same write in pgbench | member.set_role / pgbench | p50 / pgbench latency | member.add + remove: portierd / pgbench | user.invite + remove: portierd / pgbench |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -22,8 +22,12 @@ pg_throwaway_start() {
   if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$PG_TMP"; fi
   pg_as_owner "$PG_BIN/initdb" -D "$PG_TMP/data" -U postgres --auth=trust -E UTF8 --no-locale --no-sync >"$PG_TMP/initdb.log" 2>&1 \
     || { cat "$PG_TMP/initdb.log"; return 1; }
+  # Tests need no durability; PG_THROWAWAY_DURABLE=1 (the mutation benchmark)
+  # keeps PostgreSQL's defaults: fsync, synchronous_commit, full_page_writes on.
+  local speed="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${PG_THROWAWAY_DURABLE:-0}" = 1 ] && speed=""
   pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 \
-    -o "-c listen_addresses='' -k $PG_TMP -p 5432 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=1000 -c shared_buffers=256MB" \
+    -o "-c listen_addresses='' -k $PG_TMP -p 5432 $speed -c max_connections=1000 -c shared_buffers=256MB" \
     start >/dev/null || { cat "$PG_TMP/server.log"; return 1; }
   export PORTIER_TEST_DATABASE_URL="host=$PG_TMP port=5432 user=postgres dbname=postgres"
   export PORTIER_TEST_PG_BINDIR="$PG_BIN"

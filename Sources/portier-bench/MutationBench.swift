@@ -16,11 +16,12 @@ struct Mutations: ParsableCommand {
     @Option var socket: String
     @Option var connections = 4
     @Option var seconds = 5.0
-    @Option(help: "member.set_role, user.set_role, member.add-remove (alternately adds a user to an organisation it is not in, and removes it again), or user.invite-remove (alternately invites a new address and removes that user).") var op = "member.set_role"
+    @Option(help: "member.set_role, user.set_role, member.add-remove (adds a user to an organisation it is not in, then removes it again), or user.invite-remove (invites a new address, then removes that user).") var op = "member.set_role"
     @OptionGroup var shape: DataShape
 
     func run() throws {
         let latencies = LatencyLog(connections)
+        let ends = LatencyLog(connections)  // when each connection's timed part ended
         let errors = Counts(connections)
         let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
         let group = DispatchGroup()
@@ -31,9 +32,9 @@ struct Mutations: ParsableCommand {
             Thread {
                 let connection = try! FrameSocket(path: path)
                 var rng = SystemRandomNumberGenerator()
-                var roles: [Int: Bool] = [:]  // key → "is administrator now" (add-remove: "is a member now")
-                var added: [Int: (String, JSONObject)] = [:]  // add-remove: memberships to take back at the end
-                var invited: (actor: String, email: String)?  // invite-remove: the user to remove next
+                var roles: [Int: Bool] = [:]  // key → "is administrator now"
+                // add-remove and invite-remove: what the previous request added, removed by the next.
+                var pending: (op: String, actor: String, params: JSONObject)?
                 var samples: [Double] = []
                 var failed = 0
                 var id = 0
@@ -54,24 +55,20 @@ struct Mutations: ParsableCommand {
                     var wireOp = op
                     var actor = admin
                     switch op {
-                    case "user.invite-remove":
-                        if let pending = invited {
-                            (wireOp, actor, params) = ("user.remove", pending.actor, ["user": .string(pending.email)])
-                            invited = nil
-                        } else {
+                    case "user.invite-remove", "member.add-remove":
+                        if let undo = pending {
+                            (wireOp, actor, params) = undo
+                            pending = nil
+                        } else if op == "user.invite-remove" {
                             let email = "bench-\(c)-\(id)-\(UInt32.random(in: 0...UInt32.max, using: &rng))@e\(e).load.test"
                             (wireOp, params) = ("user.invite", ["email": .string(email)])
-                            invited = (admin, email)
+                            pending = ("user.remove", admin, ["user": .string(email)])
+                        } else {
+                            // Seeded memberships are organisations (k-1+d) % O + 1 for d in 0...2: d = 5 is never one.
+                            let o = (e - 1) * shape.organisationsPerEnvironment + ((k - 1 + 5) % shape.organisationsPerEnvironment) + 1
+                            (wireOp, params) = ("member.add", ["organisation": .string("org_\(e)_\(o)"), "user": .string("usr_\(e)_\(user)")])
+                            pending = ("member.remove", admin, params)
                         }
-                    case "member.add-remove":
-                        // Seeded memberships are organisations (k-1+d) % O + 1 for d in 0...2: d = 5 is never one.
-                        let o = (e - 1) * shape.organisationsPerEnvironment + ((k - 1 + 5) % shape.organisationsPerEnvironment) + 1
-                        let key = -(o &* 1_000_003 &+ user)
-                        let present = roles[key] ?? false
-                        roles[key] = !present
-                        wireOp = present ? "member.remove" : "member.add"
-                        params = ["organisation": .string("org_\(e)_\(o)"), "user": .string("usr_\(e)_\(user)")]
-                        added[key] = present ? nil : (admin, params)
                     case "user.set_role":
                         // Seeded: every 10th user advanced, the others basic (user 1 is the administrator).
                         let advanced = roles[user] ?? (k % 10 == 0)
@@ -93,16 +90,16 @@ struct Mutations: ParsableCommand {
                     samples.append(Double(DispatchTime.now().uptimeNanoseconds - sent) / 1000)
                     if !reply.contains(Array(#""ok":true"#.utf8)) { failed += 1 }
                 }
-                // Leave the data as seeded, so that the next run starts from what it assumes.
-                for (actor, params) in added.values { _ = exchange("member.remove", actor, params) }
-                if let pending = invited { _ = exchange("user.remove", pending.actor, ["user": .string(pending.email)]) }
+                ends.set(c, [Double(DispatchTime.now().uptimeNanoseconds)])
+                // Leave the data as seeded, so that the next run starts from what it assumes (not timed).
+                if let undo = pending { _ = exchange(undo.op, undo.actor, undo.params) }
                 latencies.set(c, samples)
                 errors.set(c, failed)
                 group.leave()
             }.start()
         }
         group.wait()
-        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let elapsed = ((ends.all.max() ?? Double(start)) - Double(start)) / 1e9
         let all = latencies.all.sorted()
         print(#"{"op": "\#(op)", "connections": \#(connections), "replies_per_s": \#(Double(all.count) / elapsed), "p50_us": \#(percentile(all, 0.5)), "p99_us": \#(percentile(all, 0.99)), "errors": \#(errors.total)}"#)
     }
