@@ -52,6 +52,46 @@ public final class PostgresConnection: @unchecked Sendable {
         return readResult(result)
     }
 
+    /// Runs one statement, then COMMIT, in one round trip (libpq pipeline mode):
+    /// the statement's rows once both succeeded. On any error nothing was
+    /// committed (the COMMIT is skipped after a failed statement) and the
+    /// caller rolls back as after any failed statement.
+    public func queryThenCommit(_ sql: String, _ parameters: [(any PostgresBindable)?]) throws -> QueryResult {
+        let name = try preparedName(for: sql, parameterCount: parameters.count)
+        guard PQenterPipelineMode(raw) == 1 else { throw connectionError() }
+        defer { PQexitPipelineMode(raw) }
+        let texts = parameters.map { $0?.postgresText }
+        let sent = withCStrings(texts) { pointers in PQsendQueryPrepared(raw, name, Int32(pointers.count), pointers, nil, nil, 0) }
+        guard sent == 1, PQsendQueryParams(raw, "COMMIT", 0, nil, nil, nil, nil, 0) == 1, PQpipelineSync(raw) == 1 else {
+            throw connectionError()
+        }
+        // Each statement's result is followed by a null; the sync ends the pipeline.
+        var results: [OpaquePointer] = []
+        defer { for r in results { PQclear(r) } }
+        var nulls = 0
+        while true {
+            guard let result = PQgetResult(raw) else {
+                nulls += 1
+                if nulls > 2 || !isHealthy { throw connectionError() }
+                continue
+            }
+            nulls = 0
+            if PQresultStatus(result) == PGRES_PIPELINE_SYNC {
+                PQclear(result)
+                break
+            }
+            results.append(result)
+        }
+        guard results.count == 2 else { throw connectionError() }
+        try check(results[0])
+        try check(results[1])
+        return readResult(results[0])
+    }
+
+    private func connectionError() -> DatabaseError {
+        DatabaseError(kind: .connection, sqlState: nil, message: String(cString: PQerrorMessage(raw)))
+    }
+
     private func preparedName(for sql: String, parameterCount: Int) throws -> String {
         if let name = prepared[sql] { return name }
         let name = "p\(prepared.count)"

@@ -35,85 +35,102 @@ extension Transaction {
         )
     }
 
-    /// The rows that changed after `revision`, as they are now. Call inside `snapshot`.
+    /// The rows that changed after `revision`, as they are now. Call inside `snapshot`
+    /// (or inside the change itself, before COMMIT: see `Transaction.commit`).
     public func indexDelta(_ environment: EnvironmentID, after revision: Int64) throws -> DeltaOutcome {
-        let e = environment.raw
-        // The revision and what changed up to it in one round trip: a catch-up
-        // follows every commit, so its round trips count.
-        let rows = try query(
-            """
-            SELECT e.revision, c.entity, c.key1, c.key2, c.key3 FROM environments e
-            LEFT JOIN LATERAL (
-                SELECT DISTINCT entity, key1, key2, key3 FROM index_changes
-                WHERE environment_id = e.environment_id AND revision > $2 AND revision <= e.revision LIMIT $3
-            ) c ON true
-            WHERE e.environment_id = $1
-            """,
-            [e, revision, Self.maximumDeltaChanges + 1]
-        ).rows
-        guard let first = rows.first else { return .gone }
-        let now = try first.int64("revision")
+        try Self.delta(environment, after: revision, from: query(Self.deltaStatement, [environment.raw, revision, Self.maximumDeltaChanges + 1]).rows)
+    }
+
+    /// What changed in an environment after a revision, in one statement (one
+    /// round trip, and the last statement before COMMIT can share its round trip:
+    /// `PostgresConnection.queryThenCommit`): the environment's revision, the
+    /// changed keys, and the current row of each (a key without a row was
+    /// deleted). `LATERAL`: one primary-key probe per changed key, never a scan
+    /// of a big environment. Parameters: environment, after revision, limit.
+    static let deltaStatement = """
+        WITH env AS (
+            SELECT revision FROM environments WHERE environment_id = $1
+        ), changes AS (
+            SELECT DISTINCT c.entity, c.key1, c.key2, c.key3 FROM index_changes c, env
+            WHERE c.environment_id = $1 AND c.revision > $2 AND c.revision <= env.revision
+            LIMIT $3
+        )
+        SELECT 'revision' AS kind, revision AS k1, NULL::bigint AS k2, NULL::bigint AS k3,
+               NULL::text AS a, NULL::text AS b, NULL::text AS c, NULL::text AS d, NULL::text AS e FROM env
+        UNION ALL
+        SELECT 'change', NULL, NULL, NULL, entity, key1::text, key2::text, key3::text, NULL FROM changes
+        UNION ALL
+        SELECT 'user', u.user_id, NULL, NULL, u.role, u.status, u.email, u.name, NULL
+        FROM changes c, LATERAL (SELECT * FROM users WHERE environment_id = $1 AND user_id = c.key1) u
+        WHERE c.entity = 'user'
+        UNION ALL
+        SELECT 'organisation', o.organisation_id, NULL, NULL, o.name, o.kvk_number, o.country, o.status, NULL
+        FROM changes c, LATERAL (SELECT * FROM organisations WHERE environment_id = $1 AND organisation_id = c.key1) o
+        WHERE c.entity = 'organisation'
+        UNION ALL
+        SELECT 'membership', m.organisation_id, m.user_environment_id, m.user_id, m.role, m.status, NULL, NULL, NULL
+        FROM changes c, LATERAL (
+            SELECT * FROM memberships
+            WHERE environment_id = $1 AND organisation_id = c.key1 AND user_environment_id = c.key2 AND user_id = c.key3
+        ) m
+        WHERE c.entity = 'membership'
+        UNION ALL
+        SELECT 'link', l.user_id, l.organisation_environment_id, l.organisation_id, NULL, NULL, NULL, NULL, NULL
+        FROM changes c, LATERAL (
+            SELECT * FROM membership_links
+            WHERE environment_id = $1 AND user_id = c.key1 AND organisation_environment_id = c.key2 AND organisation_id = c.key3
+        ) l
+        WHERE c.entity = 'link'
+        """
+
+    /// Reads the rows of `deltaStatement`.
+    static func delta(_ environment: EnvironmentID, after revision: Int64, from rows: [Row]) throws -> DeltaOutcome {
+        // UNION ALL promises no order: each row is read for what it is.
+        guard let revisionRow = rows.first(where: { $0["kind"] == "revision" }) else { return .gone }
+        let now = try revisionRow.int64("k1")
         var delta = EnvironmentDelta(environment: environment, fromRevision: revision, revision: now)
         guard now > revision else { return .delta(delta) }
-        let changes = rows.filter { $0["entity"] != nil }
-        guard changes.count <= Self.maximumDeltaChanges else { return .tooLarge }
-        var users: [Int64] = [], orgs: [Int64] = []
-        var memberships: [EnvironmentDelta.MembershipKey] = [], links: [IndexedLink] = []
-        for c in changes {
-            let k1 = try c.int64("key1")
-            switch try c.string("entity") {
-            case "user": users.append(k1)
-            case "organisation": orgs.append(k1)
+        var changes = 0
+        for row in rows {
+            switch row["kind"] {
+            case "revision": continue
+            case "change":
+                changes += 1
+                let k1 = Int64(try row.string("b")) ?? 0
+                func key(_ column: String) throws -> Int64 { Int64(try row.string(column)) ?? 0 }
+                // A changed key without a row was deleted; its row, if read, wins whichever comes first.
+                switch try row.string("a") {
+                case "user":
+                    if delta.users.index(forKey: k1) == nil { delta.users[k1] = .some(nil) }
+                case "organisation":
+                    if delta.organisations.index(forKey: k1) == nil { delta.organisations[k1] = .some(nil) }
+                case "membership":
+                    let k = EnvironmentDelta.MembershipKey(organisation: k1, user: UserKey(environment: EnvironmentID(try key("c")), id: try key("d")))
+                    if delta.memberships.index(forKey: k) == nil { delta.memberships[k] = .some(nil) }
+                default:
+                    let link = IndexedLink(user: k1, organisation: ScopedID(.organisation, environment: EnvironmentID(try key("c")), raw: try key("d")))
+                    if delta.links[link] == nil { delta.links[link] = false }
+                }
+            case "user":
+                let user = IndexedUser(
+                    id: try row.int64("k1"), role: EnvironmentRole(rawValue: try row.string("a")) ?? .basic,
+                    status: UserStatus(rawValue: try row.string("b")) ?? .invited, email: try row.string("c"), name: try row.string("d"))
+                delta.users[user.id] = user
+            case "organisation":
+                let org = IndexedOrganisation(
+                    id: try row.int64("k1"), name: try row.string("a"), kvkNumber: row["b"], country: row["c"],
+                    status: OrganisationStatus(rawValue: try row.string("d")) ?? .inactive)
+                delta.organisations[org.id] = org
             case "membership":
-                memberships.append(.init(organisation: k1, user: UserKey(environment: EnvironmentID(try c.int64("key2")), id: try c.int64("key3"))))
+                let k = EnvironmentDelta.MembershipKey(organisation: try row.int64("k1"), user: UserKey(environment: EnvironmentID(try row.int64("k2")), id: try row.int64("k3")))
+                delta.memberships[k] = MemberFacts(role: OrganisationRole(rawValue: try row.string("a")) ?? .member,
+                                                   status: MembershipStatus(rawValue: try row.string("b")) ?? .pending)
             default:
-                links.append(IndexedLink(user: k1, organisation: ScopedID(.organisation, environment: EnvironmentID(try c.int64("key2")), raw: try c.int64("key3"))))
+                let link = IndexedLink(user: try row.int64("k1"), organisation: ScopedID(.organisation, environment: EnvironmentID(try row.int64("k2")), raw: try row.int64("k3")))
+                delta.links[link] = true
             }
         }
-        for id in users { delta.users[id] = .some(nil) }
-        if !users.isEmpty {
-            for u in try query(
-                "SELECT user_id, role, status, email, name FROM users WHERE environment_id = $1 AND user_id = ANY($2::bigint[])",
-                [e, BigIntArray(users)]
-            ).rows.map(Self.indexedUser) { delta.users[u.id] = u }
-        }
-        for id in orgs { delta.organisations[id] = .some(nil) }
-        if !orgs.isEmpty {
-            for o in try query(
-                "SELECT organisation_id, name, kvk_number, country, status FROM organisations WHERE environment_id = $1 AND organisation_id = ANY($2::bigint[])",
-                [e, BigIntArray(orgs)]
-            ).rows.map(Self.indexedOrganisation) { delta.organisations[o.id] = o }
-        }
-        for key in memberships { delta.memberships[key] = .some(nil) }
-        if !memberships.isEmpty {
-            for m in try query(
-                """
-                SELECT m.organisation_id, m.user_environment_id, m.user_id, m.role, m.status
-                FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS k(organisation_id, user_environment_id, user_id)
-                -- LATERAL: one primary-key probe per changed key, never a scan of a big environment.
-                JOIN LATERAL (
-                    SELECT * FROM memberships m
-                    WHERE m.environment_id = $1 AND m.organisation_id = k.organisation_id
-                      AND m.user_environment_id = k.user_environment_id AND m.user_id = k.user_id
-                ) m ON true
-                """,
-                [e, BigIntArray(memberships.map(\.organisation)), BigIntArray(memberships.map(\.user.environment.raw)), BigIntArray(memberships.map(\.user.id))]
-            ).rows.map(Self.indexedMembership) {
-                delta.memberships[.init(organisation: m.organisation, user: m.user)] = m.facts
-            }
-        }
-        for link in links { delta.links[link] = false }
-        if !links.isEmpty {
-            for l in try query(
-                """
-                SELECT l.user_id, l.organisation_environment_id, l.organisation_id FROM membership_links l
-                JOIN unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS k(user_id, organisation_environment_id, organisation_id)
-                  ON l.user_id = k.user_id AND l.organisation_environment_id = k.organisation_environment_id AND l.organisation_id = k.organisation_id
-                WHERE l.environment_id = $1
-                """,
-                [e, BigIntArray(links.map(\.user)), BigIntArray(links.map(\.organisation.environment.raw)), BigIntArray(links.map(\.organisation.raw))]
-            ).rows.map(Self.indexedLink) { delta.links[l] = true }
-        }
+        guard changes <= maximumDeltaChanges else { return .tooLarge }
         return .delta(delta)
     }
 

@@ -83,20 +83,32 @@ public struct Transaction: @unchecked Sendable {
         }
     }
 
-    /// Before COMMIT: for each environment this transaction bumped whose index
-    /// the instance holds (at revision `base`), what changed since `base`, read
-    /// here, under the row lock of the bump, so it is exactly the new revision's
-    /// content. Anything but a plain delta (too large, not visible in the
-    /// current scope) is left out: the catch-up reads it after commit instead.
-    func readDeltas(after base: (EnvironmentID) -> Int64?) throws {
-        guard !state.restrictedRole.withLock({ $0 }) else { return }
-        var latest: [EnvironmentID: Int64] = [:]
-        for token in state.bumped.withLock({ $0 }) { latest[token.environment] = max(latest[token.environment] ?? 0, token.revision) }
-        for (environment, revision) in latest {
-            guard let from = base(environment), from < revision,
-                  case .delta(let delta) = try indexDelta(environment, after: from), delta.revision == revision else { continue }
-            state.deltas.withLock { $0[environment] = delta }
+    /// Commits, reading first, for each environment this transaction bumped whose
+    /// index the instance holds (at revision `base`), what changed since `base`:
+    /// read here, under the row lock of the bump, it is exactly the new
+    /// revision's content. The last delta shares its round trip with COMMIT
+    /// (`queryThenCommit`). Anything but a plain delta (too large, not visible
+    /// in the current scope) is left out: the catch-up reads it after commit.
+    func commit(readingDeltasAfter base: ((EnvironmentID) -> Int64?)?) throws {
+        var wanted: [(environment: EnvironmentID, from: Int64, revision: Int64)] = []
+        if let base, !state.restrictedRole.withLock({ $0 }) {
+            var latest: [EnvironmentID: Int64] = [:]
+            for token in state.bumped.withLock({ $0 }) { latest[token.environment] = max(latest[token.environment] ?? 0, token.revision) }
+            for (environment, revision) in latest.sorted(by: { $0.key.raw < $1.key.raw }) {
+                if let from = base(environment), from < revision { wanted.append((environment, from, revision)) }
+            }
         }
+        func keep(_ outcome: DeltaOutcome, _ revision: Int64) {
+            guard case .delta(let delta) = outcome, delta.revision == revision else { return }
+            state.deltas.withLock { $0[delta.environment] = delta }
+        }
+        guard let last = wanted.popLast() else {
+            try connection.execute("COMMIT")
+            return
+        }
+        for w in wanted { keep(try indexDelta(w.environment, after: w.from), w.revision) }
+        let rows = try connection.queryThenCommit(Self.deltaStatement, [last.environment.raw, last.from, Self.maximumDeltaChanges + 1]).rows
+        keep(try Self.delta(last.environment, after: last.from, from: rows), last.revision)
     }
 
     static func run<R>(
@@ -121,8 +133,7 @@ public struct Transaction: @unchecked Sendable {
             let result = try body(tx)
             try tx.flushAudit()
             try tx.bumpForgottenEnvironments()
-            if let deltasAfter, !state.bumped.withLock({ $0.isEmpty }) { try tx.readDeltas(after: deltasAfter) }
-            try connection.execute("COMMIT")
+            try tx.commit(readingDeltasAfter: deltasAfter)
             return result
         } catch {
             if connection.isHealthy { try? connection.execute("ROLLBACK") }
