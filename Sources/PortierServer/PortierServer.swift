@@ -20,17 +20,27 @@ public final class PortierServer: Service, Sendable {
     private let serviceAdmission: SocketAdmission
     private let supportAdmission: SocketAdmission
     private let inFlight = InFlightCounter()
-    private let state = Mutex<State>(State())
+    private let state: Mutex<State>
     /// Requests, latency, connections, pool and index, in Prometheus form.
     public let metrics = ServerMetrics()
 
     private struct State {
-        var listeners: [any Channel] = []
+        /// The connection limits new connections get (a reload replaces them).
+        var connectionSettings: ConnectionSettings
+        var listeners: SocketListeners?
+        var started = false
         var connections: [ObjectIdentifier: any Channel] = [:]
     }
 
-    public init(configuration: ServerConfiguration, service: PortierService, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
+    /// `listeners`: sockets opened before the service was ready (portierd opens
+    /// them first, so a port or permission problem costs nothing to find); nil:
+    /// `start()` binds them.
+    public init(
+        configuration: ServerConfiguration, service: PortierService, listeners: SocketListeners? = nil,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
+    ) {
         self.configuration = configuration
+        state = Mutex(State(connectionSettings: configuration.connectionSettings, listeners: listeners))
         self.service = service
         self.group = group
         self.logger = logger
@@ -47,34 +57,32 @@ public final class PortierServer: Service, Sendable {
         metrics.render(service: service, connections: openConnections, inFlight: inFlight.current)
     }
 
-    /// Binds both sockets. Refuses when a running server already answers on one.
+    /// Starts accepting on the listening sockets: those opened before (see
+    /// `SocketListeners`), or both bound now.
     public func start() async throws {
-        for (socket, admission) in [(configuration.service, serviceAdmission), (configuration.support, supportAdmission)] {
-            if SocketFile.isInUse(socket.path) {
-                throw ServerError("\(socket.path) is in use by a running server; stop it first or choose another --state-dir")
-            }
-            SocketFile.removeStale(socket.path)
-            let channel = try await bootstrap(admission)
-                .bind(unixDomainSocketPath: socket.path, cleanupExistingSocketFile: false).get()
-            try SocketFile.setMode(socket.path, socket.mode)
-            if let group = socket.group { try SocketFile.setGroup(socket.path, group) }
-            state.withLock { $0.listeners.append(channel) }
-            logger.info("listening", metadata: ["socket": "\(admission.socket.rawValue)", "path": "\(socket.path)"])
+        guard !state.withLock({ s in defer { s.started = true }; return s.started }) else { return }
+        let listeners: SocketListeners
+        if let opened = state.withLock({ $0.listeners }) {
+            listeners = opened
+        } else {
+            listeners = try await SocketListeners.open(configuration, group: group, logger: logger)
+            state.withLock { $0.listeners = listeners }
         }
+        let initializers = [SocketKind.service: initializer(serviceAdmission), .support: initializer(supportAdmission)]
+        listeners.accept { channel, kind in initializers[kind]!(channel) }
     }
 
-    /// Stops accepting, drains connections (bounded by the grace period), removes the socket files.
+    /// Stops accepting (the sockets' files are removed unless systemd owns them),
+    /// drains connections (bounded by the grace period).
     public func stop() async {
         let (listeners, connections) = state.withLock { s in (s.listeners, Array(s.connections.values)) }
-        for listener in listeners { try? await listener.close() }
-        for socket in [configuration.service, configuration.support] { SocketFile.removeStale(socket.path) }
+        await listeners?.close()
         for connection in connections { connection.pipeline.fireUserInboundEventTriggered(DrainEvent()) }
         let deadline = ContinuousClock.now + .nanoseconds(configuration.shutdownGracePeriod.nanoseconds)
         for connection in connections {
             while connection.isActive, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
             if connection.isActive { try? await connection.close() }
         }
-        state.withLock { $0.listeners = [] }
     }
 
     /// Service: serve until graceful shutdown is requested.
@@ -85,33 +93,41 @@ public final class PortierServer: Service, Sendable {
         logger.info("server stopped")
     }
 
+    /// A reload: new connection limits (for connections accepted from now on)
+    /// and new access rules per socket, which open connections check at once
+    /// (`AccessRulesChanged`: a peer that lost access or a capability is cut off).
+    public func reconfigure(connections settings: ConnectionSettings, service: ServerConfiguration.Socket, support: ServerConfiguration.Socket) {
+        serviceAdmission.update(allowedUIDs: service.allowedUIDs, policy: service.capabilities)
+        supportAdmission.update(allowedUIDs: support.allowedUIDs, policy: support.capabilities)
+        let connections = state.withLock { s in
+            s.connectionSettings = settings
+            return Array(s.connections.values)
+        }
+        for connection in connections { connection.pipeline.fireUserInboundEventTriggered(AccessRulesChanged()) }
+    }
+
     /// Open connections now, over both sockets.
     public var openConnections: Int { serviceAdmission.current + supportAdmission.current }
 
     /// Requests being worked on now, over all connections.
     public var requestsInFlight: Int { inFlight.current }
 
-    private func bootstrap(_ admission: SocketAdmission) -> ServerBootstrap {
-        let settings = configuration.connectionSettings
-        let service = self.service
-        let inFlight = self.inFlight
-        let logger = self.logger
-        let metrics = self.metrics
-        return ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .childChannelOption(.autoRead, value: true)
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: configuration.maximumOutputBytes / 2, high: configuration.maximumOutputBytes))
-            .childChannelInitializer { [weak self] channel in
-                self?.track(channel)
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        ConnectionHandler(
-                            responder: service, admission: admission, settings: settings, inFlightTotal: inFlight,
-                            stats: metrics.requests(on: channel.eventLoop), metrics: self, logger: logger
-                        )
+    /// Sets up one accepted connection of a socket.
+    private func initializer(_ admission: SocketAdmission) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
+        let (service, inFlight, logger, metrics) = (self.service, self.inFlight, self.logger, self.metrics)
+        return { [weak self] channel in
+            guard let self else { return channel.close() }
+            let settings = self.state.withLock { $0.connectionSettings }
+            self.track(channel)
+            return channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(
+                    ConnectionHandler(
+                        responder: service, admission: admission, settings: settings, inFlightTotal: inFlight,
+                        stats: metrics.requests(on: channel.eventLoop), metrics: self, logger: logger
                     )
-                }
+                )
             }
+        }
     }
 
     private func track(_ channel: any Channel) {
@@ -119,16 +135,6 @@ public final class PortierServer: Service, Sendable {
         state.withLock { $0.connections[key] = channel }
         channel.closeFuture.whenComplete { [weak self] _ in
             _ = self?.state.withLock { $0.connections.removeValue(forKey: key) }
-        }
-    }
-}
-
-extension PortierServer {
-    /// Fails with a clear message if a running server answers on either socket.
-    /// Call before starting anything that a second server must not touch.
-    public static func ensureSocketsAvailable(_ configuration: ServerConfiguration) throws {
-        for socket in [configuration.service, configuration.support] where SocketFile.isInUse(socket.path) {
-            throw ServerError("\(socket.path) is in use by a running server; stop it first or choose another --state-dir")
         }
     }
 }

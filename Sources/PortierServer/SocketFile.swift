@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import NIOCore
 
 /// Checks and preparation of a Unix socket's file before and after binding.
 enum SocketFile {
@@ -33,24 +34,35 @@ enum SocketFile {
 
     static func setMode(_ path: String, _ mode: UInt32) throws(ServerError) {
         guard chmod(path, mode_t(mode)) == 0 else {
-            throw ServerError("cannot set mode \(String(mode, radix: 8)) on \(path): errno \(errno)")
+            throw ServerError("cannot set mode \(String(mode, radix: 8)) on \(path): \(describe(errno))")
         }
+    }
+
+    /// An errno as words ("Permission denied (errno 13)").
+    static func describe(_ code: Int32) -> String { "\(String(cString: strerror(code))) (errno \(code))" }
+
+    /// The words of a bind or I/O failure, without the type dump.
+    static func reason(_ error: any Error) -> String {
+        if let io = error as? IOError { return describe(io.errnoCode) }
+        return "\(error)"
     }
 }
 
 extension SocketFile {
     /// Gives the socket file to `group` (a name or a numeric gid).
-    static func setGroup(_ path: String, _ group: String) throws(ServerError) {
+    static func setGroup(_ path: String, _ group: String, option: String) throws(ServerError) {
         let gid: gid_t
         if let number = gid_t(group) {
             gid = number
         } else if let entry = getgrnam(group) {
             gid = entry.pointee.gr_gid
         } else {
-            throw ServerError("no group \(group) for \(path)")
+            throw ServerError("no group \(group) (\(option)) for \(path)")
         }
         guard chown(path, uid_t.max, gid) == 0 else {
-            throw ServerError("cannot give \(path) to group \(group): errno \(errno)")
+            let code = errno
+            let hint = code == EPERM ? ": portierd must be a member of the group (systemd: SupplementaryGroups=\(group))" : ""
+            throw ServerError("cannot give \(path) to group \(group) (\(option)): \(describe(code))\(hint)")
         }
     }
 }

@@ -10,7 +10,10 @@ import Synchronization
 /// reply out. Each mutation is one database transaction with its audit event,
 /// outbox messages and revision bump.
 public final class PortierService: Sendable {
-    public let configuration: ServiceConfiguration
+    /// The settings in force; a reload replaces those that can change while
+    /// running (`reconfigure`). Read once per operation.
+    public var configuration: ServiceConfiguration { settings.withLock { $0 } }
+    private let settings: Mutex<ServiceConfiguration>
     public let pool: ConnectionPool
     let passwords: PasswordHasher
     /// Fair, bounded turns at the hasher (R-SEC-2).
@@ -24,7 +27,7 @@ public final class PortierService: Sendable {
 
     public init(pool: ConnectionPool, configuration: ServiceConfiguration, logger: Logger) {
         self.pool = pool
-        self.configuration = configuration
+        self.settings = Mutex(configuration)
         self.logger = logger
         self.passwords = PasswordHasher(parameters: configuration.passwordHashing)
         self.hashTurns = FairQueue(slots: configuration.hashSlots, perKey: configuration.hashQueuePerKey, total: configuration.hashQueueTotal)
@@ -35,6 +38,17 @@ public final class PortierService: Sendable {
         let indexes = IndexStore(index: PermissionIndex(budgetBytes: configuration.indexBudgetBytes), pool: pool, logger: logger)
         self.indexes = indexes
         self.synchroniser = Synchroniser(indexes: indexes, instance: pool.instance)
+    }
+
+    /// What a reload may change while the service runs: limits and lifetimes read
+    /// per request, and the shared mail domains. Everything set up once at
+    /// start (the hasher's queues, the login throttle, the index budget) stays.
+    public func reconfigure(_ change: (inout ReloadableSettings) -> Void) {
+        settings.withLock { current in
+            var reloadable = ReloadableSettings(current)
+            change(&reloadable)
+            reloadable.apply(to: &current)
+        }
     }
 
     /// How the database is used, for metrics: the pool's connections and

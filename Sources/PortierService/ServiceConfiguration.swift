@@ -94,6 +94,43 @@ public struct ServiceConfiguration: Sendable {
 }
 
 /// The version of this build.
+/// The service settings a SIGHUP reload may change (`PortierService.reconfigure`).
+public struct ReloadableSettings: Sendable {
+    public var sharedMailDomains: SharedMailDomains
+    public var tokenLifetimeSeconds: Int64
+    public var passwordResetLifetimeSeconds: Int64
+    public var invitationsPerHour: Int
+    public var messagesPerRecipientPerHour: Int
+    public var domainJoinNoticesPerHour: Int
+    public var credentialRefusalDelay: Duration
+    public var frameLimits: FrameLimits
+    public var maximumInFlightPerConnection: Int
+
+    init(_ c: ServiceConfiguration) {
+        frameLimits = c.frameLimits
+        maximumInFlightPerConnection = c.maximumInFlightPerConnection
+        sharedMailDomains = c.sharedMailDomains
+        tokenLifetimeSeconds = c.tokenLifetimeSeconds
+        passwordResetLifetimeSeconds = c.passwordResetLifetimeSeconds
+        invitationsPerHour = c.invitationsPerHour
+        messagesPerRecipientPerHour = c.messagesPerRecipientPerHour
+        domainJoinNoticesPerHour = c.domainJoinNoticesPerHour
+        credentialRefusalDelay = c.credentialRefusalDelay
+    }
+
+    func apply(to c: inout ServiceConfiguration) {
+        c.sharedMailDomains = sharedMailDomains
+        c.tokenLifetimeSeconds = tokenLifetimeSeconds
+        c.passwordResetLifetimeSeconds = passwordResetLifetimeSeconds
+        c.invitationsPerHour = invitationsPerHour
+        c.messagesPerRecipientPerHour = messagesPerRecipientPerHour
+        c.domainJoinNoticesPerHour = domainJoinNoticesPerHour
+        c.credentialRefusalDelay = credentialRefusalDelay
+        c.frameLimits = frameLimits
+        c.maximumInFlightPerConnection = maximumInFlightPerConnection
+    }
+}
+
 public enum PortierVersion {
     public static let current = "0.1.0"
 }

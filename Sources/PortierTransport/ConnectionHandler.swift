@@ -9,6 +9,13 @@ public struct DrainEvent: Sendable {
     public init() {}
 }
 
+/// The socket's access rules were reloaded: a connection whose peer is no
+/// longer allowed, or lost a capability it held, is closed at once (requests
+/// in flight are abandoned); one that gained capabilities holds them from now on.
+public struct AccessRulesChanged: Sendable {
+    public init() {}
+}
+
 /// One client connection on the event loop: bytes in, frames decoded, requests
 /// answered (in completion order, matched by id), replies out.
 ///
@@ -284,6 +291,20 @@ public final class ConnectionHandler: ChannelDuplexHandler {
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is DrainEvent {
             perform(machine.drainRequested(), context: context)
+            return
+        }
+        if event is AccessRulesChanged {
+            guard state != .admitting else { return }  // not identified yet: the new rules apply at admission
+            let now = admission.policy.capabilities(for: peer)
+            if !admission.allows(peer) || !now.isSuperset(of: capabilities) {
+                logger.warning("closing connection: the peer lost access in a reload", metadata: [
+                    "socket": "\(admission.socket.rawValue)", "peer": "\(peer.map(\.description) ?? "unknown")",
+                    "had": "\(capabilities)", "now": "\(now)",
+                ])
+                context.close(promise: nil)
+            } else {
+                capabilities = now
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)

@@ -11,16 +11,29 @@ import Synchronization
 public final class SocketAdmission: Sendable {
     public let socket: SocketKind
     public let maximumConnections: Int
-    /// If set, only peers with these uids are served.
-    public let allowedUIDs: Set<UInt32>?
-    public let policy: CapabilityPolicy
     private let open = Atomic<Int>(0)
+    /// Who may connect and what they may ask: replaced by a reload (`update`).
+    private let rules: Mutex<Rules>
+
+    struct Rules: Sendable {
+        var allowedUIDs: Set<UInt32>?
+        var policy: CapabilityPolicy
+    }
 
     public init(socket: SocketKind, maximumConnections: Int, allowedUIDs: Set<UInt32>? = nil, policy: CapabilityPolicy? = nil) {
         self.socket = socket
         self.maximumConnections = maximumConnections
-        self.allowedUIDs = allowedUIDs
-        self.policy = policy ?? (socket == .support ? .support() : .service(mailerUIDs: [], serverUID: getuid()))
+        rules = Mutex(Rules(allowedUIDs: allowedUIDs, policy: policy ?? (socket == .support ? .support() : .service(mailerUIDs: [], serverUID: getuid()))))
+    }
+
+    /// If set, only peers with these uids are served.
+    public var allowedUIDs: Set<UInt32>? { rules.withLock { $0.allowedUIDs } }
+    public var policy: CapabilityPolicy { rules.withLock { $0.policy } }
+
+    /// New rules for new connections; open ones re-check theirs when they get
+    /// `AccessRulesChanged` (the server sends it after calling this).
+    public func update(allowedUIDs: Set<UInt32>?, policy: CapabilityPolicy) {
+        rules.withLock { $0 = Rules(allowedUIDs: allowedUIDs, policy: policy) }
     }
 
     /// Takes a slot unless the limit is reached.

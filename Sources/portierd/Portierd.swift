@@ -15,6 +15,8 @@ struct Portierd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portierd",
         abstract: "Portier: users, organisations and permissions over a Unix socket.",
+        discussion: PortierdExit.helpText,
+        version: PortierVersion.current,
         subcommands: [Run.self, Migrate.self],
         defaultSubcommand: Run.self
     )
@@ -26,7 +28,10 @@ struct Portierd: AsyncParsableCommand {
             let arguments = try ConfigurationSources.arguments(Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
             await main(arguments)
         } catch {
-            exit(withError: ValidationError("\(error)"))
+            // Before any option is read: the configuration file (or --config) is wrong.
+            LogLevelControl.bootstrap(format: .text, level: .info)
+            Logger(label: "portierd").critical("cannot start: \(error)", metadata: ["setting": "--config / PORTIER_CONFIG"])
+            Foundation.exit(PortierdExit.config.rawValue)
         }
     }
 }
@@ -39,8 +44,11 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "libpq connection string or URI of an existing PostgreSQL (PG* variables apply). Without it, portierd runs its own cluster under --state-dir. Also PORTIER_DATABASE_URL.")
     var databaseURL: String?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (a SIGHUP reload applies a new one).")
     var logLevel: Logger.Level = .info
+
+    @Option(help: "Log format: text, or json (one object per line: time, level, label, message, source, metadata).")
+    var logFormat: LogFormat = .text
 
     var resolvedDatabaseURL: String? {
         databaseURL ?? ProcessInfo.processInfo.environment["PORTIER_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
@@ -49,22 +57,41 @@ struct CommonOptions: ParsableArguments {
     var absoluteStateDir: String { URL(fileURLWithPath: stateDir).standardizedFileURL.path }
 
     func makeLogger() -> Logger {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = logLevel
-            return handler
-        }
+        LogLevelControl.bootstrap(format: logFormat, level: logLevel)
         return Logger(label: "portierd")
     }
 
+    /// The setting that names the database, for error messages.
+    var databaseSetting: String {
+        databaseURL != nil ? "--database-url" : resolvedDatabaseURL != nil ? "PORTIER_DATABASE_URL" : "--state-dir (the embedded PostgreSQL)"
+    }
+
     /// The owner connection string, starting the embedded cluster when no URL is given.
-    func database(logger: Logger) throws -> (conninfo: String, embedded: EmbeddedPostgres?) {
+    func database(logger: Logger) throws(StartupFailure) -> (conninfo: String, embedded: EmbeddedPostgres?) {
         if let url = resolvedDatabaseURL { return (url, nil) }
-        try FileManager.default.createDirectory(atPath: absoluteStateDir, withIntermediateDirectories: true)
-        let embedded = try EmbeddedPostgres(stateDirectory: absoluteStateDir, logger: logger)
-        try embedded.start()
-        try DatabaseAdmin.createDatabaseIfMissing(maintenanceConninfo: embedded.conninfo(database: "postgres"), name: "portier")
-        return (embedded.conninfo(database: "portier"), embedded)
+        try makeDirectory(absoluteStateDir, setting: "--state-dir")
+        do {
+            let embedded = try EmbeddedPostgres(stateDirectory: absoluteStateDir, logger: logger)
+            try embedded.start()
+            try DatabaseAdmin.createDatabaseIfMissing(maintenanceConninfo: embedded.conninfo(database: "postgres"), name: "portier")
+            return (embedded.conninfo(database: "portier"), embedded)
+        } catch {
+            throw StartupFailure(.unavailable, "the embedded PostgreSQL did not start: \(error)", setting: databaseSetting)
+        }
+    }
+
+    /// The embedded cluster's connection string (whether it runs or not).
+    func embeddedDatabaseURL() -> String {
+        "host=\(URL(fileURLWithPath: absoluteStateDir).appendingPathComponent("pg").path) port=\(EmbeddedPostgres.port) user=\(EmbeddedPostgres.superuser) dbname=portier"
+    }
+
+    /// Applies pending migrations; a failure names the database setting.
+    func migrate(_ conninfo: String, logger: Logger) throws(StartupFailure) -> [Int] {
+        do {
+            return try Migrator.migrate(conninfo: conninfo, logger: logger)
+        } catch {
+            throw StartupFailure(.unavailable, "cannot migrate the database: \(error)", setting: databaseSetting)
+        }
     }
 }
 
@@ -78,21 +105,19 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let logger = common.makeLogger()
-        guard PublicSuffixList.isLoaded else {
-            // Without it a public suffix (co.uk) could be claimed as a company's domain (R-ENV-4).
-            logger.critical("refusing to start", metadata: ["reason": "libpsl loaded no Public Suffix List (install the publicsuffix package)"])
-            throw ExitCode(2)
+        try StartupFailure.exitOnFailure(logger) {
+            try requirePublicSuffixList()
+            let (conninfo, embedded) = try common.database(logger: logger)
+            defer { embedded?.stop() }
+            let applied = try common.migrate(conninfo, logger: logger)
+            logger.info("migrations up to date", metadata: ["applied": "\(applied)"])
         }
-        let (conninfo, embedded) = try common.database(logger: logger)
-        defer { embedded?.stop() }
-        let applied = try Migrator.migrate(conninfo: conninfo, logger: logger)
-        logger.info("migrations up to date", metadata: ["applied": "\(applied)"])
     }
 }
 
 /// `portierd run` (the default): serve until SIGTERM or SIGINT.
 struct Run: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the server (the default).")
+    static let configuration = CommandConfiguration(abstract: "Run the server (the default).", discussion: PortierdExit.helpText)
 
     @OptionGroup var common: CommonOptions
 
@@ -216,27 +241,130 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Serve Prometheus metrics (GET /metrics) here: 127.0.0.1:9464, [::1]:9464 or unix:/path. Off by default; the support socket's support.metrics answers anyway.")
     var metricsListen: String?
 
+    @Flag(help: "Print the connection string of the embedded PostgreSQL under --state-dir (for psql and portier-load while portierd runs), then exit.")
+    var printDatabaseURL = false
+
     func run() async throws {
+        if printDatabaseURL {
+            print(common.resolvedDatabaseURL ?? common.embeddedDatabaseURL())
+            return
+        }
         let logger = common.makeLogger()
+        try await StartupFailure.exitOnFailure(logger) { try await serve(logger) }
+    }
+
+    /// Start-up in the order that finds mistakes cheapest: settings, folders,
+    /// sockets and the metrics listener (bound, not yet accepting), then the
+    /// database, then serving. Every failure is one log line naming the cause
+    /// and the setting, and an exit code (`PortierdExit`).
+    private func serve(_ logger: Logger) async throws {
+        try requirePublicSuffixList()
+        let server = try serverConfiguration()
+        let settings = try serviceSettings(server)
+        let metricsAddress = try metricsListen.map { text throws(StartupFailure) in
+            guard let address = MetricsHTTPServer.Address(text) else {
+                throw StartupFailure(.usage, "--metrics-listen \(text): expected host:port or unix:/path", setting: "--metrics-listen")
+            }
+            return address
+        }
+        try makeDirectory(common.absoluteStateDir, setting: "--state-dir")
+        try makeDirectory(server.service.path.deletingLastPathComponent, setting: socketDir == nil ? "--state-dir" : "--socket-dir")
+
+        let activation: SocketActivation?
+        do { activation = try SocketActivation.fromEnvironment(ProcessInfo.processInfo.environment) } catch {
+            throw StartupFailure(.usage, "socket activation: \(error)", setting: "LISTEN_FDS / LISTEN_FDNAMES")
+        }
+        let listeners: SocketListeners
+        do { listeners = try await SocketListeners.open(server, activation: activation, logger: logger) } catch {
+            let text = "\(error)"
+            throw StartupFailure(text.contains("Operation not permitted") || text.contains("Permission denied") ? .noPermission : .cannotCreate, text,
+                                 setting: text.contains("-socket-group") ? nil : (socketDir == nil ? "--state-dir" : "--socket-dir"))
+        }
+        let metrics = MetricsRenderSlot()
+        var metricsServer: MetricsHTTPServer?
+        if let metricsAddress {
+            do { metricsServer = try await MetricsHTTPServer.start(at: metricsAddress, render: { metrics.render() }, logger: logger) } catch {
+                await listeners.close()
+                throw StartupFailure(.cannotCreate, "cannot serve metrics at \(metricsListen ?? ""): \(error)", setting: "--metrics-listen")
+            }
+        }
+
+        let embedded: EmbeddedPostgres?
+        let pool: ConnectionPool
+        do {
+            let (conninfo, cluster) = try common.database(logger: logger)
+            embedded = cluster
+            do {
+                _ = try common.migrate(conninfo, logger: logger)
+            } catch {
+                cluster?.stop()
+                throw error
+            }
+            let database = DatabaseConfiguration(
+                conninfo: conninfo, poolSize: poolSize, statementTimeout: .milliseconds(statementTimeoutMs),
+                lockTimeout: .milliseconds(lockTimeoutMs), connectionWaitTimeout: .milliseconds(connectionWaitTimeoutMs)
+            )
+            pool = ConnectionPool(configuration: database, logger: logger)
+        } catch {
+            await metricsServer?.stop()
+            await listeners.close()
+            throw error
+        }
+        defer { embedded?.stop() }
+        await pool.openAll()
+        let service = PortierService(pool: pool, configuration: settings, logger: logger)
+        await service.reportSharedMailDomains()
+        service.startSynchronisation(conninfo: listenDatabaseURL)
+        let portier = PortierServer(configuration: server, service: service, listeners: listeners, logger: logger)
+        metrics.set { [portier] in portier.metricsText() }
+        // Accepting now: connections that waited in the backlog are served.
+        try await portier.start()
+        let systemd = SystemdNotifier()
+        let reloader = Reloader(arguments: CommandLine.arguments, running: self, server: portier, service: service, systemd: systemd, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: portier),
+                    .init(service: Maintenance(service: service, logger: logger)),
+                    .init(service: reloader),
+                    .init(service: SystemdStatus(systemd: systemd, logger: logger)),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        logger.info("portierd started", metadata: ["version": "\(PortierVersion.current)", "state_dir": "\(common.absoluteStateDir)",
+                                                   "systemd": "\(systemd.isActive ? "notify" : "no")", "sockets": "\(activation == nil ? "bound" : "from systemd")"])
+        var failed = false
+        do {
+            try await group.run()
+        } catch {
+            logger.error("portierd failed while serving", metadata: ["error": "\(error)"])
+            failed = true
+        }
+        await metricsServer?.stop()
+        await pool.shutdown()
+        await service.shutdown()
+        logger.info("portierd stopped")
+        if failed { throw ExitCode(PortierdExit.failed.rawValue) }
+    }
+
+    /// The transport settings from the options.
+    func serverConfiguration() throws(StartupFailure) -> ServerConfiguration {
         let sockets = socketDir.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? common.absoluteStateDir
         var server = ServerConfiguration.standard(stateDirectory: sockets)
-        guard let serviceMode = UInt32(serviceSocketMode, radix: 8), let supportMode = UInt32(supportSocketMode, radix: 8) else {
-            throw ValidationError("socket modes are octal numbers, e.g. 660")
+        guard let serviceMode = UInt32(serviceSocketMode, radix: 8) else {
+            throw StartupFailure(.usage, "--service-socket-mode \(serviceSocketMode) is not an octal mode such as 660", setting: "--service-socket-mode")
+        }
+        guard let supportMode = UInt32(supportSocketMode, radix: 8) else {
+            throw StartupFailure(.usage, "--support-socket-mode \(supportSocketMode) is not an octal mode such as 600", setting: "--support-socket-mode")
         }
         server.service.mode = serviceMode
         server.support.mode = supportMode
         server.service.group = serviceSocketGroup
         server.support.group = supportSocketGroup
-        func rules(_ texts: [String], _ option: String) throws -> [CapabilityPolicy.Rule] {
-            try texts.map { text in
-                guard let rule = CapabilityPolicy.Rule(text) else {
-                    throw ValidationError("\(option) \(text): expected uid:N=capabilities or gid:N=capabilities (check, manage, mail, support, none)")
-                }
-                return rule
-            }
-        }
-        server.service.capabilities = .service(mailerUIDs: mailerUID, serverUID: getuid(), rules: try rules(serviceGrant, "--service-grant"))
-        server.support.capabilities = .support(rules: try rules(supportGrant, "--support-grant"))
+        server.service.capabilities = .service(mailerUIDs: mailerUID, serverUID: getuid(), rules: try Self.rules(serviceGrant, "--service-grant"))
+        server.support.capabilities = .support(rules: try Self.rules(supportGrant, "--support-grant"))
         server.service.allowedUIDs = serviceAllowUID.isEmpty ? nil : Set(serviceAllowUID)
         server.support.allowedUIDs = supportAllowUID.isEmpty ? nil : Set(supportAllowUID)
         server.frameLimits.maximumFrameBytes = maxFrameBytes
@@ -248,29 +376,27 @@ struct Run: AsyncParsableCommand {
         server.maximumOutputBytes = maxOutputBytes
         server.writeStallTimeout = .seconds(writeStallTimeout)
         server.slowRequestThreshold = .milliseconds(slowRequestMs)
+        return server
+    }
 
-        try FileManager.default.createDirectory(atPath: common.absoluteStateDir, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: sockets, withIntermediateDirectories: true)
-        do {
-            try PortierServer.ensureSocketsAvailable(server)
-        } catch {
-            logger.critical("refusing to start", metadata: ["reason": "\(error)"])
-            throw ExitCode(2)
+    static func rules(_ texts: [String], _ option: String) throws(StartupFailure) -> [CapabilityPolicy.Rule] {
+        try texts.map { text throws(StartupFailure) in
+            guard let rule = CapabilityPolicy.Rule(text) else {
+                throw StartupFailure(.usage, "\(option) \(text): expected uid:N=capabilities or gid:N=capabilities (check, manage, mail, support, none)", setting: option)
+            }
+            return rule
         }
+    }
 
-        let (conninfo, embedded) = try common.database(logger: logger)
-        defer { embedded?.stop() }
-        try Migrator.migrate(conninfo: conninfo, logger: logger)
-
-        let database = DatabaseConfiguration(
-            conninfo: conninfo, poolSize: poolSize, statementTimeout: .milliseconds(statementTimeoutMs),
-            lockTimeout: .milliseconds(lockTimeoutMs), connectionWaitTimeout: .milliseconds(connectionWaitTimeoutMs)
-        )
-        let pool = ConnectionPool(configuration: database, logger: logger)
-        await pool.openAll()
+    /// The service settings from the options.
+    func serviceSettings(_ server: ServerConfiguration) throws(StartupFailure) -> ServiceConfiguration {
+        let shared: SharedMailDomains
+        do { shared = try SharedMailDomains(additions: sharedDomain, notShared: notSharedDomain) } catch {
+            throw StartupFailure(.usage, "shared mail domains: \(error.message)", setting: "--shared-domain / --not-shared-domain")
+        }
         var settings = ServiceConfiguration(
             tokenLifetimeSeconds: tokenLifetime,
-            sharedMailDomains: try SharedMailDomains(additions: sharedDomain, notShared: notSharedDomain),
+            sharedMailDomains: shared,
             invitationsPerHour: invitationsPerHour,
             indexBudgetBytes: indexBudgetMib << 20,
             frameLimits: server.frameLimits,
@@ -285,34 +411,7 @@ struct Run: AsyncParsableCommand {
         settings.passwordResetLifetimeSeconds = passwordResetLifetime
         settings.messagesPerRecipientPerHour = messagesPerRecipientPerHour
         settings.domainJoinNoticesPerHour = domainJoinNoticesPerHour
-        let service = PortierService(pool: pool, configuration: settings, logger: logger)
-        await service.reportSharedMailDomains()
-        service.startSynchronisation(conninfo: listenDatabaseURL)
-        let portier = PortierServer(configuration: server, service: service, logger: logger)
-        var metricsServer: MetricsHTTPServer?
-        if let metricsListen {
-            guard let address = MetricsHTTPServer.Address(metricsListen) else {
-                throw ValidationError("--metrics-listen takes host:port or unix:/path")
-            }
-            metricsServer = try await MetricsHTTPServer.start(at: address, render: { [portier] in portier.metricsText() }, logger: logger)
-        }
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: portier), .init(service: Maintenance(service: service, logger: logger))],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
-        )
-        logger.info("portierd started", metadata: ["version": "\(PortierVersion.current)", "state_dir": "\(common.absoluteStateDir)"])
-        do {
-            try await group.run()
-        } catch {
-            logger.error("portierd failed", metadata: ["error": "\(error)"])
-        }
-        await metricsServer?.stop()
-        await pool.shutdown()
-        await service.shutdown()
-        logger.info("portierd stopped")
+        return settings
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import PortierClient
 import PortierDomain
@@ -219,9 +220,13 @@ struct TransportTests {
     @Test("a second server on the same sockets is refused with a clear message")
     func socketInUse() async throws {
         try await withServer { server in
-            #expect {
-                try PortierServer.ensureSocketsAvailable(server.server.configuration)
+            await #expect {
+                _ = try await SocketListeners.open(server.server.configuration, logger: Logger(label: "test"))
             } throws: { "\($0)".contains("in use by a running server") }
+            // The running server's sockets are untouched: it still answers.
+            let client = try await server.client()
+            _ = try await client.call("ping")
+            await client.close()
         }
     }
 

@@ -1,0 +1,121 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOCore
+import NIOPosix
+import PortierProtocol
+import Synchronization
+
+/// The two listening sockets, opened before anything else starts and
+/// accepting only once a service answers behind them.
+///
+/// Each is either bound here (its file created with the configured mode and
+/// group, and removed again at stop) or adopted from systemd's socket
+/// activation (`SocketActivation`): then systemd owns the file and keeps the
+/// socket open across restarts, and portierd never unlinks it. Until
+/// `accept(_:)`, connections wait in the socket's backlog: a client that
+/// connects while the database starts is served once it is up, not refused.
+public final class SocketListeners: Sendable {
+    /// Sets up an accepted connection (the server's handler for that socket).
+    public typealias Initializer = @Sendable (any Channel, SocketKind) -> EventLoopFuture<Void>
+
+    struct Listener: Sendable {
+        let kind: SocketKind
+        let channel: any Channel
+        let path: String
+        /// Bound here (the file is ours to remove), not adopted from systemd.
+        let created: Bool
+    }
+
+    /// The initializer, set once by `accept` (a class: a closure kept directly in
+    /// a Mutex gains thunks at every read, see ConnectionPool).
+    final class Slot: Sendable {
+        let initialize = Mutex<InitializerBox?>(nil)
+    }
+    final class InitializerBox: Sendable {
+        let run: Initializer
+        init(_ run: @escaping Initializer) { self.run = run }
+    }
+
+    private let listeners: [Listener]
+    private let slot: Slot
+    private let logger: Logger
+
+    private init(listeners: [Listener], slot: Slot, logger: Logger) {
+        self.listeners = listeners
+        self.slot = slot
+        self.logger = logger
+    }
+
+    /// Whether a socket came from systemd.
+    public func isInherited(_ kind: SocketKind) -> Bool { listeners.first { $0.kind == kind }.map { !$0.created } ?? false }
+
+    /// Binds (or adopts) both sockets, not accepting yet. Errors name the
+    /// socket and the setting behind it.
+    public static func open(
+        _ configuration: ServerConfiguration, activation: SocketActivation? = nil,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
+    ) async throws -> SocketListeners {
+        let slot = Slot()
+        var opened: [Listener] = []
+        do {
+            for (kind, socket) in [(SocketKind.service, configuration.service), (.support, configuration.support)] {
+                let bootstrap = ServerBootstrap(group: group)
+                    .serverChannelOption(.backlog, value: 256)
+                    .serverChannelOption(.autoRead, value: false)
+                    .childChannelOption(.autoRead, value: true)
+                    .childChannelOption(.writeBufferWaterMark, value: .init(low: configuration.maximumOutputBytes / 2, high: configuration.maximumOutputBytes))
+                    .childChannelInitializer { channel in
+                        guard let box = slot.initialize.withLock({ $0 }) else { return channel.close() }
+                        return box.run(channel, kind)
+                    }
+                if let fd = activation?.descriptor(for: kind) {
+                    let channel = try await bootstrap.withBoundSocket(fd).get()
+                    let path = SocketActivation.path(of: channel) ?? "(inherited)"
+                    opened.append(Listener(kind: kind, channel: channel, path: path, created: false))
+                    logger.info("listening", metadata: ["socket": "\(kind.rawValue)", "path": "\(path)", "from": "systemd"])
+                    continue
+                }
+                if SocketFile.isInUse(socket.path) {
+                    throw ServerError("\(socket.path) is in use by a running server: stop it first, or choose another --socket-dir (or --state-dir)")
+                }
+                SocketFile.removeStale(socket.path)
+                let channel: any Channel
+                do {
+                    channel = try await bootstrap.bind(unixDomainSocketPath: socket.path, cleanupExistingSocketFile: false).get()
+                } catch {
+                    throw ServerError("cannot listen on \(socket.path) (--socket-dir): \(SocketFile.reason(error))")
+                }
+                opened.append(Listener(kind: kind, channel: channel, path: socket.path, created: true))
+                try SocketFile.setMode(socket.path, socket.mode)
+                if let group = socket.group { try SocketFile.setGroup(socket.path, group, option: "--\(kind.rawValue)-socket-group") }
+                logger.info("listening", metadata: ["socket": "\(kind.rawValue)", "path": "\(socket.path)"])
+            }
+        } catch {
+            for listener in opened { await Self.close(listener) }
+            throw error
+        }
+        return SocketListeners(listeners: opened, slot: slot, logger: logger)
+    }
+
+    /// Starts accepting: connections waiting in the backlog, and every later one,
+    /// are set up by `initializer`.
+    public func accept(_ initializer: @escaping Initializer) {
+        let box = InitializerBox(initializer)
+        slot.initialize.withLock { $0 = box }
+        for listener in listeners { listener.channel.setOption(.autoRead, value: true).whenComplete { _ in } }
+    }
+
+    /// Stops accepting and closes this process's listening sockets; removes the
+    /// files it created (never one systemd handed over: the next instance
+    /// accepts on it).
+    public func close() async {
+        for listener in listeners { await Self.close(listener) }
+    }
+
+    private static func close(_ listener: Listener) async {
+        try? await listener.channel.close()
+        if listener.created { SocketFile.removeStale(listener.path) }
+    }
+}
