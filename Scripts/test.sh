@@ -59,3 +59,10 @@ python3 Scripts/validate-protocol.py --live "$LIVE_DIR/portier.sock"
 # The least-privilege setup of Deploy/ with real users (needs root; skipped otherwise).
 "$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE least_privilege"
 bash Scripts/least-privilege.sh "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=least_privilege}"
+
+# portierd as an operator meets it: exit codes, start-up order, reload, stop (issue 16).
+"$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE operator_checks"
+python3 Scripts/check-portierd.py "$PWD/.build/debug/portierd" "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=operator_checks}" "$LIVE_DIR/operator"
+# Restarts that lose nothing: a supervisor holds the sockets, as systemd does.
+"$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE zero_downtime"
+python3 Scripts/zero-downtime.py "$PWD/.build/debug/portierd" "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=zero_downtime}" "$LIVE_DIR/zero-downtime" 3

@@ -8,6 +8,7 @@ import PortierService
 import PortierStorage
 import PortierTransport
 import ServiceLifecycle
+import UnixSignals
 
 /// `portierd`: the Portier server.
 @main
@@ -258,6 +259,10 @@ struct Run: AsyncParsableCommand {
     /// database, then serving. Every failure is one log line naming the cause
     /// and the setting, and an exit code (`PortierdExit`).
     private func serve(_ logger: Logger) async throws {
+        // SIGHUP is trapped first: one sent during start-up (the sockets accept
+        // connections into their backlog before the database is up) waits for
+        // the reloader instead of ending the process.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         try requirePublicSuffixList()
         let server = try serverConfiguration()
         let settings = try serviceSettings(server)
@@ -320,7 +325,7 @@ struct Run: AsyncParsableCommand {
         // Accepting now: connections that waited in the backlog are served.
         try await portier.start()
         let systemd = SystemdNotifier()
-        let reloader = Reloader(arguments: CommandLine.arguments, running: self, server: portier, service: service, systemd: systemd, logger: logger)
+        let reloader = Reloader(signals: hangups, arguments: CommandLine.arguments, running: self, server: portier, service: service, systemd: systemd, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: [

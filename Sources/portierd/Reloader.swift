@@ -19,6 +19,7 @@ import UnixSignals
 /// throttle, index budget, log format) is named in a warning and left as it
 /// was. A configuration that does not parse changes nothing.
 final class Reloader: Service {
+    let signals: UnixSignalsSequence
     let arguments: [String]
     let server: PortierServer
     let service: PortierService
@@ -26,7 +27,8 @@ final class Reloader: Service {
     let logger: Logger
     private let current: Mutex<[String: String]>
 
-    init(arguments: [String], running: Run, server: PortierServer, service: PortierService, systemd: SystemdNotifier, logger: Logger) {
+    init(signals: UnixSignalsSequence, arguments: [String], running: Run, server: PortierServer, service: PortierService, systemd: SystemdNotifier, logger: Logger) {
+        self.signals = signals
         self.arguments = arguments
         self.server = server
         self.service = service
@@ -46,7 +48,7 @@ final class Reloader: Service {
     ]
 
     func run() async throws {
-        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+        for await _ in signals.cancelOnGracefulShutdown() {
             reload()
         }
     }
