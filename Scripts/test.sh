@@ -66,3 +66,6 @@ python3 Scripts/check-portierd.py "$PWD/.build/debug/portierd" "${PORTIER_TEST_D
 # Restarts that lose nothing: a supervisor holds the sockets, as systemd does.
 "$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE zero_downtime"
 python3 Scripts/zero-downtime.py "$PWD/.build/debug/portierd" "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=zero_downtime}" "$LIVE_DIR/zero-downtime" 3
+# Deploy/systemd: systemd-analyze verify, and the unit's command line run as its user with its sockets.
+"$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE systemd_unit"
+python3 Scripts/check-systemd.py "$PWD/.build/debug/portierd" "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=systemd_unit}" "$LIVE_DIR/systemd"

@@ -50,7 +50,9 @@ public struct EmbeddedPostgres: Sendable {
             logger.warning("removing the stale postmaster.pid of a PostgreSQL that is gone", metadata: ["data": "\(dataDirectory)"])
             try? FileManager.default.removeItem(atPath: pidFile)
         }
-        let options = "-c listen_addresses='' -k \(dataDirectory) -p \(Self.port) -c unix_socket_permissions=0700"
+        // No JIT: its compilation costs more than it saves on Portier's short queries, and its
+        // code pages would need W+X memory (MemoryDenyWriteExecute in Deploy/systemd).
+        let options = "-c listen_addresses='' -k \(dataDirectory) -p \(Self.port) -c unix_socket_permissions=0700 -c jit=off"
         // Backends of a crashed postmaster hold its shared memory for a moment
         // after it died; PostgreSQL then refuses to start: try again shortly.
         for attempt in 1...5 {
