@@ -31,6 +31,12 @@ units = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Deploy",
 problems = []
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
+if os.geteuid() == 0:
+    # The unit's user must reach its folders: every parent of WORK_DIR must be
+    # searchable (a mktemp folder is 0700), so work in a folder of our own.
+    import tempfile
+    work = tempfile.mkdtemp(prefix="portier-systemd-", dir="/tmp")
+    os.chmod(work, 0o755)
 
 
 def unit(name):
