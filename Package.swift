@@ -157,6 +157,7 @@ let package = Package(
             dependencies: [
                 "PortierClient",
                 "PortierProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

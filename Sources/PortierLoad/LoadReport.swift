@@ -64,7 +64,10 @@ public struct LoadReport {
         let decades = ceil(log10(maxValue))
         func x(_ percentile: Double) -> Double { left + plotW * min(nines, log10(1 / max(1e-5, 1 - percentile / 100))) / nines }
         func y(_ micros: Double) -> Double { top + plotH * (1 - log10(max(1, micros)) / decades) }
-        let colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+        // One hue per operation, spread by the golden angle so that neighbours
+        // differ however many there are, alternating lightness and dash.
+        func colour(_ i: Int) -> String { "hsl(\(Int((Double(i) * 137.508).truncatingRemainder(dividingBy: 360))), 70%, \(i % 2 == 0 ? 38 : 52)%)" }
+        func dash(_ i: Int) -> String { (i / 10) % 2 == 0 ? "" : #" stroke-dasharray="6 3""# }
         var out = [#"<svg xmlns="http://www.w3.org/2000/svg" width="\#(Int(width))" height="\#(Int(height))" font-family="sans-serif" font-size="12">"#,
                    #"<rect width="100%" height="100%" fill="white"/>"#,
                    #"<text x="\#(left)" y="18" font-size="14">portier-load: latency by percentile (\#(results.requests) requests, \#(String(format: "%.0f", results.elapsedSeconds)) s)</text>"#]
@@ -76,7 +79,8 @@ public struct LoadReport {
             let px = left + plotW * Double(i) / nines
             out.append(#"<line x1="\#(px)" x2="\#(px)" y1="\#(top)" y2="\#(top + plotH)" stroke="gainsboro"/><text x="\#(px)" y="\#(top + plotH + 18)" text-anchor="middle">\#(label)</text>"#)
         }
-        out.append(#"<text x="\#(left + plotW / 2)" y="\#(height - 10)" text-anchor="middle">percentile</text>"#)
+        out.append(#"<text x="\#(left + plotW / 2)" y="\#(height - 10)" text-anchor="middle">percentile of requests (log scale towards the tail)</text>"#)
+        out.append(#"<text transform="translate(16 \#(top + plotH / 2)) rotate(-90)" text-anchor="middle">latency (log scale)</text>"#)
         for (i, row) in rows.enumerated() where row.histogram.totalCount > 0 {
             var points: [String] = []
             var p = 0.0
@@ -84,10 +88,11 @@ public struct LoadReport {
                 points.append(String(format: "%.1f,%.1f", x(p), y(Double(row.histogram.valueAtPercentile(p)))))
                 p = p < 90 ? p + 5 : 100 - (100 - p) / 1.25
             }
-            let colour = row.op == "all" ? "black" : colours[i % colours.count]
-            out.append(#"<polyline fill="none" stroke="\#(colour)" stroke-width="\#(row.op == "all" ? 2.5 : 1.5)" points="\#(points.joined(separator: " "))"/>"#)
+            let stroke = row.op == "all" ? "black" : colour(i)
+            let pattern = row.op == "all" ? "" : dash(i)
+            out.append(#"<polyline fill="none" stroke="\#(stroke)"\#(pattern) stroke-width="\#(row.op == "all" ? 2.5 : 1.5)" points="\#(points.joined(separator: " "))"/>"#)
             let ly = top + 14 + Double(i) * 18
-            out.append(#"<line x1="\#(width - right + 15)" x2="\#(width - right + 35)" y1="\#(ly - 4)" y2="\#(ly - 4)" stroke="\#(colour)" stroke-width="2.5"/><text x="\#(width - right + 40)" y="\#(ly)">\#(row.op)</text>"#)
+            out.append(#"<line x1="\#(width - right + 15)" x2="\#(width - right + 35)" y1="\#(ly - 4)" y2="\#(ly - 4)" stroke="\#(stroke)"\#(pattern) stroke-width="2.5"/><text x="\#(width - right + 40)" y="\#(ly)">\#(row.op)</text>"#)
         }
         out.append("</svg>")
         return out.joined(separator: "\n")

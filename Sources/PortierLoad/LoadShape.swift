@@ -23,8 +23,10 @@ public struct LoadShape: Codable, Sendable, Equatable {
         self.partnershipsPerAccountant = partnershipsPerAccountant
     }
 
-    /// The target scale: 10,000 / 1,000,000 / 100,000 / 3,000,000.
+    /// The target scale: 10,000 / 1,000,000 / 100,000 / 3,000,000 (seeds in minutes).
     public static let full = LoadShape(environments: 10_000, users: 1_000_000, organisations: 100_000, memberships: 3_000_000)
+    /// A first try: 50 / 5,000 / 500 / 15,000, the same proportions (seeds in seconds).
+    public static let small = LoadShape(environments: 50, users: 5_000, organisations: 500, memberships: 15_000)
 }
 
 /// Where the seeded ids start (the database may hold other data already).

@@ -16,6 +16,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portier-bench",
         abstract: "Benchmark permission checks against the floor of a Unix-socket round trip.",
+        version: "0.1.0",
         subcommands: [Echo.self, Warm.self, Latency.self, Throughput.self, Mutations.self, PasswordCost.self, Parse.self, LoginFlood.self]
     )
 }

@@ -10,19 +10,52 @@ struct PortierLoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portier-load",
         abstract: "Simulate many environments against Portier: seed data, run a mixed load, report.",
+        discussion: """
+            A first run, against portierd with its embedded PostgreSQL (portierd --print-database-url prints its connection string):
+              portier-load seed --database-url "$(portierd --print-database-url)"
+              portier-load run --socket .portier/portier.sock --seconds 10
+            Exit codes: 0 done; 1 verify found missing mutations; 3 run --strict saw a wrong answer; 64 a usage or file mistake.
+            """,
+        version: "0.1.0",
         subcommands: [Seed.self, Warm.self, Run.self, Verify.self]
     )
+}
+
+/// Preset sizes for `seed`.
+enum ShapeName: String, ExpressibleByArgument, CaseIterable {
+    case small, full
+    var shape: LoadShape { self == .small ? .small : .full }
+}
+
+/// Reads a file the user named, or fails with what to do instead of a Foundation error dump.
+func readUserFile(_ path: String, _ what: String, hint: String) throws -> Data {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw ValidationError("cannot read \(what) \(path): no such file, or not readable. \(hint)")
+    }
+    return data
+}
+
+/// Decodes the manifest `seed` wrote.
+func loadManifest(_ path: String) throws -> LoadPlan {
+    let data = try readUserFile(path, "the manifest", hint: "Run `portier-load seed` first, or give --manifest.")
+    do {
+        return LoadPlan(try JSONDecoder().decode(LoadManifest.self, from: data))
+    } catch {
+        throw ValidationError("\(path) is not a manifest written by `portier-load seed`: \(error)")
+    }
 }
 
 struct Seed: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create environments, users, organisations, memberships and partnerships with COPY (needs a superuser connection to a migrated database)."
     )
-    @Option(help: "libpq connection string (default: $PORTIER_DATABASE_URL).") var databaseURL: String?
-    @Option var environments = LoadShape.full.environments
-    @Option var users = LoadShape.full.users
-    @Option var organisations = LoadShape.full.organisations
-    @Option var memberships = LoadShape.full.memberships
+    @Option(help: "libpq connection string (default: $PORTIER_DATABASE_URL; for portierd's embedded cluster: portierd --print-database-url).") var databaseURL: String?
+    @Option(help: "Preset sizes: small (50 environments, 5,000 users, 500 organisations, 15,000 memberships; seconds) or full (10,000 / 1,000,000 / 100,000 / 3,000,000; the issue's target scale, minutes). The options below override one size each.")
+    var shape: ShapeName = .small
+    @Option(help: "Environments (default: the shape's).") var environments: Int?
+    @Option(help: "Users over all environments, sized by a Zipf law (default: the shape's).") var users: Int?
+    @Option(help: "Organisations over all environments (default: the shape's).") var organisations: Int?
+    @Option(help: "Memberships over all organisations (default: the shape's).") var memberships: Int?
     @Option(help: "Random seed: the same seed gives the same data.") var seed: UInt64 = 1
     @Option(help: "Password of every seeded active user.") var password = "portier-load-password"
     @Option(help: "Where to write the manifest `run` reads.") var manifest = "portier-load.json"
@@ -31,7 +64,9 @@ struct Seed: ParsableCommand {
         guard let url = databaseURL ?? ProcessInfo.processInfo.environment["PORTIER_DATABASE_URL"] else {
             throw ValidationError("give --database-url or set PORTIER_DATABASE_URL")
         }
-        let shape = LoadShape(environments: environments, users: users, organisations: organisations, memberships: memberships, seed: seed)
+        let preset = self.shape.shape
+        let shape = LoadShape(environments: environments ?? preset.environments, users: users ?? preset.users,
+                              organisations: organisations ?? preset.organisations, memberships: memberships ?? preset.memberships, seed: seed)
         let started = ContinuousClock.now
         let written = try Seeder(conninfo: url).seed(shape, password: password) { line in
             print("  \(line)  (\(Self.format(ContinuousClock.now - started)))")
@@ -67,8 +102,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Write every acknowledged mutation here (one line each), for `verify` after a crash.") var acknowledged: String?
 
     func run() async throws {
-        let data = try Data(contentsOf: URL(fileURLWithPath: manifest))
-        let plan = LoadPlan(try JSONDecoder().decode(LoadManifest.self, from: data))
+        let plan = try loadManifest(manifest)
         guard !socket.isEmpty else { throw ValidationError("give --socket") }
         var options = LoadOptions(sockets: socket)
         options.mailSocket = mailSocket
@@ -104,8 +138,7 @@ struct Warm: AsyncParsableCommand {
     @Option(help: "Cold environments to time, one at a time, spread over all sizes.") var sample = 200
 
     func run() async throws {
-        let data = try Data(contentsOf: URL(fileURLWithPath: manifest))
-        let plan = LoadPlan(try JSONDecoder().decode(LoadManifest.self, from: data))
+        let plan = try loadManifest(manifest)
         let r = try await ColdStart(plan: plan, socket: socket).run(sample: sample)
         print("cold first check (\(r.cold.totalCount) environments, one at a time): p50 \(r.cold.valueAtPercentile(50)) µs, p99 \(r.cold.valueAtPercentile(99)) µs, max \(r.cold.max) µs; largest sampled (\(r.largest.users) users): \(r.largest.microseconds) µs")
         print("index ready after the first check: p50 \(r.ready.valueAtPercentile(50)) µs, p99 \(r.ready.valueAtPercentile(99)) µs, max \(r.ready.max) µs; largest sampled: \(r.largest.readyMicroseconds) µs")
@@ -124,7 +157,8 @@ struct Verify: ParsableCommand {
         guard let url = databaseURL ?? ProcessInfo.processInfo.environment["PORTIER_DATABASE_URL"] else {
             throw ValidationError("give --database-url or set PORTIER_DATABASE_URL")
         }
-        let entries = try String(contentsOfFile: acknowledged, encoding: .utf8).split(separator: "\n").compactMap(AcknowledgedMutation.init(line:))
+        let text = String(decoding: try readUserFile(acknowledged, "the acknowledged mutations", hint: "Give the file `run --acknowledged` wrote."), as: UTF8.self)
+        let entries = text.split(separator: "\n").compactMap(AcknowledgedMutation.init(line:))
         let outcome = try AcknowledgedCheck.verify(entries, conninfo: url)
         print("\(outcome.mutations) acknowledged mutations: \(outcome.committed) committed (revision reached); \(outcome.invitations) invitations: \(outcome.invitationsComplete) with user, audit event and activation message")
         for line in outcome.missing.prefix(20) { print("MISSING: \(line)") }

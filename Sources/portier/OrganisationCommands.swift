@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import PortierProtocol
 
@@ -257,18 +258,60 @@ struct InboxCommand: AsyncParsableCommand {
 
 /// `portier check`, `portier lookup …`: permission questions (SPEC §7).
 struct CheckCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "check", abstract: "May this user do that (in this organisation)?")
+    static let configuration = CommandConfiguration(
+        commandName: "check", abstract: "May this user do that (in this organisation)?",
+        discussion: "With --exit-code, like `kubectl auth can-i`: exit 0 when allowed, 1 when denied (2: the request was refused)."
+    )
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "The user: id or email.") var user: String
     @Argument(help: "The permission, e.g. documents.view.") var permission: String
     @Option(help: "The organisation id (for organisation-scoped permissions).") var organisation: String?
+    @Flag(help: "Exit 1 when denied (for scripts: `portier check … --exit-code && …`).") var exitCode = false
 
     func run() async throws {
         var params: JSONObject = ["user": .string(user), "permission": .string(permission)]
         if let organisation { params["organisation"] = .string(organisation) }
+        var allowed = false
         try await connection.run("check", params: params) { r in
-            "\(r["allowed"]?.boolValue == true ? "allowed" : "denied") (\(r["reason"]?.display ?? ""))\n"
+            allowed = r["allowed"]?.boolValue == true
+            return "\(allowed ? "allowed" : "denied") (\(r["reason"]?.display ?? ""))\n"
         }
+        if exitCode, !allowed { throw ExitCode(CLIExit.denied.rawValue) }
+    }
+}
+
+/// `portier check-bulk`: many questions in one request (up to 1,000).
+struct CheckBulkCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-bulk",
+        abstract: "Many checks in one request: a JSON array of {user, permission, organisation?} from a file or standard input.",
+        discussion: "Example: echo '[{\"user\": \"usr_1_1\", \"permission\": \"users.invite\"}]' | portier check-bulk -"
+    )
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The file with the JSON array, or - for standard input.") var file: String
+    @Flag(help: "Exit 1 unless every check is allowed.") var exitCode = false
+
+    func run() async throws {
+        guard let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file) else {
+            throw ValidationError("cannot read \(file): no such file, or not readable")
+        }
+        guard case .array(let checks)? = try? JSONParser.parse(Array(data)) else {
+            throw ValidationError("\(file) must hold a JSON array of {user, permission, organisation?}")
+        }
+        var all = true
+        try await connection.run("check.bulk", params: ["checks": .array(checks)]) { r in
+            let results = r["results"]?.arrayValue ?? []
+            var rows: [[String]] = []
+            for (question, answer) in zip(checks, results) {
+                let q = question.objectValue ?? [:], a = answer.objectValue ?? [:]
+                let allowed = a["allowed"]?.boolValue == true
+                all = all && allowed
+                rows.append([q["user"]?.display ?? "", q["permission"]?.display ?? "", q["organisation"]?.display ?? "-",
+                             allowed ? "allowed" : "denied", a["reason"]?.display ?? ""])
+            }
+            return Table.columns(["USER", "PERMISSION", "ORGANISATION", "ANSWER", "REASON"], rows)
+        }
+        if exitCode, !all { throw ExitCode(CLIExit.denied.rawValue) }
     }
 }
 

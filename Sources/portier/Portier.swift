@@ -9,30 +9,73 @@ struct Portier: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portier",
         abstract: "Talk to portierd: sign-up, users, organisations, members, partners, checks, the audit log, the outbox, support.",
+        discussion: CLIExit.helpText,
+        version: cliVersion,
         subcommands: [
             Hello.self, Ping.self, Signup.self, Activate.self, Login.self, EnvironmentCommand.self, UserCommand.self,
-            OrgCommand.self, MemberCommand.self, PartnerCommand.self, InboxCommand.self, CheckCommand.self,
-            LookupCommand.self, AuditCommand.self, Outbox.self, SupportCommand.self, PasswordCommand.self,
+            OrgCommand.self, MemberCommand.self, PartnerCommand.self, InboxCommand.self, CheckCommand.self, CheckBulkCommand.self,
+            LookupCommand.self, AuditCommand.self, Outbox.self, SupportCommand.self, MetricsCommand.self, PasswordCommand.self,
         ]
     )
 }
 
+/// The CLI's version: the release it was built from (the server's is `portier hello`).
+let cliVersion = "0.1.0"
+
+/// How `portier` ends (shown in `--help`).
+enum CLIExit: Int32, CaseIterable {
+    /// Done; for `check --exit-code`: allowed.
+    case ok = 0
+    /// `check --exit-code` (and `check-bulk --exit-code`): denied.
+    case denied = 1
+    /// The server refused the request: its error code and message are on standard error.
+    case refused = 2
+    /// No portierd at the socket, or the socket may not be opened.
+    case noServer = 3
+    /// A command-line mistake.
+    case usage = 64
+
+    static var helpText: String {
+        """
+        Exit codes:
+          0   done (check --exit-code: allowed)
+          1   check --exit-code: denied
+          2   the server refused the request (error code and message on standard error)
+          3   no portierd at the socket, or no permission to open it
+          64  a command-line mistake
+
+        Sockets: --socket, else PORTIER_SOCKET, else ./.portier/portier.sock; support
+        commands use PORTIER_SUPPORT_SOCKET, else support.sock beside the service socket.
+        """
+    }
+}
+
 /// Options every subcommand takes.
 struct ConnectionOptions: ParsableArguments {
-    @Option(help: "The portierd socket (default: $PORTIER_SOCKET or ./.portier/portier.sock).")
+    @Option(help: "The portierd socket (default: $PORTIER_SOCKET or ./.portier/portier.sock; support commands: $PORTIER_SUPPORT_SOCKET or support.sock beside it).")
     var socket: String?
 
     @Flag(help: "Print the raw JSON result instead of a table.")
     var json = false
 
     var socketPath: String {
-        socket ?? ProcessInfo.processInfo.environment["PORTIER_SOCKET"].flatMap { $0.isEmpty ? nil : $0 } ?? "./.portier/portier.sock"
+        socket ?? environment("PORTIER_SOCKET") ?? "./.portier/portier.sock"
+    }
+
+    /// The support socket: --socket, PORTIER_SUPPORT_SOCKET, or support.sock beside the service socket.
+    var supportSocketPath: String {
+        socket ?? environment("PORTIER_SUPPORT_SOCKET")
+            ?? ((environment("PORTIER_SOCKET") ?? "./.portier/portier.sock") as NSString).deletingLastPathComponent + "/support.sock"
+    }
+
+    private func environment(_ name: String) -> String? {
+        ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// Sends one request and prints its result (table or JSON); an error reply
-    /// is printed to stderr and exits with status 1.
-    func run(_ op: String, actor: String? = nil, params: JSONObject = [:], table: (JSONObject) -> String) async throws {
-        let client = try await connect()
+    /// is printed to stderr and exits with status 2.
+    func run(_ op: String, actor: String? = nil, params: JSONObject = [:], support: Bool = false, table: (JSONObject) -> String) async throws {
+        let client = try await connect(support: support)
         let reply = try await client.send(op, actor: actor, params: params)
         await client.close()
         var out = try result(of: reply)
@@ -44,13 +87,15 @@ struct ConnectionOptions: ParsableArguments {
         }
     }
 
-    /// A connection to the socket; exits with status 3 if there is none.
-    func connect() async throws -> PortierClient {
+    /// A connection to the socket; exits with status 3, saying why and what to
+    /// do, if there is none.
+    func connect(support: Bool = false) async throws -> PortierClient {
+        let path = support ? supportSocketPath : socketPath
         do {
-            return try await PortierClient.connect(path: socketPath)
+            return try await PortierClient.connect(path: path)
         } catch {
-            FileHandle.standardError.write(Data("portier: cannot connect to \(socketPath): \(error)\n".utf8))
-            throw ExitCode(3)
+            FileHandle.standardError.write(Data("portier: \(SocketProblem.explain(error, path: path, support: support))\n".utf8))
+            throw ExitCode(CLIExit.noServer.rawValue)
         }
     }
 
@@ -65,7 +110,7 @@ struct ConnectionOptions: ParsableArguments {
             } else {
                 FileHandle.standardError.write(Data("portier: \(error.code.rawValue): \(error.message)\n".utf8))
             }
-            throw ExitCode(1)
+            throw ExitCode(CLIExit.refused.rawValue)
         }
     }
 }

@@ -200,7 +200,7 @@ struct AuditCommand: AsyncParsableCommand {
 struct SupportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "support",
-        abstract: "Platform support's operations (support socket: --socket ./.portier/support.sock).",
+        abstract: "Platform support's operations, on the support socket ($PORTIER_SUPPORT_SOCKET, or support.sock beside the service socket).",
         subcommands: [AppointAdmin.self]
     )
 
@@ -222,7 +222,19 @@ struct SupportCommand: AsyncParsableCommand {
                 "verification": ["method": .string(method), "reference": .string(reference)],
             ]
             if !organisation.isEmpty { params["organisations"] = .array(organisation.map(JSONValue.string)) }
-            try await connection.run("support.appoint_admin", params: params) { r in "appointed\n\n" + Table.user(r["user"]) }
+            try await connection.run("support.appoint_admin", params: params, support: true) { r in "appointed\n\n" + Table.user(r["user"]) }
         }
+    }
+}
+
+/// `portier metrics`: the Prometheus text of `support.metrics`, on the support socket.
+struct MetricsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metrics", abstract: "Print the server's metrics (Prometheus text), from the support socket."
+    )
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        try await connection.run("support.metrics", support: true) { r in r["text"]?.stringValue ?? "" }
     }
 }
