@@ -46,7 +46,7 @@ python3 Scripts/validate-protocol.py
 printf 'max-frame-bytes = 500000\nmax-in-flight = 11\nlog-level = warning\n' >"$LIVE_DIR/portierd.conf"
 PORTIER_MAX_IN_FLIGHT=77 .build/debug/portierd --config "$LIVE_DIR/portierd.conf" --state-dir "$LIVE_DIR" \
   --database-url "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=protocol_live}" --max-frame-bytes 1048576 \
-  --messages-per-recipient-per-hour 100 &  # the walk-through sends one address more than 5 messages
+  --messages-per-recipient-per-hour 100 --metrics-listen "unix:$LIVE_DIR/metrics.sock" &  # the walk-through sends one address more than 5 messages
 LIVE_PID=$!
 wait_for_socket "$LIVE_DIR/portier.sock"
 PORTIER_SOCKET="$LIVE_DIR/portier.sock" .build/debug/portier hello --json | python3 -c '
@@ -55,6 +55,9 @@ limits = json.load(sys.stdin)["limits"]
 assert limits["max_in_flight"] == 77 and limits["max_frame_bytes"] == 1048576, limits
 print("configuration precedence (command line > environment > file): ok")'
 python3 Scripts/validate-protocol.py --live "$LIVE_DIR/portier.sock"
+# The metrics page through an independent parser (prometheus_client, from PyPI).
+python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'prometheus_client==0.21.1'
+python3 Scripts/check-metrics.py "$LIVE_DIR/support.sock" "$LIVE_DIR/metrics.sock"
 
 # The least-privilege setup of Deploy/ with real users (needs root; skipped otherwise).
 "$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE least_privilege"

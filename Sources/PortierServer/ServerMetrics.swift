@@ -1,44 +1,29 @@
-import CoreMetrics
 import NIOCore
-import PortierDomain
+import PortierProtocol
 import PortierService
 import PortierTransport
-import Prometheus
 import Synchronization
 
-/// What the server measures, in a Prometheus registry of its own (no global
-/// metrics system: several servers in one process keep apart):
-/// requests by operation and outcome, their latency, requests in flight,
-/// connections; at each scrape also the database pool, the environments' turns
-/// for administrative changes, and the permission index.
+/// What the server measures, in the Prometheus text format, every metric
+/// with its `# HELP` and `# TYPE`: requests by operation and outcome and their
+/// latency (per-event-loop atomics, `RequestStats`), and at each scrape the
+/// connections, the database pool, the environments' turns, the permission
+/// index, the catch-up lag behind other instances (a histogram), the build
+/// and the process. Nothing is reset by a scrape. No global metrics system:
+/// several servers in one process keep apart.
 ///
-/// Requests are counted in `RequestStats` (atomics, for the hot path); the
-/// rest lives in the registry and is read at scrape time.
+/// Written out by hand rather than through swift-prometheus's registry: the
+/// request numbers live in per-event-loop atomics for speed, and every other
+/// family is read at scrape time from counts kept where they happen (the pool,
+/// the index, the synchroniser, /proc), so a registry would only hold a second
+/// copy. The test command parses the output with the Python
+/// `prometheus_client` parser (Scripts/check-metrics.py).
 public final class ServerMetrics: Sendable {
-    public let registry = PrometheusCollectorRegistry()
     /// Request numbers, one shard per event loop (see `RequestStats`).
     private let requestShards = Mutex<[ObjectIdentifier: RequestStats]>([:])
-    let inFlight: CoreMetrics.Gauge
-    let connections: CoreMetrics.Gauge
-    private let pool: (open: CoreMetrics.Gauge, idle: CoreMetrics.Gauge, waiting: CoreMetrics.Gauge)
-    private let turns: (held: CoreMetrics.Gauge, waiting: CoreMetrics.Gauge)
-    private let index: (environments: CoreMetrics.Gauge, bytes: CoreMetrics.Gauge, hits: CoreMetrics.Counter, misses: CoreMetrics.Counter)
-    private let lastIndexLookups = Mutex<(hits: UInt64, misses: UInt64)>((0, 0))
+    private let process = ProcessMetrics()
 
-    public init() {
-        let factory = PrometheusMetricsFactory(registry: registry)
-        inFlight = CoreMetrics.Gauge(label: "portier_requests_in_flight", factory: factory)
-        connections = CoreMetrics.Gauge(label: "portier_connections", factory: factory)
-        pool = (CoreMetrics.Gauge(label: "portier_db_pool_connections", dimensions: [("state", "open")], factory: factory),
-                CoreMetrics.Gauge(label: "portier_db_pool_connections", dimensions: [("state", "idle")], factory: factory),
-                CoreMetrics.Gauge(label: "portier_db_pool_waiting_requests", factory: factory))
-        turns = (CoreMetrics.Gauge(label: "portier_environment_turns", dimensions: [("state", "held")], factory: factory),
-                 CoreMetrics.Gauge(label: "portier_environment_turns", dimensions: [("state", "waiting")], factory: factory))
-        index = (CoreMetrics.Gauge(label: "portier_index_environments", factory: factory),
-                 CoreMetrics.Gauge(label: "portier_index_bytes", factory: factory),
-                 CoreMetrics.Counter(label: "portier_index_lookups_total", dimensions: [("result", "hit")], factory: factory),
-                 CoreMetrics.Counter(label: "portier_index_lookups_total", dimensions: [("result", "miss")], factory: factory))
-    }
+    public init() {}
 
     /// The request numbers of connections served by `loop` (asked once per connection).
     public func requests(on loop: any EventLoop) -> RequestStats {
@@ -50,38 +35,67 @@ public final class ServerMetrics: Sendable {
         }
     }
 
-    /// The Prometheus text exposition, after reading the pool and the index.
+    /// The Prometheus text exposition, after reading the pool, the index and the process.
     public func render(service: PortierService, connections open: Int, inFlight working: Int) -> String {
-        connections.record(open)
-        inFlight.record(working)
+        var text = PrometheusText()
+        text.gauge("portier_build_info", "The running build: its version (value 1).", [(#"version="\#(PortierVersion.current)""#, 1)])
+        text.gauge("portier_connections", "Client connections open now, both sockets.", [("", Double(open))])
+        text.gauge("portier_requests_in_flight", "Requests being answered now.", [("", Double(working))])
         let usage = service.databaseUsage
-        pool.open.record(usage.open)
-        pool.idle.record(usage.idle)
-        pool.waiting.record(usage.waiting)
-        turns.held.record(usage.turnsHeld)
-        turns.waiting.record(usage.turnsWaiting)
-        let permissionIndex = service.permissionIndex
-        index.environments.record(permissionIndex.count)
-        index.bytes.record(permissionIndex.approximateBytes)
-        let now = permissionIndex.hitsAndMisses
-        let before = lastIndexLookups.withLock { last in
-            defer { last = (now.hits, now.misses) }
-            return last
-        }
-        index.hits.increment(by: Int64(now.hits &- before.hits))
-        index.misses.increment(by: Int64(now.misses &- before.misses))
-        let lag = service.takeSynchronisationLag()
-        let seconds = { (d: Duration) in Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
-        let lagText = """
-            # TYPE portier_index_catchups_total counter
-            portier_index_catchups_total \(lag.count)
-            # TYPE portier_index_catchup_seconds_sum counter
-            portier_index_catchup_seconds_sum \(seconds(lag.total))
-            # TYPE portier_index_catchup_seconds_max gauge
-            portier_index_catchup_seconds_max \(seconds(lag.maximum))
-
-            """
+        text.gauge("portier_db_pool_connections", "Database connections of the pool by state.",
+                   [(#"state="open""#, Double(usage.open)), (#"state="idle""#, Double(usage.idle))])
+        text.gauge("portier_db_pool_waiting_requests", "Requests waiting for a database connection.", [("", Double(usage.waiting))])
+        text.gauge("portier_environment_turns",
+                   "Environments with an administrative change in progress on this instance (held), and changes queued behind them (waiting).",
+                   [(#"state="held""#, Double(usage.turnsHeld)), (#"state="waiting""#, Double(usage.turnsWaiting))])
+        let index = service.permissionIndex
+        text.gauge("portier_index_environments", "Environments loaded in the permission index.", [("", Double(index.count))])
+        text.gauge("portier_index_bytes", "Estimated memory of the permission index, in bytes.", [("", Double(index.approximateBytes))])
+        let lookups = index.hitsAndMisses
+        text.counter("portier_index_lookups_total", "Index lookups of an environment, found loaded (hit) or not (miss).",
+                     [(#"result="hit""#, Double(lookups.hits)), (#"result="miss""#, Double(lookups.misses))])
+        let lag = service.synchronisationLag
+        text.histogram("portier_index_catchup_seconds",
+                       "From hearing of another instance's commit (NOTIFY) to having applied it here: the revision lag between instances.",
+                       bounds: SynchronisationLag.bounds, buckets: lag.buckets.map(Int64.init),
+                       sum: Double(lag.total.components.seconds) + Double(lag.total.components.attoseconds) / 1e18)
+        process.render(into: &text)
         let shards = requestShards.withLock { Array($0.values) }
-        return RequestStats.render(shards, operations: PortierService.operations) + lagText + registry.emitToString()
+        return RequestStats.render(shards, operations: PortierService.operations) + text.output
+    }
+}
+
+/// Builds the Prometheus text format: `# HELP` and `# TYPE` once per family.
+struct PrometheusText {
+    private(set) var output = ""
+
+    mutating func gauge(_ name: String, _ help: String, _ samples: [(labels: String, value: Double)]) {
+        family(name, help, "gauge", samples)
+    }
+
+    mutating func counter(_ name: String, _ help: String, _ samples: [(labels: String, value: Double)]) {
+        family(name, help, "counter", samples)
+    }
+
+    /// `buckets`: counts per bucket, not cumulative, the last one +Inf.
+    mutating func histogram(_ name: String, _ help: String, bounds: [Double], buckets: [Int64], sum: Double) {
+        output += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+        var cumulative: Int64 = 0
+        for (i, count) in buckets.enumerated() {
+            cumulative += count
+            output += "\(name)_bucket{le=\"\(i < bounds.count ? "\(bounds[i])" : "+Inf")\"} \(cumulative)\n"
+        }
+        output += "\(name)_sum \(sum)\n\(name)_count \(cumulative)\n"
+    }
+
+    private mutating func family(_ name: String, _ help: String, _ type: String, _ samples: [(labels: String, value: Double)]) {
+        output += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        for sample in samples {
+            output += name + (sample.labels.isEmpty ? "" : "{\(sample.labels)}") + " \(Self.format(sample.value))\n"
+        }
+    }
+
+    static func format(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : "\(value)"
     }
 }

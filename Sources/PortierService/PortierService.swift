@@ -105,8 +105,8 @@ public final class PortierService: Sendable {
     /// The LISTEN connection's server pid (0 while reconnecting); for tests.
     public var listenerBackendPID: Int32 { synchroniser.listenerBackendPID }
 
-    /// Catch-ups after other instances' commits, for metrics (the maximum restarts at each read).
-    public func takeSynchronisationLag() -> SynchronisationLag { synchroniser.takeLag() }
+    /// Catch-ups after other instances' commits, for metrics (a histogram, never reset).
+    public var synchronisationLag: SynchronisationLag { synchroniser.currentLag }
 
     public func shutdown() async {
         await synchroniser.stop()

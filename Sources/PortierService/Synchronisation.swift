@@ -68,26 +68,25 @@ final class Synchroniser: Sendable {
         }
     }
 
-    /// The catch-up lag so far; the maximum restarts at each call.
-    func takeLag() -> SynchronisationLag {
-        lag.withLock { current in
-            defer { current.maximum = .zero }
-            return current
-        }
-    }
+    /// The catch-up lag so far (never reset: a histogram).
+    var currentLag: SynchronisationLag { lag.withLock { $0 } }
 }
 
-/// How far behind other instances' commits this instance's indexes ran.
+/// How far behind other instances' commits this instance's indexes ran: from
+/// hearing of a commit (NOTIFY) to having applied it, as a histogram.
 public struct SynchronisationLag: Sendable {
+    /// Upper bounds of the buckets, in seconds.
+    public static let bounds: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
     /// Catch-ups done after another instance's commit.
-    public var count = 0
-    public var total: Duration = .zero
-    /// The longest since it was last read.
-    public var maximum: Duration = .zero
+    public private(set) var count = 0
+    public private(set) var total: Duration = .zero
+    /// Catch-ups per bucket (not cumulative); the last is +Inf.
+    public private(set) var buckets = [Int](repeating: 0, count: bounds.count + 1)
 
     mutating func add(_ took: Duration) {
         count += 1
         total += took
-        maximum = max(maximum, took)
+        let seconds = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
+        buckets[Self.bounds.firstIndex { seconds <= $0 } ?? Self.bounds.count] += 1
     }
 }

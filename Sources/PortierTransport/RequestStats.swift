@@ -56,8 +56,8 @@ public final class RequestStats: Sendable {
     /// `portier_requests_total` and `portier_request_duration_seconds` over
     /// `shards` (same operations), for operations asked at least once.
     public static func render(_ shards: [RequestStats], operations: [String]) -> String {
-        var counters = "# TYPE portier_requests_total counter\n"
-        var histograms = "# TYPE portier_request_duration_seconds histogram\n"
+        var counters = "# HELP portier_requests_total Requests answered, by operation and outcome (ok, or the error code).\n# TYPE portier_requests_total counter\n"
+        var histograms = "# HELP portier_request_duration_seconds From a request's frame decoded to its reply written, by operation.\n# TYPE portier_request_duration_seconds histogram\n"
         func total(_ cell: (Slot) -> Cell, _ i: Int) -> Int64 { shards.reduce(0) { $0 + cell($1.slots[i]).current } }
         for (i, op) in (operations + ["unknown"]).enumerated() {
             let counts = (0...codes.count).map { j in total({ $0.outcomes[j] }, i) }

@@ -93,7 +93,7 @@ struct MultiInstanceTests {
             var caughtUp = 0.0
             for _ in 0..<100 where caughtUp == 0 {
                 let text = serverB.server.metricsText()
-                caughtUp = text.split(separator: "\n").first { $0.hasPrefix("portier_index_catchups_total ") }
+                caughtUp = text.split(separator: "\n").first { $0.hasPrefix("portier_index_catchup_seconds_count ") }
                     .flatMap { Double($0.split(separator: " ").last!) } ?? 0
                 try await Task.sleep(for: .milliseconds(20))
             }
