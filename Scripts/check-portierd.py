@@ -96,11 +96,14 @@ if os.path.exists(os.path.join(state("nodb"), "portier.sock")):
 
 # A socket group the server is not in: 77, with the systemd hint (needs root to run as another user).
 if os.geteuid() == 0:
-    folder = state("nobody")
-    os.makedirs(folder)
+    # A folder `nobody` can reach: WORK_DIR's parents may be private (mktemp is 0700).
+    import tempfile
+    folder = tempfile.mkdtemp(prefix="portier-nobody-", dir="/tmp")
+    os.chmod(folder, 0o755)
     os.chown(folder, pwd.getpwnam("nobody").pw_uid, -1)
     run(["--database-url", unreachable, "--state-dir", folder, "--service-socket-group", "daemon"], 77, "SupplementaryGroups=daemon",
         user="nobody")
+    shutil.rmtree(folder, ignore_errors=True)
 else:
     print("  skipped: socket group as another user (needs root)")
 

@@ -72,3 +72,6 @@ python3 Scripts/zero-downtime.py "$PWD/.build/debug/portierd" "${PORTIER_TEST_DA
 # Deploy/systemd: systemd-analyze verify, and the unit's command line run as its user with its sockets.
 "$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE systemd_unit"
 python3 Scripts/check-systemd.py "$PWD/.build/debug/portierd" "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=systemd_unit}" "$LIVE_DIR/systemd"
+# The command-line tools: versions, exit codes, messages, the support socket, portier-load's defaults.
+"$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE cli_checks"
+python3 Scripts/check-cli.py "$PWD/.build/debug" "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=cli_checks}" "$LIVE_DIR/cli"
