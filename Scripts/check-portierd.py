@@ -107,6 +107,22 @@ if os.geteuid() == 0:
 else:
     print("  skipped: socket group as another user (needs root)")
 
+# SIGTERM during start-up (the embedded cluster starting): exit 0, nothing left behind.
+import tempfile
+early = tempfile.mkdtemp(prefix="portier-early-", dir="/tmp")
+os.chmod(early, 0o755)
+starting = subprocess.Popen([portierd, "--state-dir", early], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+time.sleep(0.5)
+starting.send_signal(signal.SIGTERM)
+_, err = starting.communicate(timeout=120)
+left = [f for f in os.listdir(early) if f.endswith(".sock")]
+running = subprocess.run(["pgrep", "-f", f"postgres -D {early}"], capture_output=True).returncode == 0
+if starting.returncode != 0 or left or running:
+    problems.append(f"SIGTERM during start-up: exit {starting.returncode}, sockets left {left}, PostgreSQL running {running}\n{err[-600:]}")
+else:
+    print("  ok: SIGTERM during start-up: exit 0, no socket, no PostgreSQL left")
+shutil.rmtree(early, ignore_errors=True)
+
 # Serving: JSON logs, SIGHUP reload, SIGTERM exits 0 and removes its own sockets.
 conf = state("live.conf")
 with open(conf, "w") as f:

@@ -105,8 +105,9 @@ else:
     notify.bind(notify_path)
     os.chmod(notify_path, 0o777)
     notify.settimeout(60)
+    # The unit's paths, moved into this check's folder: /run/portier (the sockets) and the state folder.
     command = s["ExecStart"].replace("/usr/local/bin/portierd", portierd).replace("${STATE_DIRECTORY}", state) \
-        .replace("${RUNTIME_DIRECTORY}", runtime).replace("$PORTIERD_OPTIONS", "").split()
+        .replace("/run/portier", runtime).replace("$PORTIERD_OPTIONS", "").split()
     env = {"PATH": "/usr/bin:/bin", "LISTEN_FDS": str(len(names)), "LISTEN_FDNAMES": ":".join(names), "NOTIFY_SOCKET": notify_path,
            "PORTIER_DATABASE_URL": database_url, "PORTIER_LOG_LEVEL": "notice"}
     # setpriv execs (runuser would fork and stand between us and portierd's exit code).

@@ -30,8 +30,10 @@ public struct EmbeddedPostgres: Sendable {
     private var runsAsRoot: Bool { geteuid() == 0 }
 
     /// Initialises (once) and starts the cluster; returns when it accepts connections.
-    /// A cluster left running by an earlier, crashed server is reused.
-    public func start() throws {
+    /// A cluster already running (a server's, or one left by a crashed server) is
+    /// reused: returns false then, true when this call started it.
+    @discardableResult
+    public func start() throws -> Bool {
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         if runsAsRoot { try prepareForPostgresUser() }
         chmod(dataDirectory, 0o700)
@@ -41,7 +43,7 @@ public struct EmbeddedPostgres: Sendable {
         }
         if try isRunning() {
             logger.info("embedded PostgreSQL already running; reusing it", metadata: ["data": "\(dataDirectory)"])
-            return
+            return false
         }
         // A crashed postmaster leaves postmaster.pid behind; if its process is a
         // zombie not yet reaped, PostgreSQL would take it for alive and refuse to start.
@@ -65,6 +67,7 @@ public struct EmbeddedPostgres: Sendable {
             }
         }
         logger.info("embedded PostgreSQL started", metadata: ["data": "\(dataDirectory)"])
+        return true
     }
 
     /// The pid in postmaster.pid, if that process exists and is not a zombie.

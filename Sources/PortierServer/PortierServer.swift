@@ -75,8 +75,9 @@ public final class PortierServer: Service, Sendable {
     /// Stops accepting (the sockets' files are removed unless systemd owns them),
     /// drains connections (bounded by the grace period).
     public func stop() async {
-        let (listeners, connections) = state.withLock { s in (s.listeners, Array(s.connections.values)) }
-        await listeners?.close()
+        // Stop accepting first: a connection accepted meanwhile is then in the list below.
+        await state.withLock { $0.listeners }?.close()
+        let connections = state.withLock { Array($0.connections.values) }
         for connection in connections { connection.pipeline.fireUserInboundEventTriggered(DrainEvent()) }
         let deadline = ContinuousClock.now + .nanoseconds(configuration.shutdownGracePeriod.nanoseconds)
         for connection in connections {
@@ -120,6 +121,8 @@ public final class PortierServer: Service, Sendable {
             let settings = self.state.withLock { $0.connectionSettings }
             self.track(channel)
             return channel.eventLoop.makeCompletedFuture {
+                // Per connection, so that a reload's output bound applies to new connections.
+                try channel.syncOptions?.setOption(.writeBufferWaterMark, value: .init(low: settings.maximumOutputBytes / 2, high: settings.maximumOutputBytes))
                 try channel.pipeline.syncOperations.addHandler(
                     ConnectionHandler(
                         responder: service, admission: admission, settings: settings, inFlightTotal: inFlight,

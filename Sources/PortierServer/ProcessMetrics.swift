@@ -33,9 +33,11 @@ struct ProcessMetrics: Sendable {
         }
     }
 
-    /// Boot time from /proc/stat's `btime`.
+    /// Boot time: the wall clock minus the time since boot (not /proc/stat's
+    /// `btime`, which systemd's `ProcSubset=pid` hides).
     static let bootTime: Double? = {
-        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8) else { return nil }
-        return text.split(separator: "\n").first { $0.hasPrefix("btime ") }.flatMap { Double($0.split(separator: " ")[1]) }
+        var now = timespec(), sinceBoot = timespec()
+        guard clock_gettime(CLOCK_REALTIME, &now) == 0, clock_gettime(CLOCK_BOOTTIME, &sinceBoot) == 0 else { return nil }
+        return Double(now.tv_sec - sinceBoot.tv_sec) + Double(now.tv_nsec - sinceBoot.tv_nsec) / 1e9
     }()
 }

@@ -57,10 +57,16 @@ public struct SocketActivation: Sendable, Equatable {
     /// stream sockets and marked close-on-exec (the embedded PostgreSQL must
     /// not inherit them); the variables are removed, as sd_listen_fds(3) does.
     public static func fromEnvironment(_ environment: [String: String]) throws(ServerError) -> SocketActivation? {
+        // Removed whatever happens next, as sd_listen_fds(3) does: children never see them.
+        defer { for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] { unsetenv(name) } }
         guard let activation = try parse(environment, pid: getpid()) else { return nil }
         for fd in [activation.service, activation.support].compactMap({ $0 }) {
-            var type: Int32 = 0, listening: Int32 = 0
+            var type: Int32 = 0, listening: Int32 = 0, domain: Int32 = 0
             var size = socklen_t(MemoryLayout<Int32>.size)
+            guard getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &size) == 0, domain == AF_UNIX else {
+                throw ServerError("descriptor \(fd) from systemd is not a Unix socket (the socket unit needs ListenStream=/path): peers are known by their credentials")
+            }
+            size = socklen_t(MemoryLayout<Int32>.size)
             guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &size) == 0, type == Int32(SOCK_STREAM.rawValue) else {
                 throw ServerError("descriptor \(fd) from systemd is not a stream socket")
             }
@@ -70,7 +76,6 @@ public struct SocketActivation: Sendable, Equatable {
             }
             _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC)
         }
-        for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] { unsetenv(name) }
         return activation
     }
 

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 import NIOCore
 
 /// Checks and preparation of a Unix socket's file before and after binding.
@@ -38,6 +39,18 @@ enum SocketFile {
         }
     }
 
+    /// A new folder only this user can enter, beside `path`, to bind a socket in.
+    static func stagingFolder(beside path: String) throws(ServerError) -> String {
+        let folder = (path as NSString).deletingLastPathComponent + "/.portierd-bind-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        guard mkdir(folder, 0o700) == 0 else { throw ServerError("cannot create \(folder) (--socket-dir): \(describe(errno))") }
+        return folder
+    }
+
+    /// Moves a bound socket's file into place.
+    static func move(_ from: String, to path: String) throws(ServerError) {
+        guard rename(from, path) == 0 else { throw ServerError("cannot move the socket to \(path) (--socket-dir): \(describe(errno))") }
+    }
+
     /// An errno as words ("Permission denied (errno 13)").
     static func describe(_ code: Int32) -> String { "\(String(cString: strerror(code))) (errno \(code))" }
 
@@ -57,12 +70,12 @@ extension SocketFile {
         } else if let entry = getgrnam(group) {
             gid = entry.pointee.gr_gid
         } else {
-            throw ServerError("no group \(group) (\(option)) for \(path)")
+            throw ServerError("no group \(group) (\(option)) for \(path)", setting: option, isUsage: true)
         }
         guard chown(path, uid_t.max, gid) == 0 else {
             let code = errno
             let hint = code == EPERM ? ": portierd must be a member of the group (systemd: SupplementaryGroups=\(group))" : ""
-            throw ServerError("cannot give \(path) to group \(group) (\(option)): \(describe(code))\(hint)")
+            throw ServerError("cannot give \(path) to group \(group) (\(option)): \(describe(code))\(hint)", setting: option)
         }
     }
 }
@@ -70,6 +83,14 @@ extension SocketFile {
 /// A transport failure at start-up, with a message for the operator.
 public struct ServerError: Error, CustomStringConvertible, Sendable {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// The setting behind it, when one is (e.g. `--service-socket-group`).
+    public let setting: String?
+    /// A value that can never work (a group that does not exist), not a state of the system.
+    public let isUsage: Bool
+    public init(_ message: String, setting: String? = nil, isUsage: Bool = false) {
+        self.message = message
+        self.setting = setting
+        self.isUsage = isUsage
+    }
     public var description: String { message }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -65,7 +66,6 @@ public final class SocketListeners: Sendable {
                     .serverChannelOption(.backlog, value: 256)
                     .serverChannelOption(.autoRead, value: false)
                     .childChannelOption(.autoRead, value: true)
-                    .childChannelOption(.writeBufferWaterMark, value: .init(low: configuration.maximumOutputBytes / 2, high: configuration.maximumOutputBytes))
                     .childChannelInitializer { channel in
                         guard let box = slot.initialize.withLock({ $0 }) else { return channel.close() }
                         return box.run(channel, kind)
@@ -81,15 +81,27 @@ public final class SocketListeners: Sendable {
                     throw ServerError("\(socket.path) is in use by a running server: stop it first, or choose another --socket-dir (or --state-dir)")
                 }
                 SocketFile.removeStale(socket.path)
+                // Bound in a private folder, given its mode and group there, then
+                // moved into place: no moment in which the umask's mode lets others in.
+                let staging = try SocketFile.stagingFolder(beside: socket.path)
+                defer { rmdir(staging) }
+                let bound = staging + "/" + (socket.path as NSString).lastPathComponent
                 let channel: any Channel
                 do {
-                    channel = try await bootstrap.bind(unixDomainSocketPath: socket.path, cleanupExistingSocketFile: false).get()
+                    channel = try await bootstrap.bind(unixDomainSocketPath: bound, cleanupExistingSocketFile: false).get()
                 } catch {
                     throw ServerError("cannot listen on \(socket.path) (--socket-dir): \(SocketFile.reason(error))")
                 }
+                do {
+                    try SocketFile.setMode(bound, socket.mode)
+                    if let group = socket.group { try SocketFile.setGroup(bound, group, option: "--\(kind.rawValue)-socket-group") }
+                    try SocketFile.move(bound, to: socket.path)
+                } catch {
+                    try? await channel.close()
+                    unlink(bound)
+                    throw error
+                }
                 opened.append(Listener(kind: kind, channel: channel, path: socket.path, created: true))
-                try SocketFile.setMode(socket.path, socket.mode)
-                if let group = socket.group { try SocketFile.setGroup(socket.path, group, option: "--\(kind.rawValue)-socket-group") }
                 logger.info("listening", metadata: ["socket": "\(kind.rawValue)", "path": "\(socket.path)"])
             }
         } catch {

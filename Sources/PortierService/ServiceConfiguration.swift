@@ -119,6 +119,8 @@ public struct ReloadableSettings: Sendable {
     }
 
     func apply(to c: inout ServiceConfiguration) {
+        // The activation window follows the token lifetime unless it was set apart.
+        if c.activationWindowSeconds == c.tokenLifetimeSeconds { c.activationWindowSeconds = tokenLifetimeSeconds }
         c.sharedMailDomains = sharedMailDomains
         c.tokenLifetimeSeconds = tokenLifetimeSeconds
         c.passwordResetLifetimeSeconds = passwordResetLifetimeSeconds

@@ -27,7 +27,7 @@ extension ConnectionOptions {
             var p = params
             if let limit = page.limit { p["limit"] = .int(Int64(limit)) }
             if let cursor { p["cursor"] = .string(cursor) }
-            let result = try await result(of: client.send(op, actor: actor, params: p))
+            let result = try result(of: await exchange(client, op, actor: actor, params: p))
             rows += (result[key]?.arrayValue ?? []).filter(keep)
             next = result["next_cursor"]?.stringValue
             cursor = next

@@ -64,8 +64,10 @@ struct ConnectionOptions: ParsableArguments {
 
     /// The support socket: --socket, PORTIER_SUPPORT_SOCKET, or support.sock beside the service socket.
     var supportSocketPath: String {
-        socket ?? environment("PORTIER_SUPPORT_SOCKET")
-            ?? ((environment("PORTIER_SOCKET") ?? "./.portier/portier.sock") as NSString).deletingLastPathComponent + "/support.sock"
+        socket ?? environment("PORTIER_SUPPORT_SOCKET") ?? {
+            let folder = ((environment("PORTIER_SOCKET") ?? "./.portier/portier.sock") as NSString).deletingLastPathComponent
+            return (folder.isEmpty ? "." : folder) + "/support.sock"
+        }()
     }
 
     private func environment(_ name: String) -> String? {
@@ -73,10 +75,10 @@ struct ConnectionOptions: ParsableArguments {
     }
 
     /// Sends one request and prints its result (table or JSON); an error reply
-    /// is printed to stderr and exits with status 2.
+    /// is printed to stderr and exits with status 2, a lost connection with 3.
     func run(_ op: String, actor: String? = nil, params: JSONObject = [:], support: Bool = false, table: (JSONObject) -> String) async throws {
         let client = try await connect(support: support)
-        let reply = try await client.send(op, actor: actor, params: params)
+        let reply = try await exchange(client, op, actor: actor, params: params)
         await client.close()
         var out = try result(of: reply)
         if json {
@@ -95,6 +97,17 @@ struct ConnectionOptions: ParsableArguments {
             return try await PortierClient.connect(path: path)
         } catch {
             FileHandle.standardError.write(Data("portier: \(SocketProblem.explain(error, path: path, support: support))\n".utf8))
+            throw ExitCode(CLIExit.noServer.rawValue)
+        }
+    }
+
+    /// Sends a request; a connection lost before its reply (the server stopping,
+    /// or cutting this peer off) exits with status 3 like no server at all.
+    func exchange(_ client: PortierClient, _ op: String, actor: String? = nil, params: JSONObject) async throws -> Reply {
+        do {
+            return try await client.send(op, actor: actor, params: params)
+        } catch {
+            FileHandle.standardError.write(Data("portier: the connection to \(socketPath) ended before the reply: \(error)\n".utf8))
             throw ExitCode(CLIExit.noServer.rawValue)
         }
     }

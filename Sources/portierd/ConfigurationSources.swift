@@ -83,5 +83,6 @@ enum ConfigurationSources {
     }
 
     /// Options that take several values (their environment variable is comma-separated).
-    static let listOptions: Set<String> = ["service-allow-uid", "support-allow-uid", "shared-domain"]
+    /// (Grants hold commas themselves: one per line in the file, or on the command line.)
+    static let listOptions: Set<String> = ["service-allow-uid", "support-allow-uid", "shared-domain", "not-shared-domain", "mailer-uid"]
 }

@@ -67,16 +67,20 @@ struct CommonOptions: ParsableArguments {
         databaseURL != nil ? "--database-url" : resolvedDatabaseURL != nil ? "PORTIER_DATABASE_URL" : "--state-dir (the embedded PostgreSQL)"
     }
 
-    /// The owner connection string, starting the embedded cluster when no URL is given.
-    func database(logger: Logger) throws(StartupFailure) -> (conninfo: String, embedded: EmbeddedPostgres?) {
-        if let url = resolvedDatabaseURL { return (url, nil) }
+    /// The owner connection string, starting the embedded cluster when no URL is
+    /// given. `startedHere`: this call started the cluster (not one already running).
+    func database(logger: Logger) throws(StartupFailure) -> (conninfo: String, embedded: EmbeddedPostgres?, startedHere: Bool) {
+        if let url = resolvedDatabaseURL { return (url, nil, false) }
         try makeDirectory(absoluteStateDir, setting: "--state-dir")
+        var started: EmbeddedPostgres?
         do {
             let embedded = try EmbeddedPostgres(stateDirectory: absoluteStateDir, logger: logger)
-            try embedded.start()
+            let startedHere = try embedded.start()
+            if startedHere { started = embedded }
             try DatabaseAdmin.createDatabaseIfMissing(maintenanceConninfo: embedded.conninfo(database: "postgres"), name: "portier")
-            return (embedded.conninfo(database: "portier"), embedded)
+            return (embedded.conninfo(database: "portier"), embedded, startedHere)
         } catch {
+            started?.stop()  // never leave behind a cluster this start brought up
             throw StartupFailure(.unavailable, "the embedded PostgreSQL did not start: \(error)", setting: databaseSetting)
         }
     }
@@ -108,8 +112,9 @@ struct Migrate: AsyncParsableCommand {
         let logger = common.makeLogger()
         try StartupFailure.exitOnFailure(logger) {
             try requirePublicSuffixList()
-            let (conninfo, embedded) = try common.database(logger: logger)
-            defer { embedded?.stop() }
+            let (conninfo, embedded, startedHere) = try common.database(logger: logger)
+            // A running server's cluster is left running; one started for this is stopped.
+            defer { if startedHere { embedded?.stop() } }
             let applied = try common.migrate(conninfo, logger: logger)
             logger.info("migrations up to date", metadata: ["applied": "\(applied)"])
         }
@@ -263,6 +268,10 @@ struct Run: AsyncParsableCommand {
         // connections into their backlog before the database is up) waits for
         // the reloader instead of ending the process.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
+        // SIGTERM or SIGINT before serving: start-up stops at its next step,
+        // cleans up (sockets, metrics listener, the embedded cluster) and exits 0.
+        let stop = StopDuringStartup(await UnixSignalsSequence(trapping: .sigterm, .sigint), logger: logger)
+        defer { stop.finish() }
         try requirePublicSuffixList()
         let server = try serverConfiguration()
         let settings = try serviceSettings(server)
@@ -282,8 +291,14 @@ struct Run: AsyncParsableCommand {
         let listeners: SocketListeners
         do { listeners = try await SocketListeners.open(server, activation: activation, logger: logger) } catch {
             let text = "\(error)"
-            throw StartupFailure(text.contains("Operation not permitted") || text.contains("Permission denied") ? .noPermission : .cannotCreate, text,
-                                 setting: text.contains("-socket-group") ? nil : (socketDir == nil ? "--state-dir" : "--socket-dir"))
+            let serverError = error as? ServerError
+            let exit: PortierdExit = serverError?.isUsage == true ? .usage
+                : text.contains("Operation not permitted") || text.contains("Permission denied") ? .noPermission : .cannotCreate
+            throw StartupFailure(exit, text, setting: serverError?.setting ?? (socketDir == nil ? "--state-dir" : "--socket-dir"))
+        }
+        if stop.requested {
+            await listeners.close()
+            throw StartupFailure.stopped
         }
         let metrics = MetricsRenderSlot()
         var metricsServer: MetricsHTTPServer?
@@ -297,7 +312,7 @@ struct Run: AsyncParsableCommand {
         let embedded: EmbeddedPostgres?
         let pool: ConnectionPool
         do {
-            let (conninfo, cluster) = try common.database(logger: logger)
+            let (conninfo, cluster, _) = try common.database(logger: logger)
             embedded = cluster
             do {
                 _ = try common.migrate(conninfo, logger: logger)
@@ -316,6 +331,11 @@ struct Run: AsyncParsableCommand {
             throw error
         }
         defer { embedded?.stop() }
+        if stop.requested {
+            await metricsServer?.stop()
+            await listeners.close()
+            throw StartupFailure.stopped
+        }
         await pool.openAll()
         let service = PortierService(pool: pool, configuration: settings, logger: logger)
         await service.reportSharedMailDomains()
@@ -324,6 +344,7 @@ struct Run: AsyncParsableCommand {
         metrics.set { [portier] in portier.metricsText() }
         // Accepting now: connections that waited in the backlog are served.
         try await portier.start()
+        stop.finish()  // from here on the service group answers SIGTERM and SIGINT
         let systemd = SystemdNotifier()
         let reloader = Reloader(signals: hangups, arguments: CommandLine.arguments, running: self, server: portier, service: service, systemd: systemd, logger: logger)
         let group = ServiceGroup(
@@ -341,11 +362,16 @@ struct Run: AsyncParsableCommand {
         logger.info("portierd started", metadata: ["version": "\(PortierVersion.current)", "state_dir": "\(common.absoluteStateDir)",
                                                    "systemd": "\(systemd.isActive ? "notify" : "no")", "sockets": "\(activation == nil ? "bound" : "from systemd")"])
         var failed = false
-        do {
-            try await group.run()
-        } catch {
-            logger.error("portierd failed while serving", metadata: ["error": "\(error)"])
-            failed = true
+        if stop.requested {
+            // Asked to stop while the last steps ran: drain what was accepted, and stop.
+            await portier.stop()
+        } else {
+            do {
+                try await group.run()
+            } catch {
+                logger.error("portierd failed while serving", metadata: ["error": "\(error)"])
+                failed = true
+            }
         }
         await metricsServer?.stop()
         await pool.shutdown()

@@ -79,6 +79,10 @@ final class Reloader: Service {
         }
         let applied = changed.filter(Self.reloadable.contains)
         let skipped = changed.filter { !Self.reloadable.contains($0) }
+        if applied.isEmpty {
+            logger.warning("reload: only settings that change with a restart changed; nothing applied", metadata: ["settings": "\(skipped.joined(separator: ", "))"])
+            return
+        }
         LogLevelControl.shared.current = new.common.logLevel
         service.reconfigure { s in
             s.sharedMailDomains = serviceSettings.sharedMailDomains
@@ -92,6 +96,11 @@ final class Reloader: Service {
             s.maximumInFlightPerConnection = serviceSettings.maximumInFlightPerConnection
         }
         server.reconfigure(connections: serverConfiguration.connectionSettings, service: serverConfiguration.service, support: serverConfiguration.support)
+        if applied.contains("shared-domain") || applied.contains("not-shared-domain") {
+            // Claims on domains that are now shared are reported, as at start (R-ENV-4).
+            let service = self.service
+            Task { await service.reportSharedMailDomains() }
+        }
         // Only what was applied counts as the new state: a skipped setting keeps
         // showing as changed until a restart applies it.
         current.withLock { state in for name in applied { state[name] = after[name] } }

@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import PortierDomain
 import Synchronization
+import UnixSignals
 
 extension StartupFailure {
     /// Runs `body`; a start-up failure becomes one critical log line (cause and
@@ -28,10 +29,17 @@ extension StartupFailure {
         }
     }
 
+    /// Start-up ended by SIGTERM or SIGINT (exit 0).
+    static let stopped = StartupFailure(.stopped, "stopped by a signal during start-up")
+
     /// One critical line (libpq's multi-line messages joined), and the exit code.
     private static func report(_ error: any Error, _ logger: Logger) -> ExitCode {
         if let exit = error as? ExitCode { return exit }
         let failure = error as? StartupFailure ?? StartupFailure(.software, "\(error)")
+        if failure.exit == .stopped {
+            logger.notice("\(failure.message); cleaned up")
+            return ExitCode(0)
+        }
         let line = failure.message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
         logger.critical("cannot start: \(line)", metadata: failure.setting.map { ["setting": "\($0)"] } ?? [:])
         return ExitCode(failure.exit.rawValue)
@@ -88,4 +96,32 @@ final class MetricsRenderSlot: Sendable {
     }
 
     func render() -> String { renderer.withLock { $0 }?.render() ?? "" }
+}
+
+/// Watches for SIGTERM and SIGINT while portierd starts (before the service
+/// group takes them over): start-up checks `requested` between its steps.
+final class StopDuringStartup: Sendable {
+    private let flag = Flag()
+    private let watcher = Mutex<Task<Void, Never>?>(nil)
+
+    final class Flag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+
+    init(_ signals: UnixSignalsSequence, logger: Logger) {
+        let flag = self.flag
+        let task = Task {
+            for await signal in signals {
+                flag.value.store(true, ordering: .relaxed)
+                logger.notice("stop requested during start-up; stopping after the current step", metadata: ["signal": "\(signal)"])
+                break
+            }
+        }
+        watcher.withLock { $0 = task }
+    }
+
+    var requested: Bool { flag.value.load(ordering: .relaxed) }
+
+    /// Stops watching (serving has begun, or start-up ended).
+    func finish() { watcher.withLock { $0?.cancel() } }
 }
