@@ -251,8 +251,10 @@ struct TransportTests {
         }
         try await waitUntil("4 requests in flight") { server.server.requestsInFlight >= 4 }
         let stopping = Task { await server.stop() }
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(!FileManager.default.fileExists(atPath: server.servicePath), "stopped accepting")
+        // Stops accepting (the socket file goes) while the invitations still wait on the lock.
+        let path = server.servicePath
+        try await waitUntil("stopped accepting", timeout: .seconds(10)) { !FileManager.default.fileExists(atPath: path) }
+        #expect(server.server.requestsInFlight >= 4, "still in flight when the listener closed")
         try blocker.execute("COMMIT")
         await stopping.value
         let answered = try await replies.value
