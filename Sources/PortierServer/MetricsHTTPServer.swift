@@ -62,11 +62,16 @@ final class MetricsHTTPHandler: ChannelInboundHandler, Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .head(let head) = unwrapInboundIn(data) else { return }
         let found = head.method == .GET && (head.uri == "/metrics" || head.uri.hasPrefix("/metrics?"))
-        let body = found ? render() : "not found: GET /metrics\n"
+        let page = found ? render() : ""
+        // Empty until the server serves (the listener opens before the database):
+        // 503, so a scraper does not record a page without metrics as a good one.
+        let ready = !page.isEmpty
+        let body = !found ? "not found: GET /metrics\n" : ready ? page : "starting: no metrics yet\n"
+        let status: HTTPResponseStatus = !found ? .notFound : ready ? .ok : .serviceUnavailable
         var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: found ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain; charset=utf-8")
+        headers.add(name: "Content-Type", value: found && ready ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain; charset=utf-8")
         headers.add(name: "Content-Length", value: "\(body.utf8.count)")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: found ? .ok : .notFound, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         let keepAlive = head.isKeepAlive
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)

@@ -25,7 +25,8 @@ struct ProcessMetrics: Sendable {
             text.gauge("process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds.",
                        [("", boot + field(22) / ticksPerSecond)])
         }
-        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
+        // Less the one that reads the folder.
+        let open = max(0, ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 1) - 1)
         text.gauge("process_open_fds", "Open file descriptors.", [("", Double(open))])
         var limit = rlimit()
         if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 {

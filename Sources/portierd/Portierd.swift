@@ -272,6 +272,7 @@ struct Run: AsyncParsableCommand {
         // cleans up (sockets, metrics listener, the embedded cluster) and exits 0.
         let stop = StopDuringStartup(await UnixSignalsSequence(trapping: .sigterm, .sigint), logger: logger)
         defer { stop.finish() }
+        let systemd = SystemdNotifier.takeFromEnvironment()
         try requirePublicSuffixList()
         let server = try serverConfiguration()
         let settings = try serviceSettings(server)
@@ -345,7 +346,6 @@ struct Run: AsyncParsableCommand {
         // Accepting now: connections that waited in the backlog are served.
         try await portier.start()
         stop.finish()  // from here on the service group answers SIGTERM and SIGINT
-        let systemd = SystemdNotifier()
         let reloader = Reloader(signals: hangups, arguments: CommandLine.arguments, running: self, server: portier, service: service, systemd: systemd, logger: logger)
         let group = ServiceGroup(
             configuration: .init(

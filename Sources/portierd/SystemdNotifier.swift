@@ -14,6 +14,14 @@ struct SystemdNotifier: Sendable {
         socketPath = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
+    /// Takes `NOTIFY_SOCKET` out of the environment: the embedded PostgreSQL
+    /// must not inherit it (systemd would log its messages as refused).
+    static func takeFromEnvironment() -> SystemdNotifier {
+        let notifier = SystemdNotifier()
+        unsetenv("NOTIFY_SOCKET")
+        return notifier
+    }
+
     var isActive: Bool { socketPath != nil }
 
     /// Sends `state` ("READY=1\nSTATUS=…"); returns whether it was sent.
