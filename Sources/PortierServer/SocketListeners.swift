@@ -41,16 +41,10 @@ public final class SocketListeners: Sendable {
 
     private let listeners: [Listener]
     private let slot: Slot
-    private let logger: Logger
-
-    private init(listeners: [Listener], slot: Slot, logger: Logger) {
+    private init(listeners: [Listener], slot: Slot) {
         self.listeners = listeners
         self.slot = slot
-        self.logger = logger
     }
-
-    /// Whether a socket came from systemd.
-    public func isInherited(_ kind: SocketKind) -> Bool { listeners.first { $0.kind == kind }.map { !$0.created } ?? false }
 
     /// Binds (or adopts) both sockets, not accepting yet. Errors name the
     /// socket and the setting behind it.
@@ -108,7 +102,7 @@ public final class SocketListeners: Sendable {
             for listener in opened { await Self.close(listener) }
             throw error
         }
-        return SocketListeners(listeners: opened, slot: slot, logger: logger)
+        return SocketListeners(listeners: opened, slot: slot)
     }
 
     /// Starts accepting: connections waiting in the backlog, and every later one,

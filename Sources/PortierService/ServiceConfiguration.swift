@@ -106,7 +106,8 @@ public struct ReloadableSettings: Sendable {
     public var frameLimits: FrameLimits
     public var maximumInFlightPerConnection: Int
 
-    init(_ c: ServiceConfiguration) {
+    /// The reloadable part of `c`.
+    public init(_ c: ServiceConfiguration) {
         frameLimits = c.frameLimits
         maximumInFlightPerConnection = c.maximumInFlightPerConnection
         sharedMailDomains = c.sharedMailDomains

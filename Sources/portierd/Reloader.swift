@@ -84,17 +84,9 @@ final class Reloader: Service {
             return
         }
         LogLevelControl.shared.current = new.common.logLevel
-        service.reconfigure { s in
-            s.sharedMailDomains = serviceSettings.sharedMailDomains
-            s.tokenLifetimeSeconds = serviceSettings.tokenLifetimeSeconds
-            s.passwordResetLifetimeSeconds = serviceSettings.passwordResetLifetimeSeconds
-            s.invitationsPerHour = serviceSettings.invitationsPerHour
-            s.messagesPerRecipientPerHour = serviceSettings.messagesPerRecipientPerHour
-            s.domainJoinNoticesPerHour = serviceSettings.domainJoinNoticesPerHour
-            s.credentialRefusalDelay = serviceSettings.credentialRefusalDelay
-            s.frameLimits = serviceSettings.frameLimits
-            s.maximumInFlightPerConnection = serviceSettings.maximumInFlightPerConnection
-        }
+        // The reloadable part of the new settings, as one value: its list of fields lives in one place.
+        let reloadable = ReloadableSettings(serviceSettings)
+        service.reconfigure { $0 = reloadable }
         server.reconfigure(connections: serverConfiguration.connectionSettings, service: serverConfiguration.service, support: serverConfiguration.support)
         if applied.contains("shared-domain") || applied.contains("not-shared-domain") {
             // Claims on domains that are now shared are reported, as at start (R-ENV-4).
