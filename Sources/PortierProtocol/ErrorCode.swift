@@ -35,6 +35,9 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
     case unavailable
     /// A bug: the server could not complete the request. Nothing was changed.
     case `internal`
+    /// A watch asked to resume (`after`) from history that has been pruned:
+    /// re-read, then watch from the current revision (R-WAT-1).
+    case resyncRequired = "resync_required"
 }
 
 /// A typed failure that maps one-to-one onto a wire error.

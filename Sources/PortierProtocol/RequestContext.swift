@@ -32,16 +32,19 @@ public struct RequestContext: Sendable {
     /// request by whoever owns them (the server), so the service never calls
     /// up into the transport.
     public let metrics: (any MetricsSource)?
+    /// Where this connection's watch frames go (nil: no watches here).
+    public let watchOutlet: (any WatchOutlet)?
 
     public init(
         socket: SocketKind, peer: PeerCredentials?, capabilities: Capabilities = [.check, .manage, .mail, .support],
-        connection: UInt64 = 0, metrics: (any MetricsSource)? = nil
+        connection: UInt64 = 0, metrics: (any MetricsSource)? = nil, watchOutlet: (any WatchOutlet)? = nil
     ) {
         self.socket = socket
         self.peer = peer
         self.capabilities = capabilities
         self.connection = connection
         self.metrics = metrics
+        self.watchOutlet = watchOutlet
     }
 }
 

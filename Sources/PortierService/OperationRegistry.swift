@@ -96,6 +96,8 @@ extension PortierService {
         Operation("user.password.forgot", .manage, EmailParams.self) { s, p, _, _ in try await s.passwordForgot(p) },
         Operation("user.password.reset", .manage, TokenPasswordParams.self) { s, p, r, c in try await s.passwordReset(p, r, context: c) },
         Operation("user.password.change", .manage, PasswordChangeParams.self) { s, p, r, c in try await s.passwordChange(p, r, context: c) },
+        Operation("watch", .check, reads: true, WatchParams.self) { s, p, r, c in try await s.watch(p, r, context: c) },
+        Operation("watch.cancel", .check, reads: true, WatchCancelParams.self) { s, p, _, c in try s.watchCancel(p, context: c) },
     ]
 
     /// The registry by wire name (names are unique: a duplicate stops the process at first use).

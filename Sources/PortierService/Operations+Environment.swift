@@ -14,12 +14,17 @@ extension PortierService {
         }
     }
 
-    /// Deletes index change-log rows past their retention; returns how many.
-    public func pruneIndexChanges() async throws -> Int {
-        try await transaction { tx in
+    /// Deletes rows of the logs past their retention: the index change log,
+    /// recipient counts, and permission events older than the watch history
+    /// (raising each environment's floor, R-WAT-1). Returns how many rows of
+    /// the two change logs went.
+    public func pruneLogs() async throws -> (indexChanges: Int, permissionEvents: Int) {
+        let history = configuration.watchHistorySeconds
+        return try await transaction { tx in
             try tx.becomeJanitor()
             _ = try tx.pruneRecipientMessages()
-            return try tx.pruneIndexChanges(olderThanSeconds: IndexStore.changeLogRetentionSeconds)
+            let changes = try tx.pruneIndexChanges(olderThanSeconds: IndexStore.changeLogRetentionSeconds)
+            return (changes, try tx.prunePermissionEvents(olderThanSeconds: history))
         }
     }
 

@@ -17,6 +17,7 @@ extension PortierService {
                 "max_values": .int(Int64(configuration.frameLimits.json.maximumValues)),
                 "max_string_bytes": .int(Int64(configuration.frameLimits.json.maximumStringBytes)),
                 "max_in_flight": .int(Int64(configuration.maximumInFlightPerConnection)),
+                "max_watches": .int(Int64(configuration.watchesPerConnection)),
             ],
         ])
     }

@@ -17,7 +17,10 @@ extension PortierService {
         let (value, report) = try await pool.change(
             environments: environments, locking: locking, priority: priority,
             deltasAfter: { indexes.revision(of: $0) }, body)
-        if !report.revisions.isEmpty { await indexes.committed(report) }
+        if !report.revisions.isEmpty {
+            await indexes.committed(report)
+            watchHub.heard(report.revisions)
+        }
         return value
     }
 

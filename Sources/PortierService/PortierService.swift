@@ -23,6 +23,8 @@ public final class PortierService: Sendable {
     let refusals: RefusalPacer
     let indexes: IndexStore
     let synchroniser: Synchroniser
+    /// The watches of this instance and their feeder (R-WAT-1).
+    let watchHub: WatchHub
     let logger: Logger
 
     public init(pool: ConnectionPool, configuration: ServiceConfiguration, logger: Logger) {
@@ -37,7 +39,10 @@ public final class PortierService: Sendable {
         self.refusals = RefusalPacer(burst: configuration.refusalBurst, perSecond: configuration.refusalsPerSecond)
         let indexes = IndexStore(index: PermissionIndex(budgetBytes: configuration.indexBudgetBytes), pool: pool, logger: logger)
         self.indexes = indexes
-        self.synchroniser = Synchroniser(indexes: indexes, instance: pool.instance)
+        let watchHub = WatchHub(
+            pool: pool, limits: .init(perConnection: configuration.watchesPerConnection, total: configuration.watchesTotal), logger: logger)
+        self.watchHub = watchHub
+        self.synchroniser = Synchroniser(indexes: indexes, watches: watchHub, instance: pool.instance)
     }
 
     /// What a reload may change while the service runs: limits and lifetimes read
@@ -110,6 +115,7 @@ public final class PortierService: Sendable {
 
     public func shutdown() async {
         await synchroniser.stop()
+        await watchHub.stop()
         await passwords.shutdown()
     }
 

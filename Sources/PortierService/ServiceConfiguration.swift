@@ -66,6 +66,14 @@ public struct ServiceConfiguration: Sendable {
     /// runs on its own, so the answer's timing cannot tell a user's address
     /// from an unknown one (R-USR-14). Zero (tests): when the work is done.
     public var passwordForgotFloor: Duration = .milliseconds(250)
+    /// How long the permission event log keeps events for `watch` to replay
+    /// (R-WAT-1; default 24 hours). A watch resuming from an older revision
+    /// gets `resync_required`. Pruned by the maintenance pass, once a minute.
+    public var watchHistorySeconds: Int64 = 24 * 3600
+    /// Watches one connection may hold (reported by `hello`; default 8).
+    public var watchesPerConnection = 8
+    /// Watches this instance holds in all (default 10,000); past it, `overloaded`.
+    public var watchesTotal = 10_000
     /// Test only: operations wait at their `PausePoint`s while a test holds the
     /// point's advisory lock (forced interleavings, R-SEC-4). Off: no cost.
     public var pausePoints = false
@@ -105,6 +113,7 @@ public struct ReloadableSettings: Sendable {
     public var credentialRefusalDelay: Duration
     public var frameLimits: FrameLimits
     public var maximumInFlightPerConnection: Int
+    public var watchHistorySeconds: Int64
 
     /// The reloadable part of `c`.
     public init(_ c: ServiceConfiguration) {
@@ -117,6 +126,7 @@ public struct ReloadableSettings: Sendable {
         messagesPerRecipientPerHour = c.messagesPerRecipientPerHour
         domainJoinNoticesPerHour = c.domainJoinNoticesPerHour
         credentialRefusalDelay = c.credentialRefusalDelay
+        watchHistorySeconds = c.watchHistorySeconds
     }
 
     func apply(to c: inout ServiceConfiguration) {
@@ -131,6 +141,7 @@ public struct ReloadableSettings: Sendable {
         c.credentialRefusalDelay = credentialRefusalDelay
         c.frameLimits = frameLimits
         c.maximumInFlightPerConnection = maximumInFlightPerConnection
+        c.watchHistorySeconds = watchHistorySeconds
     }
 }
 

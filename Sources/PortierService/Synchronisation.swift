@@ -7,6 +7,8 @@ import Synchronization
 /// instances on the same database (LISTEN/NOTIFY, SPEC §12 "several instances").
 final class Synchroniser: Sendable {
     private let indexes: IndexStore
+    /// Hears every other instance's commit, for the watches (R-WAT-1).
+    private let watches: WatchHub
     private let listener = Mutex<RevisionListener?>(nil)
     /// Environments with a catch-up queued, and the newest revision heard of (nil:
     /// whatever the database has): notifications for them coalesce.
@@ -18,8 +20,9 @@ final class Synchroniser: Sendable {
     /// (the change that committed applies its report, `PortierService.transaction`).
     private let instance: String
 
-    init(indexes: IndexStore, instance: String) {
+    init(indexes: IndexStore, watches: WatchHub, instance: String) {
         self.indexes = indexes
+        self.watches = watches
         self.instance = instance
     }
 
@@ -28,12 +31,15 @@ final class Synchroniser: Sendable {
             conninfo: conninfo, logger: logger,
             onRevision: { [self] notice in
                 let token = notice.token
-                guard notice.instance != instance, let loaded = indexes.index.get(token.environment),
+                guard notice.instance != instance else { return }
+                watches.heard([token])
+                guard let loaded = indexes.index.get(token.environment),
                       loaded.revision < token.revision else { return }
                 catchUp(token.environment, to: token.revision)
             },
             onConnected: { [self] in
                 // Notifications sent while disconnected are lost: re-check everything loaded.
+                watches.rescan()
                 for environment in indexes.index.loaded().keys { catchUp(environment, to: nil) }
             }
         )

@@ -13,5 +13,6 @@ public enum Migrations {
         Migration(version: 2, name: "index change log", sql: schemaV2),
         Migration(version: 3, name: "messages per recipient", sql: schemaV3),
         Migration(version: 4, name: "password resets, appointment notices, withdrawn messages", sql: schemaV4),
+        Migration(version: 5, name: "permission event log (watch)", sql: schemaV5),
     ]
 }

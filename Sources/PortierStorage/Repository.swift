@@ -88,8 +88,8 @@ extension Transaction {
     }
 
     /// Advances the environment's revision; call last in the transaction so the
-    /// row lock is held briefly. Stamps the change-log rows this transaction wrote
-    /// with the new revision, and notifies other instances on commit. Returns the
+    /// row lock is held briefly. Stamps the change-log and permission-event rows
+    /// this transaction wrote with the new revision, and notifies other instances on commit. Returns the
     /// new revision (R-PRM-5).
     public func bumpRevision(_ environment: EnvironmentID) throws -> RevisionToken {
         // One round trip: bump, stamp this transaction's change-log rows, notify,
@@ -109,10 +109,13 @@ extension Transaction {
                 UPDATE environments SET revision = revision + 1 WHERE environment_id = $1 RETURNING revision
             ), stamped AS (
                 UPDATE index_changes SET revision = (SELECT revision FROM bumped) WHERE environment_id = $1 AND revision IS NULL
+            ), events AS (
+                UPDATE permission_events SET revision = (SELECT revision FROM bumped) WHERE environment_id = $1 AND revision IS NULL
             )\(audited)
             SELECT revision, pg_notify('\(Schema.revisionChannel)', 'env_' || $1::text || ':' || revision::text
                                 || ' ' || coalesce(current_setting('portier.instance', true), '')),
-                   EXISTS (SELECT 1 FROM index_changes WHERE revision IS NULL AND environment_id <> $1) AS unstamped
+                   EXISTS (SELECT 1 FROM index_changes WHERE revision IS NULL AND environment_id <> $1)
+                   OR EXISTS (SELECT 1 FROM permission_events WHERE revision IS NULL AND environment_id <> $1) AS unstamped
             FROM bumped
             """,
             [environment.raw] + (audit ?? []),
@@ -153,6 +156,7 @@ extension Transaction {
         try query("DELETE FROM email_directory WHERE environment_id = $1", [environment.raw])
         try query("DELETE FROM domain_claims WHERE environment_id = $1", [environment.raw])
         try query("DELETE FROM unactivated_environments WHERE environment_id = $1", [environment.raw])
+        try query("DELETE FROM permission_events WHERE environment_id = $1", [environment.raw])
         try query("DELETE FROM environments WHERE environment_id = $1", [environment.raw])
     }
 

@@ -7,6 +7,9 @@ public enum Schema {
 
     /// Prunes the index change log across environments (`SET LOCAL ROLE`).
     public static let janitorRole = "portier_janitor"
+    /// Reads every environment's revision and permission events, for watches
+    /// of every environment (`SET LOCAL ROLE`).
+    public static let watcherRole = "portier_watcher"
     /// The NOTIFY channel carrying `env_<n>:<revision>` after each commit.
     public static let revisionChannel = "portier_revisions"
 

@@ -65,18 +65,25 @@ public struct Transaction: @unchecked Sendable {
         state.restrictedRole.withLock { $0 = true }
     }
 
-    /// Safety net before COMMIT: an environment whose index-relevant rows changed
-    /// in this transaction but whose revision was not bumped gets bumped now, so
-    /// no change can stay invisible to the indexes.
+    /// Safety net before COMMIT: an environment whose index-relevant rows or
+    /// permission facts changed in this transaction but whose revision was not
+    /// bumped gets bumped now, so no change can stay invisible to the indexes
+    /// or to the watches.
     func bumpForgottenEnvironments() throws {
         guard state.wrote.withLock({ $0 }), !state.restrictedRole.withLock({ $0 }),
               state.unstampedChanges.withLock({ $0 }) else { return }
-        let forgotten = try query("SELECT DISTINCT environment_id FROM index_changes WHERE revision IS NULL ORDER BY 1").rows
+        let forgotten = try query(
+            """
+            SELECT environment_id FROM index_changes WHERE revision IS NULL
+            UNION SELECT environment_id FROM permission_events WHERE revision IS NULL ORDER BY 1
+            """
+        ).rows
         for row in forgotten {
             let environment = EnvironmentID(try row.int64("environment_id"))
             if try query("SELECT 1 FROM environments WHERE environment_id = $1", [environment.raw]).rows.isEmpty {
                 // Deleted with everything in it: nothing left to index.
                 try query("DELETE FROM index_changes WHERE environment_id = $1 AND revision IS NULL", [environment.raw])
+                try query("DELETE FROM permission_events WHERE environment_id = $1 AND revision IS NULL", [environment.raw])
             } else {
                 _ = try bumpRevision(environment)
             }

@@ -31,21 +31,21 @@ public final class ConnectionHandler: ChannelDuplexHandler {
     /// Reads the peer's credentials (SO_PEERCRED on a real socket).
     public typealias PeerIdentification = @Sendable (any Channel) -> EventLoopFuture<PeerCredentials?>
 
-    private var machine: ConnectionStateMachine
-    private let responder: any RequestResponder
-    private let admission: SocketAdmission
-    private let settings: ConnectionSettings
+    var machine: ConnectionStateMachine
+    let responder: any RequestResponder
+    let admission: SocketAdmission
+    let settings: ConnectionSettings
     private let inFlightTotal: InFlightCounter?
     private let stats: RequestStats?
-    private let logger: Logger
+    let logger: Logger
     private let identifyPeer: PeerIdentification
 
     private var buffer: ByteBuffer?
-    private var peer: PeerCredentials?
+    private(set) var peer: PeerCredentials?
     /// Granted at admission (R-SEC-1).
     private var capabilities: Capabilities = []
     /// This connection's number, for fairness between connections downstream.
-    private let number = ConnectionHandler.numbers.add(1, ordering: .relaxed).newValue
+    let number = ConnectionHandler.numbers.add(1, ordering: .relaxed).newValue
     private static let numbers = Atomic<UInt64>(0)
     private var partialFrameTimer: Scheduled<Void>?
     private var writeStallTimer: Scheduled<Void>?
@@ -55,6 +55,12 @@ public final class ConnectionHandler: ChannelDuplexHandler {
     private var nextTask: UInt64 = 0
     /// Handed to the service with each request (`support.metrics`).
     private let metrics: (any MetricsSource)?
+    /// Where the service pushes this connection's watch frames (R-WAT-1).
+    private var watchOutlet: ConnectionWatchOutlet?
+    /// Open watches, with the frames each has waiting.
+    var watches: [RequestID: WatchBacklog] = [:]
+    /// `watch` requests not answered yet.
+    var openingWatches: [RequestID: OpeningWatch] = [:]
 
     public init(
         responder: any RequestResponder,
@@ -85,6 +91,7 @@ public final class ConnectionHandler: ChannelDuplexHandler {
 
     public func channelActive(context: ChannelHandlerContext) {
         machine = ConnectionStateMachine(limits: settings.machineLimits, now: context.eventLoop.now)
+        watchOutlet = ConnectionWatchOutlet(handler: self, context: context)
         perform(machine.activated(slotTaken: admission.tryEnter()), context: context)
         if machine.state == .admitting {
             startIdleTimer(context: context)
@@ -118,6 +125,12 @@ public final class ConnectionHandler: ChannelDuplexHandler {
         idleTimer = nil
         // Nobody will read these replies: stop working on them.
         for task in tasks.values { task.cancel() }
+        if !watches.isEmpty || !openingWatches.isEmpty {
+            watches = [:]
+            openingWatches = [:]
+            responder.watchesEnded(connection: number, ids: nil)
+        }
+        watchOutlet = nil
         context.fireChannelInactive()
     }
 
@@ -183,9 +196,15 @@ public final class ConnectionHandler: ChannelDuplexHandler {
             complete(.failure(request.id, refusal), request: request, started: started, context: context)
             return
         }
-        let requestContext = RequestContext(socket: admission.socket, peer: peer, capabilities: capabilities, connection: number, metrics: metrics)
+        if duplicateWatch(request) {
+            complete(.failure(request.id, .conflict("this connection already has a watch with id \(request.id)")), request: request, started: started, context: context)
+            return
+        }
+        watchRequested(request)
+        let requestContext = RequestContext(
+            socket: admission.socket, peer: peer, capabilities: capabilities, connection: number, metrics: metrics, watchOutlet: watchOutlet)
         if let reply = responder.immediateReply(to: request, context: requestContext) {
-            complete(reply, request: request, started: started, context: context)
+            complete(reply, request: request, started: started, context: context, answeredByService: true)
             return
         }
         let responder = self.responder
@@ -198,18 +217,21 @@ public final class ConnectionHandler: ChannelDuplexHandler {
             loop.execute {
                 let (handler, context) = bound.value
                 handler.tasks[number] = nil
-                handler.complete(reply, request: request, started: started, context: context)
+                handler.complete(reply, request: request, started: started, context: context, answeredByService: true)
             }
         }
     }
 
     // MARK: Replies
 
-    private func complete(_ reply: Reply, request: Request?, started: NIODeadline, context: ChannelHandlerContext) {
+    /// `answeredByService`: the request reached the service (a `watch` among
+    /// them may open); otherwise the transport refused it.
+    private func complete(_ reply: Reply, request: Request?, started: NIODeadline, context: ChannelHandlerContext, answeredByService: Bool = false) {
         record(reply, request: request, elapsed: context.eventLoop.now - started)
         inFlightTotal?.add(-1)
         let actions = machine.replyReady(inputBuffered: (buffer?.readableBytes ?? 0) > 0, now: context.eventLoop.now)
         perform(actions, reply: reply, context: context)
+        if answeredByService { watchReplied(reply, request: request, context: context) }
     }
 
     /// Performs the machine's actions in their documented order.
@@ -282,6 +304,7 @@ public final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flushWatchBacklogs(context: context) }
         perform(machine.writabilityChanged(writable: context.channel.isWritable), context: context)
         context.fireChannelWritabilityChanged()
     }
@@ -290,6 +313,7 @@ public final class ConnectionHandler: ChannelDuplexHandler {
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is DrainEvent {
+            endAllWatches(context: context)
             perform(machine.drainRequested(), context: context)
             return
         }

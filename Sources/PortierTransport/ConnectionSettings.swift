@@ -11,6 +11,9 @@ public struct ConnectionSettings: Sendable {
     /// connection is cut off.
     public var maximumOutputBytes: Int
     public var idleTimeout: TimeAmount
+    /// Event bytes one watch may have waiting for a client that does not read;
+    /// past it the watch ends with `overloaded` (R-WAT-1).
+    public var maximumWatchBacklogBytes: Int
     public var partialFrameTimeout: TimeAmount
     public var writeStallTimeout: TimeAmount
     /// Requests slower than this are logged (warning).
@@ -23,6 +26,7 @@ public struct ConnectionSettings: Sendable {
         frameLimits: FrameLimits = FrameLimits(),
         maximumInFlight: Int = 128,
         maximumOutputBytes: Int = 1 << 20,
+        maximumWatchBacklogBytes: Int = 1 << 20,
         idleTimeout: TimeAmount = .seconds(300),
         partialFrameTimeout: TimeAmount = .seconds(10),
         writeStallTimeout: TimeAmount = .seconds(10),
@@ -33,6 +37,7 @@ public struct ConnectionSettings: Sendable {
         self.frameLimits = frameLimits
         self.maximumInFlight = maximumInFlight
         self.maximumOutputBytes = maximumOutputBytes
+        self.maximumWatchBacklogBytes = maximumWatchBacklogBytes
         self.idleTimeout = idleTimeout
         self.partialFrameTimeout = partialFrameTimeout
         self.writeStallTimeout = writeStallTimeout

@@ -133,6 +133,8 @@ public struct ConnectionStateMachine: Sendable {
 
     public private(set) var state: State = .admitting
     public private(set) var inFlight = 0
+    /// Watches open on the connection: while there is one, it is not idle (R-WAT-1).
+    public private(set) var watches = 0
     private let limits: Limits
     private var writable = true
     private var holdsSlot = false
@@ -383,9 +385,14 @@ public struct ConnectionStateMachine: Sendable {
         return actions
     }
 
+    /// The number of open watches changed.
+    public mutating func watchesChanged(open: Int) {
+        watches = open
+    }
+
     /// The periodic idle check.
     public mutating func idleCheck(now: NIODeadline) -> Actions {
-        guard answering || state == .admitting, inFlight == 0, now - lastActivity >= limits.idleTimeout else { return .none }
+        guard answering || state == .admitting, inFlight == 0, watches == 0, now - lastActivity >= limits.idleTimeout else { return .none }
         var actions = Actions()
         actions.close = close(.idleTimeout)
         return actions

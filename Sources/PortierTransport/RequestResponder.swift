@@ -12,4 +12,13 @@ public protocol RequestResponder: Sendable {
     /// throws: failures are error replies. Should return early when the task
     /// is cancelled (its client went away).
     func reply(to request: Request, context: RequestContext) async -> Reply
+
+    /// Watches of connection `connection` ended on the transport's side (a
+    /// slow reader cut off, a graceful stop, the connection gone): `ids` nil
+    /// means all of them. Called on the event loop: must not block.
+    func watchesEnded(connection: UInt64, ids: [RequestID]?)
+}
+
+extension RequestResponder {
+    public func watchesEnded(connection: UInt64, ids: [RequestID]?) {}
 }

@@ -447,7 +447,7 @@ struct Run: AsyncParsableCommand {
 }
 
 /// Periodic chores: deleting environments nobody activated in time (R-ENV-7),
-/// pruning the index change log.
+/// pruning the index change log and the watch history.
 struct Maintenance: Service {
     let service: PortierService
     let logger: Logger
@@ -457,7 +457,7 @@ struct Maintenance: Service {
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             do {
                 _ = try await service.purgeUnactivatedEnvironments()
-                _ = try await service.pruneIndexChanges()
+                _ = try await service.pruneLogs()
             } catch {
                 logger.warning("maintenance failed", metadata: ["error": "\(error)"])
             }

@@ -1,0 +1,345 @@
+import Logging
+import PortierDomain
+import PortierProtocol
+import PortierStorage
+import Synchronization
+
+/// A watch: its connection and the id of its `watch` request (the id its
+/// event frames carry).
+struct WatchKey: Hashable, Sendable {
+    let connection: UInt64
+    let id: RequestID
+}
+
+/// What one `watch` asked for, validated.
+struct WatchSubscription: Sendable {
+    let key: WatchKey
+    let outlet: any WatchOutlet
+    /// nil: every environment.
+    let environments: [EnvironmentID]?
+    /// Resume positions (`after`), by environment.
+    let after: [EnvironmentID: Int64]
+}
+
+/// The watches of this instance and the one task that feeds them (SPEC R-WAT-1).
+///
+/// Commits are heard as revisions: this instance's own (the commit report),
+/// other instances' (the revision NOTIFY). The feeder reads the new events of
+/// the environments heard of from the permission event log, in one statement
+/// for all of them, encodes each transaction's frame once, and hands it to
+/// every watch of that environment through its connection's `WatchOutlet`.
+/// One task does all reads and registrations, so frames of an environment go
+/// out in revision order and a new watch joins between two reads, never
+/// during one.
+///
+/// Positions: `known[e]` is the revision through which the hub has read
+/// environment `e`; a watch is there unless its `apart[e]` says otherwise
+/// (behind: it resumed from an older revision and is being replayed to;
+/// ahead: it started at a revision the hub has not read yet).
+final class WatchHub: Sendable {
+    /// Limits of the hub.
+    struct Limits: Sendable {
+        var perConnection: Int
+        var total: Int
+        /// Events read per environment in one statement (whole transactions).
+        var eventsPerRead = 10_000
+    }
+
+    private struct Watcher {
+        let outlet: any WatchOutlet
+        /// nil: every environment.
+        let environments: Set<EnvironmentID>?
+        var apart: [EnvironmentID: Int64] = [:]
+    }
+
+    private struct State {
+        var watchers: [WatchKey: Watcher] = [:]
+        var perConnection: [UInt64: Int] = [:]
+        var byEnvironment: [EnvironmentID: Set<WatchKey>] = [:]
+        var everywhere: Set<WatchKey> = []
+        var known: [EnvironmentID: Int64] = [:]
+        /// `known` holds every environment (a watch of every environment exists).
+        var knowsAll = false
+        /// Environments to read, with the newest revision heard of.
+        var dirty: [EnvironmentID: Int64] = [:]
+        var rescan = false
+        var registrations: [(WatchSubscription, CheckedContinuation<[EnvironmentID: Int64], any Error>)] = []
+        var stopped = false
+
+        func interested(in environment: EnvironmentID) -> Bool {
+            !everywhere.isEmpty || !(byEnvironment[environment]?.isEmpty ?? true)
+        }
+
+        func watchers(of environment: EnvironmentID) -> Set<WatchKey> {
+            everywhere.union(byEnvironment[environment] ?? [])
+        }
+
+        mutating func remove(_ key: WatchKey) -> Watcher? {
+            guard let watcher = watchers.removeValue(forKey: key) else { return nil }
+            perConnection[key.connection, default: 1] -= 1
+            if perConnection[key.connection] == 0 { perConnection[key.connection] = nil }
+            if let environments = watcher.environments {
+                for e in environments {
+                    byEnvironment[e]?.remove(key)
+                    if byEnvironment[e]?.isEmpty ?? false {
+                        byEnvironment[e] = nil
+                        if !knowsAll { known[e] = nil }
+                    }
+                }
+            } else {
+                everywhere.remove(key)
+                if everywhere.isEmpty {
+                    knowsAll = false
+                    known = known.filter { byEnvironment[$0.key] != nil }
+                }
+            }
+            return watcher
+        }
+    }
+
+    private let state = Mutex(State())
+    private let wake: AsyncStream<Void>.Continuation
+    private let worker = Mutex<Task<Void, Never>?>(nil)
+    private let pool: ConnectionPool
+    private let limits: Limits
+    private let logger: Logger
+
+    init(pool: ConnectionPool, limits: Limits, logger: Logger) {
+        self.pool = pool
+        self.limits = limits
+        self.logger = logger
+        let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        self.wake = wake
+        worker.withLock { $0 = Task { [self] in await run(wakeups) } }
+    }
+
+    /// Open watches (metrics).
+    var count: Int { state.withLock { $0.watchers.count } }
+
+    // MARK: From requests and connections
+
+    /// Registers a watch; returns the current revision of each environment it
+    /// names (none for a watch of every environment). Its frames follow
+    /// through its outlet, after this returns.
+    func register(_ subscription: WatchSubscription) async throws -> [EnvironmentID: Int64] {
+        try await withCheckedThrowingContinuation { continuation in
+            let stopped = state.withLock { s in
+                if !s.stopped { s.registrations.append((subscription, continuation)) }
+                return s.stopped
+            }
+            if stopped { continuation.resume(throwing: PortierError.unavailable("the server is stopping")) } else { wake.yield() }
+        }
+    }
+
+    /// `watch.cancel`: ends the watch quietly. False if there is no such watch.
+    func cancel(_ key: WatchKey) -> Bool {
+        guard let watcher = state.withLock({ $0.remove(key) }) else { return false }
+        watcher.outlet.finish(key.id, error: nil)
+        return true
+    }
+
+    /// The transport ended these watches (nil: all of the connection's).
+    func remove(connection: UInt64, ids: [RequestID]?) {
+        state.withLock { s in
+            guard s.perConnection[connection] != nil else { return }
+            let keys = ids.map { $0.map { WatchKey(connection: connection, id: $0) } }
+                ?? s.watchers.keys.filter { $0.connection == connection }
+            for key in keys { _ = s.remove(key) }
+        }
+    }
+
+    /// Revisions committed (by this instance or another): their events are read
+    /// for the watches of their environments.
+    func heard(_ tokens: [RevisionToken]) {
+        let wanted = state.withLock { s -> Bool in
+            var any = false
+            for token in tokens {
+                let env = token.environment
+                guard s.known[env] != nil || s.knowsAll, s.interested(in: env) else { continue }
+                if let k = s.known[env], token.revision <= k { continue }
+                s.dirty[env] = max(s.dirty[env] ?? 0, token.revision)
+                any = true
+            }
+            return any
+        }
+        if wanted { wake.yield() }
+    }
+
+    /// Notifications may have been lost (the listener reconnected): compare
+    /// every followed environment's revision with the database's.
+    func rescan() {
+        let wanted = state.withLock { s -> Bool in
+            guard !s.watchers.isEmpty else { return false }
+            s.rescan = true
+            return true
+        }
+        if wanted { wake.yield() }
+    }
+
+    /// Stops the feeder; registrations waiting fail with `unavailable`.
+    /// Open watches are ended by the transport (a final `unavailable` frame at drain).
+    func stop() async {
+        let waiting = state.withLock { s in
+            s.stopped = true
+            defer { s.registrations = [] }
+            return s.registrations.map(\.1)
+        }
+        for w in waiting { w.resume(throwing: PortierError.unavailable("the server is stopping")) }
+        wake.finish()
+        await worker.withLock({ $0 })?.value
+    }
+
+    // MARK: The feeder
+
+    private func run(_ wakeups: AsyncStream<Void>) async {
+        for await _ in wakeups {
+            while !state.withLock({ $0.stopped }) {
+                if let (subscription, continuation) = state.withLock({ s in s.registrations.isEmpty ? nil : s.registrations.removeFirst() }) {
+                    do { continuation.resume(returning: try await admit(subscription)) } catch { continuation.resume(throwing: error) }
+                    continue
+                }
+                if state.withLock({ s in defer { s.rescan = false }; return s.rescan }) {
+                    await rescanNow()
+                    continue
+                }
+                let dirty = state.withLock { s in defer { s.dirty = [:] }; return s.dirty }
+                if dirty.isEmpty { break }
+                await feed(Array(dirty.keys))
+            }
+        }
+    }
+
+    /// Reads where the environments stand, as the watcher role.
+    private func positions(_ environments: [EnvironmentID]?) async throws -> [EnvironmentID: WatchPosition] {
+        try await pool.snapshot(environments: []) { tx in
+            try tx.becomeWatcher()
+            return try tx.watchPositions(environments)
+        }
+    }
+
+    /// Checks a subscription against the database and the limits and adds it.
+    private func admit(_ s: WatchSubscription) async throws -> [EnvironmentID: Int64] {
+        let needsAll = s.environments == nil && !state.withLock { $0.knowsAll }
+        let named = Array(Set((s.environments ?? []) + s.after.keys)).sorted()
+        let positions = try await positions(needsAll ? nil : named)
+        for e in named where positions[e] == nil { throw PortierError.notFound("environment \(e)") }
+        for (e, revision) in s.after.sorted(by: { $0.key < $1.key }) {
+            let p = positions[e]!
+            if revision < p.floor {
+                throw PortierError(.resyncRequired, "the history of \(e) after revision \(revision) is gone (kept from \(p.floor)): re-read, then watch from the current revision")
+            }
+            if revision > p.revision {
+                throw PortierError.badRequest("\(RevisionToken(environment: e, revision: revision)) is ahead of \(e), which is at revision \(p.revision)")
+            }
+        }
+        try state.withLock { st throws(PortierError) in
+            guard st.watchers[s.key] == nil else { throw PortierError.conflict("this connection already has a watch with id \(s.key.id)") }
+            guard st.perConnection[s.key.connection, default: 0] < limits.perConnection else {
+                throw PortierError(.overloaded, "a connection may hold \(limits.perConnection) watches; cancel one first")
+            }
+            guard st.watchers.count < limits.total else { throw PortierError(.overloaded, "this server holds its limit of \(limits.total) watches") }
+            var watcher = Watcher(outlet: s.outlet, environments: s.environments.map(Set.init))
+            if let environments = s.environments {
+                for e in environments {
+                    if st.known[e] == nil { st.known[e] = positions[e]!.revision }
+                    st.byEnvironment[e, default: []].insert(s.key)
+                }
+            } else {
+                if !st.knowsAll {
+                    for (e, p) in positions where st.known[e] == nil { st.known[e] = p.revision }
+                    st.knowsAll = true
+                }
+                st.everywhere.insert(s.key)
+            }
+            // Where this watch starts in each environment it names or resumes.
+            for e in named {
+                let start = s.after[e] ?? positions[e]!.revision
+                let known = st.known[e] ?? start
+                if start != known { watcher.apart[e] = start }
+                if start < known || positions[e]!.revision > known { st.dirty[e] = max(st.dirty[e] ?? 0, positions[e]!.revision) }
+            }
+            st.watchers[s.key] = watcher
+            st.perConnection[s.key.connection, default: 0] += 1
+        }
+        return s.environments == nil ? [:] : positions.mapValues(\.revision).filter { s.environments!.contains($0.key) }
+    }
+
+    private func rescanNow() async {
+        let (all, followed) = state.withLock { ($0.knowsAll, Array($0.known.keys)) }
+        guard let current = try? await positions(all ? nil : followed) else {
+            state.withLock { $0.rescan = true }
+            try? await Task.sleep(for: .milliseconds(250))
+            return
+        }
+        state.withLock { s in
+            for e in followed where current[e] == nil { s.dirty[e] = s.dirty[e] ?? 0 }  // gone: the feed ends its watches
+            for (e, p) in current where p.revision > (s.known[e] ?? 0) && (s.known[e] != nil || s.knowsAll) {
+                s.dirty[e] = max(s.dirty[e] ?? 0, p.revision)
+            }
+        }
+    }
+
+    /// Reads the new events of `environments` and hands their frames out.
+    private func feed(_ environments: [EnvironmentID]) async {
+        let from = state.withLock { s -> [EnvironmentID: Int64] in
+            var from: [EnvironmentID: Int64] = [:]
+            for e in environments where s.interested(in: e) {
+                if s.known[e] == nil {
+                    guard s.knowsAll else { continue }
+                    s.known[e] = 0  // created after the hub read them all: every event is new
+                }
+                var base = s.known[e]!
+                for key in s.watchers(of: e) { if let a = s.watchers[key]?.apart[e] { base = min(base, a) } }
+                from[e] = base
+            }
+            return from
+        }
+        guard !from.isEmpty else { return }
+        let batch: PermissionEventBatch
+        do {
+            batch = try await pool.snapshot(environments: []) { [limits] tx in
+                try tx.becomeWatcher()
+                return try tx.permissionEvents(after: from, limit: limits.eventsPerRead)
+            }
+        } catch {
+            logger.warning("could not read permission events for watches; retrying", metadata: ["error": "\(error)"])
+            state.withLock { s in for e in from.keys { s.dirty[e] = s.dirty[e] ?? 0 } }
+            try? await Task.sleep(for: .milliseconds(250))
+            return
+        }
+        var framesByEnvironment: [EnvironmentID: [(revision: Int64, event: [UInt8])]] = [:]
+        for f in WatchFrames.frames(batch.events) { framesByEnvironment[f.environment, default: []].append((f.revision, f.event)) }
+
+        var sends: [(any WatchOutlet, RequestID, [UInt8])] = []
+        var ends: [(any WatchOutlet, RequestID)] = []
+        state.withLock { s in
+            for e in from.keys {
+                guard let through = batch.readThrough[e] else {
+                    // The environment was deleted: its watches end.
+                    for key in s.byEnvironment[e] ?? [] { if let w = s.remove(key) { ends.append((w.outlet, key.id)) } }
+                    s.known[e] = nil
+                    continue
+                }
+                let frames = framesByEnvironment[e] ?? []
+                let known = s.known[e] ?? 0
+                let newKnown = max(known, through)
+                for key in s.watchers(of: e) {
+                    guard var w = s.watchers[key] else { continue }
+                    let position = w.apart[e] ?? known
+                    for f in frames where f.revision > position { sends.append((w.outlet, key.id, f.event)) }
+                    let now = max(position, through)
+                    let apart: Int64? = now == newKnown ? nil : now
+                    if w.apart[e] != apart {
+                        w.apart[e] = apart
+                        s.watchers[key] = w
+                    }
+                    if let apart, apart < newKnown { s.dirty[e] = s.dirty[e] ?? 0 }  // still replaying
+                }
+                s.known[e] = newKnown
+                if batch.incomplete.contains(e) { s.dirty[e] = s.dirty[e] ?? 0 }
+            }
+        }
+        for (outlet, id, event) in sends { outlet.send(id, event: event) }
+        for (outlet, id) in ends { outlet.finish(id, error: .notFound("the watched environment was deleted")) }
+    }
+}

@@ -1,0 +1,134 @@
+import NIOCore
+import PortierProtocol
+
+/// A connection's `WatchOutlet`: hops each frame the service pushes onto the
+/// connection's event loop, where the handler writes or queues it.
+final class ConnectionWatchOutlet: WatchOutlet {
+    private let target: NIOLoopBound<(ConnectionHandler, ChannelHandlerContext)>
+    private let loop: any EventLoop
+
+    init(handler: ConnectionHandler, context: ChannelHandlerContext) {
+        loop = context.eventLoop
+        target = NIOLoopBound((handler, context), eventLoop: context.eventLoop)
+    }
+
+    func send(_ id: RequestID, event: [UInt8]) {
+        loop.execute { [target] in
+            let (handler, context) = target.value
+            handler.watchEvent(id, event: event, context: context)
+        }
+    }
+
+    func finish(_ id: RequestID, error: PortierError?) {
+        loop.execute { [target] in
+            let (handler, context) = target.value
+            handler.watchFinished(id, error: error, context: context)
+        }
+    }
+}
+
+/// A watch whose `watch` reply has not gone out yet: what arrived for it meanwhile.
+struct OpeningWatch {
+    var frames: [[UInt8]] = []
+    /// Ended before it opened: `.some(nil)` quietly, `.some(error)` with a frame.
+    var finished: PortierError??
+}
+
+extension ConnectionHandler {
+    /// Whether the request is a `watch` that must be refused at once: its id is
+    /// that of a watch open or opening on this connection (frames could not be
+    /// told apart).
+    func duplicateWatch(_ request: Request) -> Bool {
+        request.op == "watch" && (watches[request.id] != nil || openingWatches[request.id] != nil)
+    }
+
+    /// A `watch` request goes to the service: frames for it wait for its reply.
+    func watchRequested(_ request: Request) {
+        if request.op == "watch" { openingWatches[request.id] = OpeningWatch() }
+    }
+
+    /// After a reply was written: a successful `watch` reply opens the watch
+    /// (and writes what waited for it).
+    func watchReplied(_ reply: Reply, request: Request?, context: ChannelHandlerContext) {
+        guard let request, request.op == "watch", let opening = openingWatches.removeValue(forKey: request.id) else { return }
+        guard case .success = reply.outcome, machine.state == .serving || machine.state == .draining else { return }
+        watches[request.id] = WatchBacklog(limit: settings.maximumWatchBacklogBytes)
+        machine.watchesChanged(open: watches.count)
+        for frame in opening.frames { watchEvent(request.id, event: frame, context: context) }
+        if let finished = opening.finished {
+            watchFinished(request.id, error: finished, context: context)
+        } else if machine.state == .draining {
+            endWatch(request.id, PortierError.unavailable("the server is stopping; watch again elsewhere or later"), context: context)
+        }
+    }
+
+    /// An event frame for watch `id`.
+    func watchEvent(_ id: RequestID, event: [UInt8], context: ChannelHandlerContext) {
+        guard machine.state == .serving || machine.state == .draining else { return }
+        if openingWatches[id] != nil {
+            openingWatches[id]!.frames.append(event)
+            return
+        }
+        guard watches[id] != nil else { return }  // cancelled or ended: drop
+        switch watches[id]!.arrived(event, writable: context.channel.isWritable) {
+        case .write:
+            var out = context.channel.allocator.buffer(capacity: event.count + 32)
+            out.writeEventFrame(id, event: event)
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        case .queued:
+            break
+        case .overflow:
+            logger.warning("ended a watch whose client does not read its events", metadata: [
+                "socket": "\(admission.socket.rawValue)", "peer": "\(peer.map(\.description) ?? "unknown")",
+            ])
+            endWatch(id, PortierError(.overloaded, "this watch fell more than \(settings.maximumWatchBacklogBytes) bytes of events behind; resume it with after"), context: context)
+            responder.watchesEnded(connection: number, ids: [id])
+        }
+    }
+
+    /// The service ended watch `id` (`watch.cancel`: quietly; otherwise with a frame).
+    func watchFinished(_ id: RequestID, error: PortierError?, context: ChannelHandlerContext) {
+        if openingWatches[id] != nil {
+            openingWatches[id]!.finished = .some(error)
+            return
+        }
+        if let error {
+            endWatch(id, error, context: context)
+        } else if watches.removeValue(forKey: id) != nil {
+            machine.watchesChanged(open: watches.count)
+        }
+    }
+
+    /// Writes what waited, then the final error frame, and forgets the watch.
+    func endWatch(_ id: RequestID, _ error: PortierError, context: ChannelHandlerContext) {
+        guard var backlog = watches.removeValue(forKey: id) else { return }
+        machine.watchesChanged(open: watches.count)
+        var out = context.channel.allocator.buffer(capacity: 256)
+        for frame in backlog.takeAll() { out.writeEventFrame(id, event: frame) }
+        out.writeReplyFrame(.failure(id, error))
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+    }
+
+    /// Graceful stop: every open watch ends with `unavailable` (R-WAT-1).
+    func endAllWatches(context: ChannelHandlerContext) {
+        guard !watches.isEmpty else { return }
+        for id in Array(watches.keys) {
+            endWatch(id, PortierError.unavailable("the server is stopping; watch again elsewhere or later"), context: context)
+        }
+        responder.watchesEnded(connection: number, ids: nil)
+    }
+
+    /// The channel takes bytes again: write the frames that waited.
+    func flushWatchBacklogs(context: ChannelHandlerContext) {
+        var wrote = false
+        for id in Array(watches.keys) where !(watches[id]?.isEmpty ?? true) {
+            guard context.channel.isWritable else { break }
+            let frames = watches[id]!.takeAll()
+            var out = context.channel.allocator.buffer(capacity: frames.reduce(0) { $0 + $1.count + 32 })
+            for frame in frames { out.writeEventFrame(id, event: frame) }
+            context.write(wrapOutboundOut(out), promise: nil)
+            wrote = true
+        }
+        if wrote { context.flush() }
+    }
+}
