@@ -54,6 +54,9 @@ public struct ServerConfiguration: Sendable {
     /// A client whose replies stay past `maximumOutputBytes` this long (it does
     /// not read them) is cut off.
     public var writeStallTimeout: TimeAmount
+    /// Event bytes one watch may have waiting for a client that does not read
+    /// them; past it the watch ends with `overloaded` (R-WAT-1).
+    public var maximumWatchBacklogBytes = 1 << 20
     /// Requests taking longer are logged (warning) with their id, operation,
     /// environment and duration; so are requests failing with `internal` or
     /// `unavailable`. Other failures are logged at debug level.
@@ -92,6 +95,7 @@ public struct ServerConfiguration: Sendable {
             frameLimits: frameLimits,
             maximumInFlight: maximumInFlightPerConnection,
             maximumOutputBytes: maximumOutputBytes,
+            maximumWatchBacklogBytes: maximumWatchBacklogBytes,
             idleTimeout: idleTimeout,
             partialFrameTimeout: partialFrameTimeout,
             writeStallTimeout: writeStallTimeout,

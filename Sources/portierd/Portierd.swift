@@ -160,6 +160,18 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Unread replies of one client, in bytes, past which the server stops reading its requests (and at four times which it closes the connection).")
     var maxOutputBytes: Int = 1 << 20
 
+    @Option(help: "Event bytes one watch may have waiting for a client that does not read them; past it the watch ends with overloaded.")
+    var maxWatchBacklogBytes: Int = 1 << 20
+
+    @Option(help: "Watches one connection may hold (reported by hello).")
+    var maxWatchesPerConnection: Int = 8
+
+    @Option(help: "Watches this server holds in all; past it, watch answers overloaded.")
+    var maxWatches: Int = 10_000
+
+    @Option(help: "Seconds of permission events kept for watches to resume from (older: resync_required).")
+    var watchHistory: Int64 = 24 * 3600
+
     @Option(help: "Seconds a client may leave its replies unread past --max-output-bytes before it is cut off.")
     var writeStallTimeout: Int64 = 10
 
@@ -405,6 +417,7 @@ struct Run: AsyncParsableCommand {
         server.idleTimeout = .seconds(idleTimeout)
         server.partialFrameTimeout = .seconds(partialFrameTimeout)
         server.maximumOutputBytes = maxOutputBytes
+        server.maximumWatchBacklogBytes = maxWatchBacklogBytes
         server.writeStallTimeout = .seconds(writeStallTimeout)
         server.slowRequestThreshold = .milliseconds(slowRequestMs)
         return server
@@ -442,6 +455,9 @@ struct Run: AsyncParsableCommand {
         settings.passwordResetLifetimeSeconds = passwordResetLifetime
         settings.messagesPerRecipientPerHour = messagesPerRecipientPerHour
         settings.domainJoinNoticesPerHour = domainJoinNoticesPerHour
+        settings.watchHistorySeconds = watchHistory
+        settings.watchesPerConnection = maxWatchesPerConnection
+        settings.watchesTotal = maxWatches
         return settings
     }
 }

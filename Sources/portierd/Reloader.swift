@@ -43,7 +43,7 @@ final class Reloader: Service {
         "shared-domain", "not-shared-domain", "token-lifetime", "password-reset-lifetime", "invitations-per-hour",
         "messages-per-recipient-per-hour", "domain-join-notices-per-hour", "credential-refusal-delay-ms",
         "max-frame-bytes", "max-in-flight", "idle-timeout", "partial-frame-timeout", "max-output-bytes",
-        "write-stall-timeout", "slow-request-ms",
+        "write-stall-timeout", "slow-request-ms", "watch-history",
         "service-grant", "support-grant", "mailer-uid", "service-allow-uid", "support-allow-uid",
     ]
 
