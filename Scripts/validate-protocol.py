@@ -46,7 +46,7 @@ def check(op, kind, frame, where):
 def validate_examples():
     failures, count = 0, 0
     for op in OPS:
-        for kind in ("request", "reply"):
+        for kind in ("request", "reply") + (("event",) if op == "watch" else ()):
             found = sorted(EXAMPLES.glob(f"{op}.{kind}*.json"))
             if not found:
                 print(f"FAIL no example for {op} {kind}")
@@ -56,6 +56,45 @@ def validate_examples():
                 if not check(op, kind, json.loads(path.read_text()), path.name):
                     failures += 1
     return count, failures
+
+
+class Watcher:
+    """A connection that holds watches: reads event frames and replies as they come."""
+
+    def __init__(self, path):
+        self.conn = Connection(path)
+        self.events = []
+
+    def exchange(self, op, params=None):
+        request = {"id": self.conn.next_id, "op": op}
+        self.conn.next_id += 1
+        if params is not None:
+            request["params"] = params
+        body = json.dumps(request).encode()
+        self.conn.sock.sendall(struct.pack(">I", len(body)) + body)
+        while True:
+            frame = self.read()
+            if "event" in frame:
+                self.events.append(frame)
+            elif frame.get("id") == request["id"]:
+                return request, frame
+            else:
+                raise ValueError(f"unexpected frame {frame}")
+
+    def read(self):
+        header = self.conn._read(4)
+        return json.loads(self.conn._read(struct.unpack(">I", header)[0]))
+
+    def drain(self, quiet=0.5):
+        """Reads event frames until none comes for `quiet` seconds."""
+        self.conn.sock.settimeout(quiet)
+        try:
+            while True:
+                self.events.append(self.read())
+        except (socket.timeout, TimeoutError):
+            pass
+        finally:
+            self.conn.sock.settimeout(None)
 
 
 class Connection:
@@ -94,7 +133,7 @@ def live(path, record):
 
     def run(op, params=None, actor=None, expect_ok=True, label=None, via=None):
         nonlocal failures, frames
-        request, reply = (via or conn).exchange(op, params, actor)
+        request, reply = via.exchange(op, params) if isinstance(via, Watcher) else (via or conn).exchange(op, params, actor)
         frames += 2
         if not check(op, "request", request, "live"):
             failures += 1
@@ -110,6 +149,9 @@ def live(path, record):
 
     run("hello")
     run("ping")
+    # A watch of every environment follows the whole scenario (R-WAT-1).
+    watcher = Watcher(path)
+    everything = run("watch", {}, via=watcher, label="everywhere")
     run("signup", {"email": "alice@acme.test", "name": "Alice Example"})
     run("signup", {"email": "bob@acme.test"}, label="joined")
     run("signup", {"email": "not-an-email"}, expect_ok=False, label="invalid")
@@ -119,7 +161,10 @@ def live(path, record):
     run("user.activate", {"token": token, "password": "correct horse battery"}, expect_ok=False, label="used")
     run("user.authenticate", {"email": "alice@acme.test", "password": "correct horse battery"})
     run("user.authenticate", {"email": "alice@acme.test", "password": "wrong"}, expect_ok=False, label="wrong")
-    run("environment.get", actor="alice@acme.test")
+    acme = run("environment.get", actor="alice@acme.test")["environment"]["id"]
+    named = run("watch", {"environments": [acme]}, via=watcher)
+    run("watch", {"environments": [acme], "after": [named["revisions"][0]]}, via=watcher, label="after")
+    run("watch", {"environments": ["env_999999"]}, via=watcher, expect_ok=False, label="unknown")
     run("outbox.ack", {"ids": [messages[0]["id"]]})
     run("outbox.ack", {"ids": ["msg_1_999999"]}, expect_ok=False, label="unknown")
 
@@ -216,6 +261,31 @@ def live(path, record):
     membership_request = conn.exchange("inbox.list", None, actor=pat)[1]["result"]["requests"][0]
     run("inbox.decline", {"request": membership_request["id"]}, actor=pat)
     run("user.offboard", {"user": "dave@acme.test"}, actor=alice)
+
+    # Every event frame the watches got validates, and the feed saw the scenario's kinds.
+    watcher.drain()
+    kinds = set()
+    for event in watcher.events:
+        frames += 1
+        if not check("watch", "event", event, "live"):
+            failures += 1
+        kinds.update(c["kind"] for c in event["event"]["changes"])
+        recorded.setdefault("watch.event.%s.json" % event["event"]["changes"][0]["kind"].replace(".", "_"), event)
+    wanted = {"user.role_changed", "user.status_changed", "user.removed", "membership.added", "membership.accepted",
+              "membership.role_changed", "membership.removed", "organisation.added", "organisation.status_changed",
+              "partnership.activated", "partnership.ended"}
+    if not wanted <= kinds:
+        print(f"FAIL live: the watches saw no {sorted(wanted - kinds)}")
+        failures += 1
+    by_watch = {}
+    for event in watcher.events:
+        by_watch.setdefault((event["id"], event["event"]["environment"]), []).append(int(event["event"]["revision"].split(":")[1]))
+    for key, revisions in by_watch.items():
+        if revisions != sorted(set(revisions)):
+            print(f"FAIL live: watch {key} frames out of order or repeated: {revisions}")
+            failures += 1
+    run("watch.cancel", {"watch": everything["watch"]}, via=watcher)
+    run("watch.cancel", {"watch": everything["watch"]}, via=watcher, expect_ok=False, label="unknown")
 
     if record:
         for name, frame in recorded.items():

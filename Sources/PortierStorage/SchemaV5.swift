@@ -40,7 +40,8 @@ CREATE TABLE permission_events (
     role text,
     status text,
     previous text,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (environment_id, event_id)
 );
 -- Readers go by (environment, revision) and order a transaction's rows by id.
 CREATE INDEX permission_events_by_revision ON permission_events (environment_id, revision, event_id);

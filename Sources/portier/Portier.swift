@@ -15,6 +15,7 @@ struct Portier: AsyncParsableCommand {
             Hello.self, Ping.self, Signup.self, Activate.self, Login.self, EnvironmentCommand.self, UserCommand.self,
             OrgCommand.self, MemberCommand.self, PartnerCommand.self, InboxCommand.self, CheckCommand.self, CheckBulkCommand.self,
             LookupCommand.self, AuditCommand.self, Outbox.self, SupportCommand.self, MetricsCommand.self, PasswordCommand.self,
+            WatchCommand.self,
         ]
     )
 }
