@@ -283,3 +283,152 @@ struct WatchTests {
 extension Reply {
     var revision: String? { if case .success(_, let r) = outcome { r } else { nil } }
 }
+
+@Suite("R-WAT-1: the change feed across instances, slow readers and restarts")
+struct WatchLifecycleTests {
+    @Test("R-WAT-1: a watch on instance B sees the changes committed through instance A, in order, none skipped")
+    func crossInstance() async throws {
+        let a = try await TestServer.start()
+        let b = try await TestServer.start(database: a.database)
+        let clientA = try await a.client()
+        let clientB = try await b.client()
+        do {
+            let s = Scenario(clientA)
+            let admin = try await s.environment("acme.test")
+            let env = admin["environment"]!.stringValue!
+            let bob = try await s.member("bob@acme.test", as: admin.id)
+            let (_, _, named) = try await clientB.watchRecorded(environments: [env])
+            let (_, _, everything) = try await clientB.watchRecorded()
+            var expected: [Int64] = []
+            for round in 0..<30 {
+                let reply = try await clientA.send("user.set_role", actor: admin.id, params: ["user": .string(bob.id), "role": round % 2 == 0 ? "advanced" : "basic"])
+                expected.append(RevisionToken(reply.revision!)!.revision)
+            }
+            try await named.wait(for: expected.count)
+            try await everything.wait(for: expected.count)
+            #expect(named.revisions == expected)
+            #expect(everything.revisions == expected)
+        } catch {
+            Issue.record(error)
+        }
+        await clientA.close()
+        await clientB.close()
+        await a.stop()
+        await b.stop()
+    }
+
+    @Test("R-WAT-1: a watch whose client does not read is ended with overloaded past its bound; the connection's other requests go on")
+    func slowReaderIsCutOff() async throws {
+        try await withServer(configure: { transport, _ in
+            transport.maximumOutputBytes = 8 << 10
+            transport.maximumWatchBacklogBytes = 8 << 10
+            transport.writeStallTimeout = .seconds(60)
+        }) { server in
+            let client = try await server.client()
+            let s = Scenario(client)
+            let admin = try await s.environment("acme.test")
+            var users: [String] = []
+            for i in 0..<8 { users.append(try await s.member("u\(i)@acme.test", as: admin.id).id) }
+            let slow = try RawClient(path: server.servicePath)
+            _ = slow.writeUntilBlocked(Self.frame(#"{"id":"w","op":"watch"}"#), limit: 1)
+            try await Task.sleep(for: .milliseconds(200))
+            let adminID = admin.id
+            // Far more events than the socket buffers, the output bound and the backlog hold together.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for user in users {
+                    group.addTask {
+                        let c = try await server.client()
+                        for round in 0..<150 {
+                            _ = try await c.send("user.set_role", actor: adminID, params: ["user": .string(user), "role": round % 2 == 0 ? "advanced" : "basic"])
+                        }
+                        await c.close()
+                    }
+                }
+                try await group.waitForAll()
+            }
+            try await waitUntil("the hub dropped the slow watch") { server.service.openWatches == 0 }
+            // Now read: event frames, then the watch's end; then the connection still answers.
+            let seen = slow.readFrames(until: { $0.contains(#""code":"overloaded""#) }, within: 20)
+            #expect(seen.last?.contains(#""id":"w""#) == true, "no overloaded frame for the watch")
+            _ = slow.writeUntilBlocked(Self.frame(#"{"id":"p","op":"ping"}"#), limit: 1)
+            let ping = slow.readFrames(until: { $0.contains(#""id":"p""#) }, within: 10)
+            #expect(ping.last?.contains(#""ok":true"#) == true)
+            await client.close()
+        }
+    }
+
+    @Test("R-WAT-1: PortierWatch resumes by itself across a server restart, from its last revision: nothing missed, nothing twice")
+    func clientResumesAcrossRestart() async throws {
+        let directory = "/tmp/pt-\(UInt32.random(in: 0...UInt32.max))"
+        var first: TestServer? = try await TestServer.start(directory: directory)
+        let other = try await TestServer.start(database: first!.database)
+        let client = try await other.client()
+        let s = Scenario(client)
+        let admin = try await s.environment("acme.test")
+        let env = admin["environment"]!.stringValue!
+        let bob = try await s.member("bob@acme.test", as: admin.id)
+        let path = first!.servicePath
+        let seen = RevisionLog()
+        let resumed = Mutex(0)
+        let reader = Task {
+            for try await update in PortierWatch(path: path, environments: [env]) {
+                switch update {
+                case .event(let event): seen.list.withLock { $0.append(RevisionToken(event.revision)!.revision) }
+                case .resumed: resumed.withLock { $0 += 1 }
+                }
+            }
+        }
+        defer { reader.cancel() }
+        var expected: [Int64] = []
+        func change(_ role: String) async throws {
+            expected.append(RevisionToken(try await client.send("user.set_role", actor: admin.id, params: ["user": .string(bob.id), "role": .string(role)]).revision!)!.revision)
+        }
+        try await waitUntil("the watch is open") { first!.service.openWatches == 1 }
+        try await change("advanced")
+        try await waitUntil("the first event") { seen.list.withLock { $0.count } == 1 }
+        await first!.stop()
+        first = nil
+        // Changes while the watched instance is down, through the other one.
+        for role in ["basic", "advanced", "basic"] { try await change(role) }
+        let restarted = try await TestServer.start(database: other.database, directory: directory)
+        try await change("advanced")
+        try await waitUntil("every change seen", timeout: .seconds(30)) { seen.list.withLock { $0.count } >= expected.count }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(seen.list.withLock { $0 } == expected)
+        #expect(resumed.withLock { $0 } >= 1)
+        reader.cancel()
+        await client.close()
+        await restarted.stop()
+        await other.stop()
+    }
+
+    static func frame(_ text: String) -> [UInt8] {
+        let payload = Array(text.utf8)
+        return withUnsafeBytes(of: UInt32(payload.count).bigEndian, Array.init) + payload
+    }
+}
+
+extension RawClient {
+    /// Reads whole frames (as text) until one satisfies `done`, or `within` seconds pass.
+    func readFrames(until done: (String) -> Bool, within seconds: Double) -> [String] {
+        var frames: [String] = []
+        var pending: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+            if n == 0 { break }
+            if n < 0 { continue }
+            pending += buffer[0..<n]
+            while pending.count >= 4 {
+                let length = Int(UInt32(pending[0]) << 24 | UInt32(pending[1]) << 16 | UInt32(pending[2]) << 8 | UInt32(pending[3]))
+                guard pending.count >= 4 + length else { break }
+                let text = String(decoding: pending[4..<(4 + length)], as: UTF8.self)
+                pending.removeFirst(4 + length)
+                frames.append(text)
+                if done(text) { return frames }
+            }
+        }
+        return frames
+    }
+}

@@ -29,13 +29,14 @@ public final class TestServer: Sendable {
     /// Starts a server; `configure` may change transport and service settings.
     public static func start(
         database: TestDatabase? = nil,
+        directory: String? = nil,
         logger: Logger = TestDatabase.logger,
         configure: (inout ServerConfiguration, inout ServiceConfiguration) -> Void = { _, _ in },
         configureDatabase: (inout DatabaseConfiguration) -> Void = { _ in }
     ) async throws -> TestServer {
         let database = if let database { database } else { try await TestDatabase.create() }
         // Short paths: a Unix socket path must fit in 108 bytes.
-        let directory = "/tmp/pt-\(UInt32.random(in: 0...UInt32.max))"
+        let directory = directory ?? "/tmp/pt-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var transport = ServerConfiguration.standard(stateDirectory: directory)
         var settings = ServiceConfiguration(passwordHashing: .testing)
