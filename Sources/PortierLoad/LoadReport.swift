@@ -35,6 +35,13 @@ public struct LoadReport {
         lines.append("")
         lines.append("Verification: \(results.mismatches) wrong answers" + (results.mismatchSamples.isEmpty ? "" : ", e.g.:"))
         lines.append(contentsOf: results.mismatchSamples.map { "  - \($0)" })
+        if let w = results.watch {
+            lines.append("")
+            lines.append("Watches (R-WAT-1): \(w.watchers) watchers of every environment, \(w.frames) frames; "
+                + "\(w.expected) changes expected in every feed: \(w.missed) missed, \(w.outOfOrder) feeds out of order or repeated, \(w.ended) watches ended early")
+            lines.append("Event delay (reply to frame): p50 \(w.delay.valueAtPercentile(50)) µs, p99 \(w.delay.valueAtPercentile(99)) µs, max \(w.delay.max) µs")
+            lines.append(contentsOf: w.samples.map { "  - \($0)" })
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -46,10 +53,17 @@ public struct LoadReport {
             for (name, p) in Self.percentiles { entry["\(name)_us"] = h.valueAtPercentile(p) }
             ops[row.op] = entry
         }
-        let object: [String: Any] = [
+        var object: [String: Any] = [
             "elapsed_s": results.elapsedSeconds, "operations": ops, "errors_by_code": results.errors,
             "mismatches": results.mismatches, "mismatch_samples": results.mismatchSamples,
         ]
+        if let w = results.watch {
+            object["watch"] = [
+                "watchers": w.watchers, "frames": w.frames, "expected": w.expected, "missed": w.missed,
+                "out_of_order": w.outOfOrder, "ended": w.ended, "samples": w.samples,
+                "delay_p50_us": w.delay.valueAtPercentile(50), "delay_p99_us": w.delay.valueAtPercentile(99), "delay_max_us": w.delay.max,
+            ] as [String: Any]
+        }
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         return String(decoding: data, as: UTF8.self)
     }

@@ -28,6 +28,11 @@ public struct LoadOptions: Sendable {
     public var zipfExponent = 1.0
     /// Keep every acknowledged mutation in the results (for crash checks).
     public var recordAcknowledged = false
+    /// Watches of every environment held during the run (R-WAT-1), verified
+    /// against the run's changes; their connections hold up to
+    /// `watchesPerConnection` each and are spread over `sockets`.
+    public var watchers = 0
+    public var watchesPerConnection = 8
 
     public init(socket: String) { sockets = [socket] }
     public init(sockets: [String]) { self.sockets = sockets }
@@ -51,6 +56,8 @@ public final class LoadRunner: Sendable {
     let busy = Mutex(Set<[Int64]>())
     let sequence = Atomic<Int>(0)
     let issued = Atomic<Int>(0)
+    /// The run's watchers, if any.
+    let watches = Mutex<WatchVerifier?>(nil)
 
     /// Chance that a work item is a flow rather than one read. A flow averages
     /// about 2.5 mutations among 4.75 requests, so for a share m of mutations
@@ -74,6 +81,10 @@ public final class LoadRunner: Sendable {
             try await PortierClient.connect(path: options.sockets[i % options.sockets.count])
         }
         let support = try await options.mailSocket.asyncMap { try await PortierClient.connect(path: $0) }
+        if options.watchers > 0 {
+            let verifier = try await WatchVerifier.start(count: options.watchers, perConnection: max(1, options.watchesPerConnection), sockets: options.sockets)
+            watches.withLock { $0 = verifier }
+        }
         let reporter = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
@@ -106,6 +117,7 @@ public final class LoadRunner: Sendable {
         await support?.close()
         var results = stats.snapshot
         results.elapsedSeconds = (ContinuousClock.now - started).seconds
+        if let verifier = watches.withLock({ $0 }) { results.watch = await verifier.finish() }
         return results
     }
 
@@ -139,6 +151,7 @@ public final class LoadRunner: Sendable {
                 stats.record(op, microseconds: micros, error: error.code.rawValue)
             case .success(_, let revision):
                 stats.record(op, microseconds: micros, error: nil)
+                if let revision, !Self.reads.contains(op) { watches.withLock { $0 }?.committed(op, revision: revision) }
                 if options.recordAcknowledged, let revision, !Self.reads.contains(op) {
                     stats.acknowledged(AcknowledgedMutation(op: op, revision: revision, email: op == "user.invite" ? params["email"]?.stringValue : nil))
                 }

@@ -13,6 +13,8 @@ public struct LoadResults: Sendable {
     public var elapsedSeconds = 0.0
     /// Mutations whose success reply arrived (kept when `LoadOptions.recordAcknowledged`).
     public var acknowledged: [AcknowledgedMutation] = []
+    /// What the run's watchers saw (nil: the run had none).
+    public var watch: WatchResults?
 
     public var requests: Int { latency.values.reduce(0) { $0 + Int($1.totalCount) } }
     public var errorCount: Int { errors.values.reduce(0) { $0 + $1.values.reduce(0, +) } }

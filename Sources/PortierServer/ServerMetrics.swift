@@ -49,6 +49,8 @@ public final class ServerMetrics: Sendable {
                    "Environments with an administrative change in progress on this instance (held), and changes queued behind them (waiting).",
                    [(#"state="held""#, Double(usage.turnsHeld)), (#"state="waiting""#, Double(usage.turnsWaiting))])
         let index = service.permissionIndex
+        text.gauge("portier_watches", "Watches open now (R-WAT-1).", [("", Double(service.openWatches))])
+        text.counter("portier_watch_frames_total", "Event frames handed to watches.", [("", Double(service.watchFramesSent))])
         text.gauge("portier_index_environments", "Environments loaded in the permission index.", [("", Double(index.count))])
         text.gauge("portier_index_bytes", "Estimated memory of the permission index, in bytes.", [("", Double(index.approximateBytes))])
         let lookups = index.hitsAndMisses

@@ -91,4 +91,6 @@ extension PortierService {
 
     /// Open watches, for metrics.
     public var openWatches: Int { watchHub.count }
+    /// Event frames handed to watches so far, for metrics.
+    public var watchFramesSent: Int { watchHub.framesSent }
 }

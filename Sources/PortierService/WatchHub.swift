@@ -115,6 +115,9 @@ final class WatchHub: Sendable {
 
     /// Open watches (metrics).
     var count: Int { state.withLock { $0.watchers.count } }
+    /// Event frames handed to outlets so far (metrics; never reset).
+    var framesSent: Int { sent.load(ordering: .relaxed) }
+    private let sent = Atomic<Int>(0)
 
     // MARK: From requests and connections
 
@@ -340,6 +343,7 @@ final class WatchHub: Sendable {
             }
         }
         for (outlet, id, event) in sends { outlet.send(id, event: event) }
+        if !sends.isEmpty { sent.add(sends.count, ordering: .relaxed) }
         for (outlet, id) in ends { outlet.finish(id, error: .notFound("the watched environment was deleted")) }
     }
 }

@@ -98,7 +98,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Zipf exponent of the choice of environments.") var zipf = 1.0
     @Flag(help: "Print the report as JSON.") var json = false
     @Option(help: "Write a latency-percentile plot (SVG) here.") var plot: String?
-    @Flag(help: "Exit non-zero when any answer contradicted what the run knew.") var strict = false
+    @Option(help: "Watches of every environment to hold during the run, spread over the sockets: each must see every change the run commits, in order, once; the report gives the event delay.") var watchers = 0
+    @Option(help: "Watches per watcher connection (at most the server's max_watches).") var watchesPerConnection = 8
+    @Flag(help: "Exit non-zero when any answer contradicted what the run knew, or a watcher missed a change.") var strict = false
     @Option(help: "Write every acknowledged mutation here (one line each), for `verify` after a crash.") var acknowledged: String?
 
     func run() async throws {
@@ -113,6 +115,8 @@ struct Run: AsyncParsableCommand {
         options.mutationShare = mutations
         options.zipfExponent = zipf
         options.recordAcknowledged = acknowledged != nil
+        options.watchers = watchers
+        options.watchesPerConnection = watchesPerConnection
         let live = !json && isatty(STDERR_FILENO) != 0
         let results = try await LoadRunner(plan: plan, options: options).run { line in
             // The live line goes to standard error, so standard output stays the report.
@@ -125,7 +129,8 @@ struct Run: AsyncParsableCommand {
         if let acknowledged {
             try results.acknowledged.map { $0.line + "\n" }.joined().write(toFile: acknowledged, atomically: true, encoding: .utf8)
         }
-        if strict && results.mismatches > 0 { throw ExitCode(3) }
+        let watchFailures = results.watch.map { $0.missed + $0.outOfOrder + $0.ended } ?? 0
+        if strict && (results.mismatches > 0 || watchFailures > 0) { throw ExitCode(3) }
     }
 }
 
