@@ -4,7 +4,10 @@
 # across them: flows mutate on one instance and verify with the reply's token on
 # the next (read-your-writes, R-PRM-5), and measure how long the next instance
 # takes to see a membership without a token (the `convergence` row).
-# Options (environment): LOAD_SECONDS (30), MUTATIONS (0.05).
+# Watchers (WATCHERS, default 6, spread over the instances) verify that every
+# change reached every watch, whichever instance made it (R-WAT-1), and give
+# the event delay across instances.
+# Options (environment): LOAD_SECONDS (30), MUTATIONS (0.05), WATCHERS (6).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Scripts/lib.sh
@@ -35,5 +38,5 @@ done
 for name in a b c; do wait_for_socket "$WORK/$name/portier.sock"; done
 echo "three instances: ${PIDS[*]}"
 "$BIN/portier-load" run "${SOCKETS[@]}" --mail-socket "$WORK/a/portier.sock" --manifest "$WORK/manifest.json" \
-  --seconds "${LOAD_SECONDS:-30}" --connections 3 --depth 8 --mutations "${MUTATIONS:-0.05}" --strict
+  --seconds "${LOAD_SECONDS:-30}" --connections 3 --depth 8 --mutations "${MUTATIONS:-0.05}" --watchers "${WATCHERS:-6}" --strict
 echo "Machine: $(nproc) cores, $(uname -sr)"

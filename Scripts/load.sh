@@ -5,7 +5,8 @@
 # cold environments, loads every environment and reports portierd's resident
 # memory, then runs a 60-second mixed load and prints its report.
 # Options (environment): LOAD_SECONDS (60), CONNECTIONS (4), DEPTH (16),
-# MUTATIONS (0.05), PLOT (an SVG path to write; default none), and the shape:
+# MUTATIONS (0.05), WATCHERS (8 watches of every environment, verified; R-WAT-1),
+# PLOT (an SVG path to write; default none), and the shape:
 # ENVIRONMENTS, USERS, ORGANISATIONS, MEMBERSHIPS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,6 @@ PLOT_ARGS=()
 [ -n "${PLOT:-}" ] && PLOT_ARGS=(--plot "$PLOT")
 "$BIN/portier-load" run --socket "$WORK/state/portier.sock" --mail-socket "$WORK/state/portier.sock" \
   --manifest "$WORK/manifest.json" --seconds "${LOAD_SECONDS:-60}" --connections "${CONNECTIONS:-4}" \
-  --depth "${DEPTH:-16}" --mutations "${MUTATIONS:-0.05}" "${PLOT_ARGS[@]}"
+  --depth "${DEPTH:-16}" --mutations "${MUTATIONS:-0.05}" --watchers "${WATCHERS:-8}" "${PLOT_ARGS[@]}"
 echo "portierd resident memory after the run: $(rss)"
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"

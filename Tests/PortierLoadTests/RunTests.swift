@@ -3,6 +3,7 @@ import NIOPosix
 import PortierLoad
 import PortierProtocol
 import PortierTestSupport
+import Synchronization
 import Testing
 
 @Suite("portier-load run: measures and verifies")
@@ -21,9 +22,15 @@ struct RunTests {
         options.duration = .seconds(120)
         options.requests = 1500
         options.mutationShare = 0.3
+        options.watchers = 4
+        options.watchesPerConnection = 2
         let results = try await LoadRunner(plan: plan, options: options).run()
         #expect(results.mismatches == 0, "\(results.mismatchSamples)")
         #expect((results.latency["check"]?.totalCount ?? 0) > 500)
+        // R-WAT-1: every watcher saw every change of the run, in order, once.
+        let watch = try #require(results.watch)
+        #expect(watch.expected > 20 && watch.frames >= 4 * watch.expected, "\(watch.expected) expected, \(watch.frames) frames")
+        #expect(watch.missed == 0 && watch.outOfOrder == 0 && watch.ended == 0, "\(watch.samples)")
         for op in ["member.add", "member.remove", "user.set_role", "user.invite", "partnership.propose", "inbox.accept", "partnership.end"] {
             #expect((results.latency[op]?.totalCount ?? 0) > 0, "no \(op) in the mix")
         }
@@ -51,10 +58,13 @@ struct RunTests {
         options.connections = 1
         options.depth = 2
         options.requests = 300
-        options.mutationShare = 0
+        options.mutationShare = 0.1
+        options.watchers = 1
         let results = try await LoadRunner(plan: plan, options: options).run()
         #expect(results.mismatches > 0)
-        #expect(results.mismatchSamples.first?.contains("expected") == true)
+        #expect(results.mismatchSamples.contains { $0.contains("expected") })
+        // R-WAT-1: its watch answers and then sends nothing: every change is missed.
+        #expect((results.watch?.missed ?? 0) > 0)
     }
 }
 
@@ -62,12 +72,15 @@ struct RunTests {
 final class Liar: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+    private let revisions = Atomic<Int64>(0)
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var frame = unwrapInboundIn(data)
         guard case .object(let request)? = try? JSONParser.parse(frame.readBytes(length: frame.readableBytes) ?? []) else { return }
         let id: RequestID = request["id"]?.intValue.map { .int($0) } ?? .string(request["id"]?.stringValue ?? "")
-        let reply = Reply.success(id, ["allowed": true, "reason": "member", "organisations": [], "users": []])
+        // Every reply claims a revision, so the run expects its changes in the feed.
+        let revision = "env_1:\(revisions.add(1, ordering: .relaxed).newValue)"
+        let reply = Reply.success(id, ["allowed": true, "reason": "member", "organisations": [], "users": [], "revisions": []], revision: revision)
         var out = context.channel.allocator.buffer(capacity: 128)
         out.writeReplyFrame(reply)
         context.writeAndFlush(wrapOutboundOut(out), promise: nil)
@@ -90,8 +103,13 @@ struct InstancesTests {
         options.requests = 1200
         options.mutationShare = 0.3
         options.recordAcknowledged = true
+        options.watchers = 6
+        options.watchesPerConnection = 2
         let results = try await LoadRunner(plan: plan, options: options).run()
         #expect(results.mismatches == 0, "\(results.mismatchSamples)")
+        // R-WAT-1: watchers on every instance saw every change made through any of them.
+        let watch = try #require(results.watch)
+        #expect(watch.expected > 20 && watch.missed == 0 && watch.outOfOrder == 0 && watch.ended == 0, "\(watch.samples)")
         let convergence = results.latency["convergence"]
         #expect((convergence?.totalCount ?? 0) > 0, "no convergence was measured")
         #expect(results.errors["convergence"] == nil, "an instance did not converge within 2 s: \(results.errors)")
