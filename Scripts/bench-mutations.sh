@@ -57,6 +57,26 @@ for C in $CONCURRENCY; do
   RESULTS+=("$C" "$SET_ROLE" "$USER_ROLE" "$PG_TPS" "$PG_LAT" "$ADD_REMOVE" "$PG_AR_TPS" "$INVITE_REMOVE" "$PG_IR_TPS")
 done
 
+# What the permission event log (R-WAT-1) costs the write itself: the same
+# pgbench member.set_role with the event triggers disabled and no stamping.
+sed 's/events AS (UPDATE permission_events SET revision = (SELECT revision FROM bumped) WHERE environment_id = :e AND revision IS NULL)/events AS (SELECT 1)/' \
+  Scripts/bench-mutations.pgbench >"$WORK/no-event-log.pgbench"
+EVENT_TRIGGERS="users:users_permission_event users:users_removed_event memberships:memberships_permission_event
+  memberships:memberships_changed_event organisations:organisations_permission_event organisations:organisations_changed_event
+  partnerships:partnerships_changed_event"
+event_triggers() {
+  for t in $EVENT_TRIGGERS; do "$PG_BIN/psql" "$DB" -qc "ALTER TABLE ${t%%:*} $1 TRIGGER ${t#*:}"; done
+}
+EVENT_LOG=()
+for C in $CONCURRENCY; do
+  WITH=$("$PG_BIN/pgbench" -n -M prepared -f Scripts/bench-mutations.pgbench -c "$C" -j 2 -T "$RUN" "$DB" 2>&1 | awk '/^tps/ {print $3; exit}')
+  event_triggers DISABLE
+  WITHOUT=$("$PG_BIN/pgbench" -n -M prepared -f "$WORK/no-event-log.pgbench" -c "$C" -j 2 -T "$RUN" "$DB" 2>&1 | awk '/^tps/ {print $3; exit}')
+  event_triggers ENABLE
+  EVENT_LOG+=("$C:$WITH:$WITHOUT")
+done
+export EVENT_LOG="${EVENT_LOG[*]}"
+
 python3 - "${RESULTS[@]}" <<'PY'
 import json, sys, os, platform
 args = sys.argv[1:]
@@ -77,4 +97,9 @@ for i in range(0, len(args), 9):
           f"| {tps:,.0f} tps, {lat:.2f} ms | {ratio:.0%} (target ≥ 50 %) | {lat_ratio:.1f}× (target ≤ 2×) "
           f"| {ar['replies_per_s']:,.0f}/s ({ar['errors']} errors) / {ar_tps:,.0f} tps = {ar['replies_per_s'] / ar_tps:.0%} "
           f"| {ir['replies_per_s']:,.0f}/s, p50 {ir['p50_us']/1000:.1f} ms ({ir['errors']} errors) / {ir_tps:,.0f} tps = {ir['replies_per_s'] / ir_tps:.0%} |")
+print()
+print("The permission event log's cost (pgbench member.set_role with the event triggers and stamping, and without):")
+for entry in os.environ.get("EVENT_LOG", "").split():
+    c, with_log, without = entry.split(":")
+    print(f"  {c} connections: {float(with_log):,.0f} tps with, {float(without):,.0f} tps without: {float(with_log) / float(without):.0%}")
 PY
