@@ -75,7 +75,7 @@ for C in $CONCURRENCY; do
   event_triggers ENABLE
   EVENT_LOG+=("$C:$WITH:$WITHOUT")
 done
-export EVENT_LOG="${EVENT_LOG[*]}"
+export EVENT_LOG_RESULTS="${EVENT_LOG[*]}"
 
 python3 - "${RESULTS[@]}" <<'PY'
 import json, sys, os, platform
@@ -99,7 +99,7 @@ for i in range(0, len(args), 9):
           f"| {ir['replies_per_s']:,.0f}/s, p50 {ir['p50_us']/1000:.1f} ms ({ir['errors']} errors) / {ir_tps:,.0f} tps = {ir['replies_per_s'] / ir_tps:.0%} |")
 print()
 print("The permission event log's cost (pgbench member.set_role with the event triggers and stamping, and without):")
-for entry in os.environ.get("EVENT_LOG", "").split():
+for entry in os.environ.get("EVENT_LOG_RESULTS", "").split():
     c, with_log, without = entry.split(":")
     print(f"  {c} connections: {float(with_log):,.0f} tps with, {float(without):,.0f} tps without: {float(with_log) / float(without):.0%}")
 PY

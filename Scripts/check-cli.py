@@ -2,7 +2,7 @@
 """The command-line tools as a user meets them (issue 16): --version on every
 executable, the CLI's exit codes and its explanations when there is no
 server, `check --exit-code`, `check-bulk`, `metrics` and the support socket
-beside the service socket; portier-load's small default shape, its help and
+beside the service socket, `watch`; portier-load's small default shape, its help and
 its error for a missing manifest.
 
 Usage: check-cli.py BIN_DIR DATABASE_URL WORK_DIR
@@ -65,8 +65,28 @@ run(["portier", "check-bulk", "-"], 0, "unknown_user", stdin=bulk, env=env)
 run(["portier", "check-bulk", "-", "--exit-code"], 1, "not_activated", stdin=bulk, env=env)
 run(["portier", "check-bulk", os.path.join(work, "no-such.json")], 64, "cannot read", env=env)
 run(["portier", "user", "get", "usr_1_1", "--as", "usr_9_9"], 2, "portier: ", env=env)
+# portier watch: one JSON event per line as changes commit (R-WAT-1).
+watcher = subprocess.Popen([os.path.join(bin_dir, "portier"), "watch", "--environment", "env_1", "--json"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, **env))
+time.sleep(1)
 run(["portier", "support", "appoint-admin", "--environment", "env_1", "--user", "usr_1_1", "--method", "known_email", "--reference", "x"],
     0, "appointed", env=env)  # reached support.sock beside the service socket (on the service socket: forbidden)
+watched = None
+try:
+    import selectors
+    sel = selectors.DefaultSelector()
+    sel.register(watcher.stdout, selectors.EVENT_READ)
+    if sel.select(timeout=20):
+        watched = json.loads(watcher.stdout.readline())
+finally:
+    watcher.terminate()
+    watcher.wait(timeout=30)
+if not watched or watched.get("environment") != "env_1" or not watched.get("changes"):
+    problems.append(f"portier watch --json printed no event of env_1 for the appointment: {watched}")
+else:
+    print(f"  ok: portier watch --environment env_1 --json -> {watched['changes'][0]['kind']}")
+run(["portier", "watch", "--environment", "env_1", "--after", "env_1:99999999"], 2, "bad_request", env=env)
+run(["portier", "watch", "--environment", "env_404"], 2, "not_found", env=env)
 server.terminate()
 server.wait(timeout=60)
 

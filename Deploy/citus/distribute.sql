@@ -33,7 +33,12 @@ SELECT create_distributed_table('inbox_requests', 'environment_id', colocate_wit
 SELECT create_distributed_table('outbox', 'environment_id', colocate_with => 'environments');
 SELECT create_distributed_table('audit_events', 'environment_id', colocate_with => 'environments');
 SELECT create_distributed_table('index_changes', 'environment_id', colocate_with => 'environments');
+-- The change feed's history (R-WAT-1). One trigger row is not shard-local: a
+-- partner user's membership event is also written into the user's environment
+-- (another shard group), inside the same distributed transaction.
+SELECT create_distributed_table('permission_events', 'environment_id', colocate_with => 'environments');
+SELECT create_distributed_table('permission_event_floors', 'environment_id', colocate_with => 'environments');
 COMMIT;
 
--- The roles (portier_app, portier_mailer, portier_janitor), their grants and the
+-- The roles (portier_app, portier_mailer, portier_janitor, portier_watcher), their grants and the
 -- row-level security policies are propagated to the workers by Citus.

@@ -71,13 +71,18 @@ public struct PortierWatch: AsyncSequence, Sendable {
         private var events: AsyncThrowingStream<JSONObject, any Error>.AsyncIterator?
         /// The newest revision token seen of each environment.
         private var positions: [String: String] = [:]
+        /// Environments by their last event, oldest first.
+        private var order: [String] = []
         private var pause: Duration = .milliseconds(50)
         private var opened = false
 
         init(watch: PortierWatch) {
             self.watch = watch
             for token in watch.after {
-                if let t = RevisionToken(token) { positions[t.environment.description] = token }
+                if let t = RevisionToken(token) {
+                    positions[t.environment.description] = token
+                    order.append(t.environment.description)
+                }
             }
         }
 
@@ -100,6 +105,9 @@ public struct PortierWatch: AsyncSequence, Sendable {
                     }
                     guard let event = WatchEvent(frame) else { continue }
                     positions[event.environment] = event.revision
+                    order.removeAll { $0 == event.environment }
+                    order.append(event.environment)
+                    pause = .milliseconds(50)  // progress: the next reconnect starts fast again
                     return .event(event)
                 } catch let error as PortierError where error.code != .unavailable && error.code != .overloaded {
                     throw error
@@ -115,13 +123,17 @@ public struct PortierWatch: AsyncSequence, Sendable {
             do {
                 let client = try await PortierClient.connect(path: path)
                 self.client = client
-                let opening = try await client.openWatch(environments: watch.environments, after: Array(positions.values).sorted())
+                // A watch names at most 1000 tokens: a watch of every environment resumes
+                // the environments of its latest events (the rest: see `.resumed`).
+                let resume = watch.environments == nil
+                    ? order.suffix(1000).compactMap { positions[$0] }
+                    : Array(positions.values).sorted()
+                let opening = try await client.openWatch(environments: watch.environments, after: resume)
                 for token in opening.result["revisions"]?.arrayValue?.compactMap(\.stringValue) ?? [] {
                     if let t = RevisionToken(token), positions[t.environment.description] == nil { positions[t.environment.description] = token }
                 }
                 events = opening.events.makeAsyncIterator()
                 opened = true
-                pause = .milliseconds(50)
                 return true
             } catch let error as PortierError where error.code != .unavailable && error.code != .overloaded {
                 await drop()

@@ -14,6 +14,9 @@ public protocol WatchOutlet: AnyObject, Sendable {
     /// The watch `id` ended on the service's side: with a final error frame,
     /// or quietly (nil: `watch.cancel`).
     func finish(_ id: RequestID, error: PortierError?)
+    /// False once the connection is gone: a watch registered through it
+    /// after that would never be ended, so the service refuses it.
+    var isOpen: Bool { get }
 }
 
 extension ByteBuffer {

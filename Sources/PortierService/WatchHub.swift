@@ -222,9 +222,18 @@ final class WatchHub: Sendable {
 
     /// Checks a subscription against the database and the limits and adds it.
     private func admit(_ s: WatchSubscription) async throws -> [EnvironmentID: Int64] {
-        let needsAll = s.environments == nil && !state.withLock { $0.knowsAll }
+        var readAll = s.environments == nil && !state.withLock { $0.knowsAll }
+        while true {
+            if let revisions = try await admit(s, readingAll: readAll) { return revisions }
+            readAll = true  // the last watch of every environment went meanwhile: read them all
+        }
+    }
+
+    /// One attempt: nil when a watch of every environment needs every
+    /// environment's position and `readingAll` did not read them.
+    private func admit(_ s: WatchSubscription, readingAll: Bool) async throws -> [EnvironmentID: Int64]? {
         let named = Array(Set((s.environments ?? []) + s.after.keys)).sorted()
-        let positions = try await positions(needsAll ? nil : named)
+        let positions = try await positions(readingAll ? nil : named)
         for e in named where positions[e] == nil { throw PortierError.notFound("environment \(e)") }
         for (e, revision) in s.after.sorted(by: { $0.key < $1.key }) {
             let p = positions[e]!
@@ -235,7 +244,11 @@ final class WatchHub: Sendable {
                 throw PortierError.badRequest("\(RevisionToken(environment: e, revision: revision)) is ahead of \(e), which is at revision \(p.revision)")
             }
         }
-        try state.withLock { st throws(PortierError) in
+        return try state.withLock { st throws(PortierError) -> [EnvironmentID: Int64]? in
+            // The connection went while the positions were read: its close
+            // already cleared its watches, and would not see this one.
+            guard s.outlet.isOpen else { throw PortierError.unavailable("the connection closed") }
+            if s.environments == nil, !st.knowsAll, !readingAll { return nil }
             guard st.watchers[s.key] == nil else { throw PortierError.conflict("this connection already has a watch with id \(s.key.id)") }
             guard st.perConnection[s.key.connection, default: 0] < limits.perConnection else {
                 throw PortierError(.overloaded, "a connection may hold \(limits.perConnection) watches; cancel one first")
@@ -244,14 +257,23 @@ final class WatchHub: Sendable {
             var watcher = Watcher(outlet: s.outlet, environments: s.environments.map(Set.init))
             if let environments = s.environments {
                 for e in environments {
-                    if st.known[e] == nil { st.known[e] = positions[e]!.revision }
+                    if st.known[e] == nil {
+                        // Watches of every environment are at 0 in an environment
+                        // created after they read them all; a first named watch
+                        // starts the hub where it starts.
+                        st.known[e] = st.knowsAll ? 0 : positions[e]!.revision
+                    }
                     st.byEnvironment[e, default: []].insert(s.key)
                 }
             } else {
                 if !st.knowsAll {
                     for (e, p) in positions where st.known[e] == nil { st.known[e] = p.revision }
                     st.knowsAll = true
+                    // A commit heard while the positions were read was dropped
+                    // (nobody followed it yet): compare them all once more.
+                    st.rescan = true
                 }
+                for e in named where st.known[e] == nil { st.known[e] = 0 }
                 st.everywhere.insert(s.key)
             }
             // Where this watch starts in each environment it names or resumes.
@@ -259,12 +281,14 @@ final class WatchHub: Sendable {
                 let start = s.after[e] ?? positions[e]!.revision
                 let known = st.known[e] ?? start
                 if start != known { watcher.apart[e] = start }
-                if start < known || positions[e]!.revision > known { st.dirty[e] = max(st.dirty[e] ?? 0, positions[e]!.revision) }
+                // Always read once more: a commit heard while the positions
+                // were read may have been dropped (nobody followed it yet).
+                st.dirty[e] = max(st.dirty[e] ?? 0, positions[e]!.revision)
             }
             st.watchers[s.key] = watcher
             st.perConnection[s.key.connection, default: 0] += 1
+            return s.environments == nil ? [:] : positions.mapValues(\.revision).filter { s.environments!.contains($0.key) }
         }
-        return s.environments == nil ? [:] : positions.mapValues(\.revision).filter { s.environments!.contains($0.key) }
     }
 
     private func rescanNow() async {
@@ -315,6 +339,7 @@ final class WatchHub: Sendable {
 
         var sends: [(any WatchOutlet, RequestID, [UInt8])] = []
         var ends: [(any WatchOutlet, RequestID)] = []
+        var resyncs: [(any WatchOutlet, RequestID, EnvironmentID, Int64)] = []
         state.withLock { s in
             for e in from.keys {
                 guard let through = batch.readThrough[e] else {
@@ -326,9 +351,15 @@ final class WatchHub: Sendable {
                 let frames = framesByEnvironment[e] ?? []
                 let known = s.known[e] ?? 0
                 let newKnown = max(known, through)
+                let floor = batch.floors[e] ?? 0
                 for key in s.watchers(of: e) {
                     guard var w = s.watchers[key] else { continue }
                     let position = w.apart[e] ?? known
+                    if position < floor {
+                        // Pruned before it was read: this watch cannot be complete any more.
+                        if let w = s.remove(key) { resyncs.append((w.outlet, key.id, e, position)) }
+                        continue
+                    }
                     for f in frames where f.revision > position { sends.append((w.outlet, key.id, f.event)) }
                     let now = max(position, through)
                     let apart: Int64? = now == newKnown ? nil : now
@@ -345,5 +376,8 @@ final class WatchHub: Sendable {
         for (outlet, id, event) in sends { outlet.send(id, event: event) }
         if !sends.isEmpty { sent.add(sends.count, ordering: .relaxed) }
         for (outlet, id) in ends { outlet.finish(id, error: .notFound("the watched environment was deleted")) }
+        for (outlet, id, e, position) in resyncs {
+            outlet.finish(id, error: PortierError(.resyncRequired, "the history of \(e) after revision \(position) was pruned before this watch read it: re-read, then watch again"))
+        }
     }
 }

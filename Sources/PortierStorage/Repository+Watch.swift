@@ -53,6 +53,9 @@ public struct PermissionEventBatch: Sendable {
     public var events: [PermissionEventRecord] = []
     /// Environments with more events than one read takes: read again.
     public var incomplete: Set<EnvironmentID> = []
+    /// Per environment read: the newest revision whose events were pruned (a
+    /// reader behind it has lost events: `resync_required`).
+    public var floors: [EnvironmentID: Int64] = [:]
 }
 
 extension Transaction {
@@ -91,9 +94,10 @@ extension Transaction {
         let ordered = positions.sorted { $0.key < $1.key }
         let rows = try query(
             """
-            SELECT w.env, env.revision AS current, p.*
+            SELECT w.env, env.revision AS current, coalesce(f.pruned_through, 0) AS floor, p.*
             FROM unnest($1::bigint[], $2::bigint[]) AS w(env, after)
             JOIN environments env ON env.environment_id = w.env
+            LEFT JOIN permission_event_floors f ON f.environment_id = w.env
             LEFT JOIN LATERAL (
                 SELECT * FROM permission_events p
                 WHERE p.environment_id = w.env AND p.revision > w.after AND p.revision <= env.revision
@@ -108,6 +112,7 @@ extension Transaction {
         while index < rows.count {
             let environment = EnvironmentID(try rows[index].int64("env"))
             var through = try rows[index].int64("current")
+            batch.floors[environment] = try rows[index].int64("floor")
             var events: [PermissionEventRecord] = []
             while index < rows.count, try rows[index].int64("env") == environment.raw {
                 if rows[index]["kind"] != nil { events.append(try PermissionEventRecord(row: rows[index], environment: environment)) }

@@ -97,6 +97,11 @@ extension Transaction {
         // safety net before COMMIT then has nothing to look for).
         // A deferred audit event (see `audit`) rides along.
         let audit = state.pendingAudit.withLock { p -> [(any PostgresBindable)?]? in defer { p = nil }; return p }
+        // Bumped before in this transaction: its events move to the new revision
+        // too, so the transaction is one frame of the change feed (R-WAT-1). No
+        // other transaction can hold that revision (it was taken under the row
+        // lock this one still holds). An integer of our own: safe to write inline.
+        let earlier = state.bumped.withLock { $0.last { $0.environment == environment }?.revision } ?? -1
         let audited = audit == nil ? "" : """
             , audited AS (
                 INSERT INTO audit_events (environment_id, actor_user_id, actor_label, op, target, details)
@@ -110,7 +115,8 @@ extension Transaction {
             ), stamped AS (
                 UPDATE index_changes SET revision = (SELECT revision FROM bumped) WHERE environment_id = $1 AND revision IS NULL
             ), events AS (
-                UPDATE permission_events SET revision = (SELECT revision FROM bumped) WHERE environment_id = $1 AND revision IS NULL
+                UPDATE permission_events SET revision = (SELECT revision FROM bumped)
+                WHERE environment_id = $1 AND (revision IS NULL OR revision = \(earlier))
             )\(audited)
             SELECT revision, pg_notify('\(Schema.revisionChannel)', 'env_' || $1::text || ':' || revision::text
                                 || ' ' || coalesce(current_setting('portier.instance', true), '')),
@@ -156,8 +162,9 @@ extension Transaction {
         try query("DELETE FROM email_directory WHERE environment_id = $1", [environment.raw])
         try query("DELETE FROM domain_claims WHERE environment_id = $1", [environment.raw])
         try query("DELETE FROM unactivated_environments WHERE environment_id = $1", [environment.raw])
-        try query("DELETE FROM permission_events WHERE environment_id = $1", [environment.raw])
         try query("DELETE FROM environments WHERE environment_id = $1", [environment.raw])
+        // After the row: the cascade's triggers wrote the removals as events.
+        try query("DELETE FROM permission_events WHERE environment_id = $1", [environment.raw])
     }
 
     // MARK: Users

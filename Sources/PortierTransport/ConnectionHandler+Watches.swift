@@ -1,11 +1,18 @@
 import NIOCore
 import PortierProtocol
+import Synchronization
 
 /// A connection's `WatchOutlet`: hops each frame the service pushes onto the
 /// connection's event loop, where the handler writes or queues it.
 final class ConnectionWatchOutlet: WatchOutlet {
     private let target: NIOLoopBound<(ConnectionHandler, ChannelHandlerContext)>
     private let loop: any EventLoop
+    private let closed = Atomic<Bool>(false)
+
+    var isOpen: Bool { !closed.load(ordering: .acquiring) }
+
+    /// The connection is gone (set before the service is told to drop its watches).
+    func close() { closed.store(true, ordering: .releasing) }
 
     init(handler: ConnectionHandler, context: ChannelHandlerContext) {
         loop = context.eventLoop
@@ -30,6 +37,7 @@ final class ConnectionWatchOutlet: WatchOutlet {
 /// A watch whose `watch` reply has not gone out yet: what arrived for it meanwhile.
 struct OpeningWatch {
     var frames: [[UInt8]] = []
+    var bytes = 0
     /// Ended before it opened: `.some(nil)` quietly, `.some(error)` with a frame.
     var finished: PortierError??
 }
@@ -47,26 +55,46 @@ extension ConnectionHandler {
         if request.op == "watch" { openingWatches[request.id] = OpeningWatch() }
     }
 
-    /// After a reply was written: a successful `watch` reply opens the watch
-    /// (and writes what waited for it).
+    /// Right after a reply was written (before any close): a successful
+    /// `watch` reply opens the watch and writes what waited for it; during a
+    /// graceful stop the watch ends at once with `unavailable`. A watch that
+    /// cannot open (the connection is closing) is dropped from the service.
     func watchReplied(_ reply: Reply, request: Request?, context: ChannelHandlerContext) {
         guard let request, request.op == "watch", let opening = openingWatches.removeValue(forKey: request.id) else { return }
-        guard case .success = reply.outcome, machine.state == .serving || machine.state == .draining else { return }
-        watches[request.id] = WatchBacklog(limit: settings.maximumWatchBacklogBytes)
-        machine.watchesChanged(open: watches.count)
-        for frame in opening.frames { watchEvent(request.id, event: frame, context: context) }
-        if let finished = opening.finished {
-            watchFinished(request.id, error: finished, context: context)
-        } else if machine.state == .draining {
-            endWatch(request.id, PortierError.unavailable("the server is stopping; watch again elsewhere or later"), context: context)
+        guard case .success = reply.outcome else { return }
+        let id = request.id
+        switch machine.state {
+        case .serving, .draining, .closing(.drained):
+            watches[id] = WatchBacklog(limit: settings.maximumWatchBacklogBytes)
+            machine.watchesChanged(open: watches.count)
+            for frame in opening.frames { watchEvent(id, event: frame, context: context, opening: true) }
+            if let finished = opening.finished {
+                watchFinished(id, error: finished, context: context)
+            } else if machine.state != .serving {
+                endWatch(id, Self.stopping, context: context)
+                responder.watchesEnded(connection: number, ids: [id])
+            }
+        default:
+            responder.watchesEnded(connection: number, ids: [id])
         }
     }
 
-    /// An event frame for watch `id`.
-    func watchEvent(_ id: RequestID, event: [UInt8], context: ChannelHandlerContext) {
-        guard machine.state == .serving || machine.state == .draining else { return }
+    static let stopping = PortierError.unavailable("the server is stopping; watch again elsewhere or later")
+
+    /// An event frame for watch `id` (`opening`: one that waited for the reply).
+    func watchEvent(_ id: RequestID, event: [UInt8], context: ChannelHandlerContext, opening: Bool = false) {
+        guard machine.state == .serving || machine.state == .draining || opening else { return }
         if openingWatches[id] != nil {
-            openingWatches[id]!.frames.append(event)
+            // Bounded like an open watch's backlog: past it the watch ends as it opens.
+            if openingWatches[id]!.finished == nil {
+                openingWatches[id]!.bytes += event.count
+                if openingWatches[id]!.bytes > settings.maximumWatchBacklogBytes {
+                    openingWatches[id]!.frames = []
+                    openingWatches[id]!.finished = .some(Self.overloaded)
+                } else {
+                    openingWatches[id]!.frames.append(event)
+                }
+            }
             return
         }
         guard watches[id] != nil else { return }  // cancelled or ended: drop
@@ -81,7 +109,7 @@ extension ConnectionHandler {
             logger.warning("ended a watch whose client does not read its events", metadata: [
                 "socket": "\(admission.socket.rawValue)", "peer": "\(peer.map(\.description) ?? "unknown")",
             ])
-            endWatch(id, PortierError(.overloaded, "this watch fell more than \(settings.maximumWatchBacklogBytes) bytes of events behind; resume it with after"), context: context)
+            endWatch(id, Self.overloaded, context: context)
             responder.watchesEnded(connection: number, ids: [id])
         }
     }
@@ -99,6 +127,8 @@ extension ConnectionHandler {
         }
     }
 
+    static let overloaded = PortierError(.overloaded, "this watch fell too far behind (its backlog of events is full): resume it with after")
+
     /// Writes what waited, then the final error frame, and forgets the watch.
     func endWatch(_ id: RequestID, _ error: PortierError, context: ChannelHandlerContext) {
         guard var backlog = watches.removeValue(forKey: id) else { return }
@@ -109,12 +139,11 @@ extension ConnectionHandler {
         context.writeAndFlush(wrapOutboundOut(out), promise: nil)
     }
 
-    /// Graceful stop: every open watch ends with `unavailable` (R-WAT-1).
-    func endAllWatches(context: ChannelHandlerContext) {
+    /// Every open watch ends with `error`: `unavailable` at a graceful stop,
+    /// `overloaded` when the client left its output unread too long (R-WAT-1).
+    func endAllWatches(_ error: PortierError = ConnectionHandler.stopping, context: ChannelHandlerContext) {
         guard !watches.isEmpty else { return }
-        for id in Array(watches.keys) {
-            endWatch(id, PortierError.unavailable("the server is stopping; watch again elsewhere or later"), context: context)
-        }
+        for id in Array(watches.keys) { endWatch(id, error, context: context) }
         responder.watchesEnded(connection: number, ids: nil)
     }
 

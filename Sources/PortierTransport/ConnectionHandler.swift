@@ -125,6 +125,7 @@ public final class ConnectionHandler: ChannelDuplexHandler {
         idleTimer = nil
         // Nobody will read these replies: stop working on them.
         for task in tasks.values { task.cancel() }
+        watchOutlet?.close()
         if !watches.isEmpty || !openingWatches.isEmpty {
             watches = [:]
             openingWatches = [:]
@@ -230,12 +231,16 @@ public final class ConnectionHandler: ChannelDuplexHandler {
         record(reply, request: request, elapsed: context.eventLoop.now - started)
         inFlightTotal?.add(-1)
         let actions = machine.replyReady(inputBuffered: (buffer?.readableBytes ?? 0) > 0, now: context.eventLoop.now)
-        perform(actions, reply: reply, context: context)
-        if answeredByService { watchReplied(reply, request: request, context: context) }
+        perform(actions, reply: reply, context: context) {
+            if answeredByService { self.watchReplied(reply, request: request, context: context) }
+        }
     }
 
-    /// Performs the machine's actions in their documented order.
-    private func perform(_ actions: ConnectionStateMachine.Actions, reply: Reply? = nil, context: ChannelHandlerContext) {
+    /// Performs the machine's actions in their documented order; `written`
+    /// runs right after the reply is written (before a close).
+    private func perform(
+        _ actions: ConnectionStateMachine.Actions, reply: Reply? = nil, context: ChannelHandlerContext, written: () -> Void = {}
+    ) {
         if let write = actions.write, let reply {
             var out = context.channel.allocator.buffer(capacity: 256)
             out.writeReplyFrame(reply)
@@ -251,6 +256,8 @@ public final class ConnectionHandler: ChannelDuplexHandler {
                 return
             }
         }
+        written()
+        if actions.endWatches { endAllWatches(Self.overloaded, context: context) }
         if let refusal = actions.refuse {
             var out = context.channel.allocator.buffer(capacity: 128)
             out.writeReplyFrame(.failure(nil, refusal))
@@ -277,7 +284,16 @@ public final class ConnectionHandler: ChannelDuplexHandler {
         if actions.read { context.read() }
         if let reason = actions.close {
             logClose(reason)
-            context.close(promise: nil)
+            if reason == .drained {
+                // After what was written (the last replies, the watches' final
+                // frames) has gone out: an empty write completes after them.
+                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+                    bound.value.close(promise: nil)
+                }
+            } else {
+                context.close(promise: nil)
+            }
         }
         if actions.decode { decodeLoop(context: context) }
         if actions.scheduleDecode {

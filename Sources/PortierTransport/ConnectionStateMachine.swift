@@ -99,6 +99,9 @@ public struct ConnectionStateMachine: Sendable {
         public var decode = false
         /// Run the decode loop on the next event-loop turn.
         public var scheduleDecode = false
+        /// End every watch with `overloaded` (their client left its output
+        /// unread past the write-stall timeout; the connection stays).
+        public var endWatches = false
 
         public init() {}
         public static let none = Actions()
@@ -376,11 +379,19 @@ public struct ConnectionStateMachine: Sendable {
     }
 
     /// The write-stall timer fired: the client still has not read its replies.
+    /// With watches open, they end first (their frames are what piles up,
+    /// R-WAT-1) and the timer runs once more; then the connection closes.
     public mutating func writeStallTimerFired() -> Actions {
         guard writeStallTimerRunning else { return .none }
         writeStallTimerRunning = false
         guard answering || state == .admitting else { return .none }
         var actions = Actions()
+        if watches > 0 {
+            actions.endWatches = true
+            writeStallTimerRunning = true
+            actions.writeStallTimer = .start
+            return actions
+        }
         actions.close = close(.writeStall)
         return actions
     }

@@ -17,7 +17,7 @@ struct Bench: AsyncParsableCommand {
         commandName: "portier-bench",
         abstract: "Benchmark permission checks against the floor of a Unix-socket round trip.",
         version: "0.1.0",
-        subcommands: [Echo.self, Warm.self, Latency.self, Throughput.self, Mutations.self, PasswordCost.self, Parse.self, LoginFlood.self]
+        subcommands: [Echo.self, Warm.self, Latency.self, Throughput.self, Mutations.self, Watchers.self, PasswordCost.self, Parse.self, LoginFlood.self]
     )
 }
 
@@ -106,6 +106,13 @@ final class FrameSocket {
             if count == 0 { fill() }
         }
         return count
+    }
+
+    /// Whether a whole frame is already buffered.
+    var hasBufferedFrame: Bool {
+        guard end - start >= 4 else { return false }
+        let length = Int(buffer[start]) << 24 | Int(buffer[start + 1]) << 16 | Int(buffer[start + 2]) << 8 | Int(buffer[start + 3])
+        return end - start >= 4 + length
     }
 
     /// The next complete frame's payload, as a range of the buffer (valid until

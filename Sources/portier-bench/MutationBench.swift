@@ -17,6 +17,7 @@ struct Mutations: ParsableCommand {
     @Option var connections = 4
     @Option var seconds = 5.0
     @Option(help: "member.set_role, user.set_role, member.add-remove (adds a user to an organisation it is not in, then removes it again), or user.invite-remove (invites a new address, then removes that user).") var op = "member.set_role"
+    @Option(help: "Requests per second per connection (0: as fast as replies come).") var rate = 0.0
     @OptionGroup var shape: DataShape
 
     func run() throws {
@@ -26,6 +27,7 @@ struct Mutations: ParsableCommand {
         let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
         let group = DispatchGroup()
         let (path, shape, op, connections) = (socket, self.shape, self.op, self.connections)
+        let interval = rate > 0 ? UInt64(1e9 / rate) : 0
         let start = DispatchTime.now().uptimeNanoseconds
         for c in 0..<connections {
             group.enter()
@@ -46,7 +48,14 @@ struct Mutations: ParsableCommand {
                     return connection.readFramePayload()
                 }
                 let mine = Array(stride(from: c + 1, through: shape.environments, by: connections))
+                var next = DispatchTime.now().uptimeNanoseconds
                 while DispatchTime.now().uptimeNanoseconds < deadline {
+                    if interval > 0 {
+                        // Paced: one request every `interval`, whatever the replies take.
+                        let now = DispatchTime.now().uptimeNanoseconds
+                        if now < next { usleep(useconds_t((next - now) / 1000)) }
+                        next += interval
+                    }
                     let e = mine.randomElement(using: &rng)!
                     let k = Int.random(in: 2...shape.usersPerEnvironment, using: &rng)
                     let user = (e - 1) * shape.usersPerEnvironment + k

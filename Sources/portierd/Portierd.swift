@@ -455,6 +455,9 @@ struct Run: AsyncParsableCommand {
         settings.passwordResetLifetimeSeconds = passwordResetLifetime
         settings.messagesPerRecipientPerHour = messagesPerRecipientPerHour
         settings.domainJoinNoticesPerHour = domainJoinNoticesPerHour
+        guard watchHistory >= 60 else {
+            throw StartupFailure(.usage, "--watch-history \(watchHistory): keep at least 60 seconds of events for watches to resume from", setting: "--watch-history")
+        }
         settings.watchHistorySeconds = watchHistory
         settings.watchesPerConnection = maxWatchesPerConnection
         settings.watchesTotal = maxWatches

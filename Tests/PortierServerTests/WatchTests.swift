@@ -317,12 +317,13 @@ struct WatchLifecycleTests {
         await b.stop()
     }
 
-    @Test("R-WAT-1: a watch whose client does not read is ended with overloaded past its bound; the connection's other requests go on")
-    func slowReaderIsCutOff() async throws {
+    @Test("R-WAT-1: a watch whose client does not read is ended with overloaded (past its backlog bound, or past the write-stall timeout); the connection's other requests go on",
+          arguments: [(8 << 10, 60_000), (4 << 20, 300)])
+    func slowReaderIsCutOff(backlog: Int, stallMilliseconds: Int64) async throws {
         try await withServer(configure: { transport, _ in
             transport.maximumOutputBytes = 8 << 10
-            transport.maximumWatchBacklogBytes = 8 << 10
-            transport.writeStallTimeout = .seconds(60)
+            transport.maximumWatchBacklogBytes = backlog
+            transport.writeStallTimeout = .milliseconds(stallMilliseconds)
         }) { server in
             let client = try await server.client()
             let s = Scenario(client)
@@ -347,12 +348,17 @@ struct WatchLifecycleTests {
                 try await group.waitForAll()
             }
             try await waitUntil("the hub dropped the slow watch") { server.service.openWatches == 0 }
-            // Now read: event frames, then the watch's end; then the connection still answers.
+            // Now read: event frames, then the watch's end.
             let seen = slow.readFrames(until: { $0.contains(#""code":"overloaded""#) }, within: 20)
             #expect(seen.last?.contains(#""id":"w""#) == true, "no overloaded frame for the watch")
-            _ = slow.writeUntilBlocked(Self.frame(#"{"id":"p","op":"ping"}"#), limit: 1)
-            let ping = slow.readFrames(until: { $0.contains(#""id":"p""#) }, within: 10)
-            #expect(ping.last?.contains(#""ok":true"#) == true)
+            if stallMilliseconds > 10_000 {
+                // The backlog bound ended the watch, not the stall: the connection still answers.
+                _ = slow.writeUntilBlocked(Self.frame(#"{"id":"p","op":"ping"}"#), limit: 1)
+                let ping = slow.readFrames(until: { $0.contains(#""id":"p""#) }, within: 10)
+                #expect(ping.last?.contains(#""ok":true"#) == true)
+            }
+            // (Past the stall timeout the watches end first; a client that still
+            // does not read is then cut off like any other, SPEC §10.)
             await client.close()
         }
     }
@@ -400,6 +406,24 @@ struct WatchLifecycleTests {
         await client.close()
         await restarted.stop()
         await other.stop()
+    }
+
+    @Test("R-WAT-1: a connection that closes while its watch is being registered leaves no watch behind", arguments: 0..<3)
+    func closeDuringRegistration(_ round: Int) async throws {
+        try await withServer { server in
+            for i in 0..<30 {
+                let raw = try RawClient(path: server.servicePath)
+                _ = raw.writeUntilBlocked(Self.frame(#"{"id":\#(i),"op":"watch"}"#), limit: 1)
+                if i % 2 == 1 { try await Task.sleep(for: .microseconds(200 * round)) }
+                _ = raw  // closed here, whether the reply came or not
+            }
+            try await waitUntil("every watch of a closed connection dropped", timeout: .seconds(10)) { server.service.openWatches == 0 }
+            let client = try await server.client()
+            #expect(try await client.send("watch", params: [:]).isSuccess)
+            #expect(server.service.openWatches == 1)
+            await client.close()
+            try await waitUntil("the last watch dropped at close") { server.service.openWatches == 0 }
+        }
     }
 
     static func frame(_ text: String) -> [UInt8] {

@@ -125,6 +125,40 @@ struct ConnectionStateMachineTests {
         #expect(n.writeStallTimerFired() == .none, "no timer was running")
     }
 
+    @Test("R-WAT-1: with watches open, the write-stall timer first ends the watches (overloaded) and runs again; then it cuts the client off")
+    func writeStallWithWatches() {
+        var m = serving()
+        m.watchesChanged(open: 2)
+        _ = m.writabilityChanged(writable: false)
+        let first = m.writeStallTimerFired()
+        #expect(first.endWatches && first.close == nil && first.writeStallTimer == .start)
+        #expect(m.state == .serving)
+        m.watchesChanged(open: 0)
+        let second = m.writeStallTimerFired()
+        #expect(second.close == .writeStall && !second.endWatches)
+    }
+
+    @Test("R-WAT-1: a connection with a watch is not idle")
+    func watchesAreNotIdle() {
+        var m = serving()
+        m.watchesChanged(open: 1)
+        #expect(m.idleCheck(now: Self.start + .seconds(60)).close == nil)
+        m.watchesChanged(open: 0)
+        #expect(m.idleCheck(now: Self.start + .seconds(60)).close == .idleTimeout)
+    }
+
+    @Test("R-WAT-1: a watch's backlog writes at once when nothing waits and the channel is writable, queues otherwise, and overflows past its bound")
+    func watchBacklog() {
+        var b = WatchBacklog(limit: 10)
+        #expect(b.arrived([1, 2, 3], writable: true) == .write)
+        #expect(b.arrived([1, 2, 3], writable: false) == .queued)
+        #expect(b.arrived([4, 5, 6], writable: true) == .queued, "behind a waiting frame: order kept")
+        #expect(b.takeAll() == [[1, 2, 3], [4, 5, 6]] && b.isEmpty)
+        #expect(b.arrived(Array(repeating: 0, count: 8), writable: false) == .queued)
+        #expect(b.arrived([1, 2, 3], writable: false) == .overflow)
+        #expect(b.isEmpty && b.bytes == 0)
+    }
+
     @Test("the loop yields after its budget of frames, holds reads while the backlog waits, and is scheduled once")
     func budget() {
         var m = serving(inFlight: 1000, framesPerTurn: 3)
