@@ -8,9 +8,11 @@ import NIOCore
 ///
 /// Both methods may be called from any thread and must not block.
 public protocol WatchOutlet: AnyObject, Sendable {
-    /// One event frame of the watch `id`: `event` is the JSON text of the
-    /// frame's `event` object, encoded once for every watcher.
-    func send(_ id: RequestID, event: [UInt8])
+    /// Event frames for this connection's watches, in order: each `event` is
+    /// the JSON text of a frame's `event` object, encoded once for every
+    /// watcher. One call per connection per read of the feeder, so a
+    /// connection holding several watches is woken (and flushed) once.
+    func send(_ frames: [(id: RequestID, event: [UInt8])])
     /// The watch `id` ended on the service's side: with a final error frame,
     /// or quietly (nil: `watch.cancel`).
     func finish(_ id: RequestID, error: PortierError?)

@@ -373,7 +373,18 @@ final class WatchHub: Sendable {
                 if batch.incomplete.contains(e) { s.dirty[e] = s.dirty[e] ?? 0 }
             }
         }
-        for (outlet, id, event) in sends { outlet.send(id, event: event) }
+        // One hand-over per connection: its frames in order, one wake-up and one flush.
+        var byOutlet: [ObjectIdentifier: (outlet: any WatchOutlet, frames: [(id: RequestID, event: [UInt8])])] = [:]
+        var outlets: [ObjectIdentifier] = []
+        for (outlet, id, event) in sends {
+            let key = ObjectIdentifier(outlet)
+            if byOutlet[key] == nil {
+                byOutlet[key] = (outlet, [])
+                outlets.append(key)
+            }
+            byOutlet[key]!.frames.append((id, event))
+        }
+        for key in outlets { byOutlet[key]!.outlet.send(byOutlet[key]!.frames) }
         if !sends.isEmpty { sent.add(sends.count, ordering: .relaxed) }
         for (outlet, id) in ends { outlet.finish(id, error: .notFound("the watched environment was deleted")) }
         for (outlet, id, e, position) in resyncs {

@@ -19,10 +19,11 @@ final class ConnectionWatchOutlet: WatchOutlet {
         target = NIOLoopBound((handler, context), eventLoop: context.eventLoop)
     }
 
-    func send(_ id: RequestID, event: [UInt8]) {
+    func send(_ frames: [(id: RequestID, event: [UInt8])]) {
         loop.execute { [target] in
             let (handler, context) = target.value
-            handler.watchEvent(id, event: event, context: context)
+            for frame in frames { handler.watchEvent(frame.id, event: frame.event, context: context, flush: false) }
+            context.flush()
         }
     }
 
@@ -82,7 +83,7 @@ extension ConnectionHandler {
     static let stopping = PortierError.unavailable("the server is stopping; watch again elsewhere or later")
 
     /// An event frame for watch `id` (`opening`: one that waited for the reply).
-    func watchEvent(_ id: RequestID, event: [UInt8], context: ChannelHandlerContext, opening: Bool = false) {
+    func watchEvent(_ id: RequestID, event: [UInt8], context: ChannelHandlerContext, opening: Bool = false, flush: Bool = true) {
         guard machine.state == .serving || machine.state == .draining || opening else { return }
         if openingWatches[id] != nil {
             // Bounded like an open watch's backlog: past it the watch ends as it opens.
@@ -102,7 +103,7 @@ extension ConnectionHandler {
         case .write:
             var out = context.channel.allocator.buffer(capacity: event.count + 32)
             out.writeEventFrame(id, event: event)
-            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+            if flush { context.writeAndFlush(wrapOutboundOut(out), promise: nil) } else { context.write(wrapOutboundOut(out), promise: nil) }
         case .queued:
             break
         case .overflow:
