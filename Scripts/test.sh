@@ -30,7 +30,7 @@ swift test --skip-build --filter "DatabaseOutageTests" 2>&1 | tee -a "$LIVE_DIR/
 # The same race and read-your-writes flows on a busy machine (a CPU hog on every
 # core), in a phase of their own so that the hog does not skew the timed bounds
 # of the other tests.
-PORTIER_TEST_CPU_HOG=1 swift test --skip-build --filter "PartnershipRaceTests|UserRemoveRaceTests|ReadYourWritesStressTests" 2>&1 | tee -a "$LIVE_DIR/test-output.log"
+PORTIER_TEST_CPU_HOG=1 swift test --skip-build --filter "PartnershipRaceTests|UserRemoveRaceTests|ReadYourWritesStressTests|WatchRaceTests" 2>&1 | tee -a "$LIVE_DIR/test-output.log"
 [ "${PIPESTATUS[0]}" = 0 ] || exit 1
 if grep -F -q "correct horse battery" "$LIVE_DIR/test-output.log"; then
   echo "a password appears in the test run's output" >&2

@@ -40,7 +40,8 @@ public final class PortierService: Sendable {
         let indexes = IndexStore(index: PermissionIndex(budgetBytes: configuration.indexBudgetBytes), pool: pool, logger: logger)
         self.indexes = indexes
         let watchHub = WatchHub(
-            pool: pool, limits: .init(perConnection: configuration.watchesPerConnection, total: configuration.watchesTotal), logger: logger)
+            pool: pool, limits: .init(perConnection: configuration.watchesPerConnection, total: configuration.watchesTotal, pausing: configuration.pausePoints),
+            logger: logger)
         self.watchHub = watchHub
         self.synchroniser = Synchroniser(indexes: indexes, watches: watchHub, instance: pool.instance)
     }

@@ -43,6 +43,8 @@ final class WatchHub: Sendable {
         var total: Int
         /// Events read per environment in one statement (whole transactions).
         var eventsPerRead = 10_000
+        /// Test only: registrations wait at `PausePoint.watchPositionsRead`.
+        var pausing = false
     }
 
     private struct Watcher {
@@ -212,11 +214,15 @@ final class WatchHub: Sendable {
         }
     }
 
-    /// Reads where the environments stand, as the watcher role.
-    private func positions(_ environments: [EnvironmentID]?) async throws -> [EnvironmentID: WatchPosition] {
-        try await pool.snapshot(environments: []) { tx in
+    /// Reads where the environments stand, as the watcher role (`registering`:
+    /// for a new watch, which a test may hold right after the read).
+    private func positions(_ environments: [EnvironmentID]?, registering: Bool = false) async throws -> [EnvironmentID: WatchPosition] {
+        let pausing = registering && limits.pausing
+        return try await pool.snapshot(environments: []) { tx in
             try tx.becomeWatcher()
-            return try tx.watchPositions(environments)
+            let positions = try tx.watchPositions(environments)
+            if pausing { try tx.pause(at: .watchPositionsRead) }
+            return positions
         }
     }
 
@@ -233,7 +239,7 @@ final class WatchHub: Sendable {
     /// environment's position and `readingAll` did not read them.
     private func admit(_ s: WatchSubscription, readingAll: Bool) async throws -> [EnvironmentID: Int64]? {
         let named = Array(Set((s.environments ?? []) + s.after.keys)).sorted()
-        let positions = try await positions(readingAll ? nil : named)
+        let positions = try await positions(readingAll ? nil : named, registering: true)
         for e in named where positions[e] == nil { throw PortierError.notFound("environment \(e)") }
         for (e, revision) in s.after.sorted(by: { $0.key < $1.key }) {
             let p = positions[e]!

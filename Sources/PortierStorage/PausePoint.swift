@@ -21,6 +21,9 @@ public enum PausePoint: String, Sendable, CaseIterable {
     case purgeChecked = "purge/checked"
     /// `user.activate`: the environment is locked and the token checked.
     case activationChecked = "user.activate/checked"
+    /// `watch`: the watched environments' revisions were read; the watch has
+    /// not joined the feed yet (R-WAT-1).
+    case watchPositionsRead = "watch/positions-read"
 
     /// The advisory lock's two keys: a namespace ("port") and the point.
     public var keys: (Int32, Int32) { (0x706F_7274, Int32(Self.allCases.firstIndex(of: self)! + 1)) }

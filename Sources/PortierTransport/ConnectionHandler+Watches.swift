@@ -22,8 +22,7 @@ final class ConnectionWatchOutlet: WatchOutlet {
     func send(_ frames: [(id: RequestID, event: [UInt8])]) {
         loop.execute { [target] in
             let (handler, context) = target.value
-            for frame in frames { handler.watchEvent(frame.id, event: frame.event, context: context, flush: false) }
-            context.flush()
+            handler.watchEvents(frames, context: context)
         }
     }
 
@@ -82,8 +81,22 @@ extension ConnectionHandler {
 
     static let stopping = PortierError.unavailable("the server is stopping; watch again elsewhere or later")
 
+    /// A batch of event frames: those that go out now go in one buffer, one write.
+    func watchEvents(_ frames: [(id: RequestID, event: [UInt8])], context: ChannelHandlerContext) {
+        var out: ByteBuffer?
+        for frame in frames { watchEvent(frame.id, event: frame.event, context: context, into: &out) }
+        if let out { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
+    }
+
     /// An event frame for watch `id` (`opening`: one that waited for the reply).
-    func watchEvent(_ id: RequestID, event: [UInt8], context: ChannelHandlerContext, opening: Bool = false, flush: Bool = true) {
+    func watchEvent(_ id: RequestID, event: [UInt8], context: ChannelHandlerContext, opening: Bool = false) {
+        var out: ByteBuffer?
+        watchEvent(id, event: event, context: context, opening: opening, into: &out)
+        if let out { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
+    }
+
+    /// Writes the frame into `out` (allocated on first use) when it goes out now.
+    private func watchEvent(_ id: RequestID, event: [UInt8], context: ChannelHandlerContext, opening: Bool = false, into out: inout ByteBuffer?) {
         guard machine.state == .serving || machine.state == .draining || opening else { return }
         if openingWatches[id] != nil {
             // Bounded like an open watch's backlog: past it the watch ends as it opens.
@@ -101,9 +114,8 @@ extension ConnectionHandler {
         guard watches[id] != nil else { return }  // cancelled or ended: drop
         switch watches[id]!.arrived(event, writable: context.channel.isWritable) {
         case .write:
-            var out = context.channel.allocator.buffer(capacity: event.count + 32)
-            out.writeEventFrame(id, event: event)
-            if flush { context.writeAndFlush(wrapOutboundOut(out), promise: nil) } else { context.write(wrapOutboundOut(out), promise: nil) }
+            if out == nil { out = context.channel.allocator.buffer(capacity: event.count + 32) }
+            out!.writeEventFrame(id, event: event)
         case .queued:
             break
         case .overflow:
