@@ -238,10 +238,14 @@ final class WatchHub: Sendable {
     /// One attempt: nil when a watch of every environment needs every
     /// environment's position and `readingAll` did not read them.
     private func admit(_ s: WatchSubscription, readingAll: Bool) async throws -> [EnvironmentID: Int64]? {
-        let named = Array(Set((s.environments ?? []) + s.after.keys)).sorted()
-        let positions = try await positions(readingAll ? nil : named, registering: true)
+        let asked = Array(Set((s.environments ?? []) + s.after.keys)).sorted()
+        let positions = try await positions(readingAll ? nil : asked, registering: true)
+        // A watch of every environment resuming one that was deleted since has
+        // nothing to resume there; a watch naming it is told.
+        let after = s.environments == nil ? s.after.filter { positions[$0.key] != nil } : s.after
+        let named = s.environments == nil ? asked.filter { positions[$0] != nil } : asked
         for e in named where positions[e] == nil { throw PortierError.notFound("environment \(e)") }
-        for (e, revision) in s.after.sorted(by: { $0.key < $1.key }) {
+        for (e, revision) in after.sorted(by: { $0.key < $1.key }) {
             let p = positions[e]!
             if revision < p.floor {
                 throw PortierError(.resyncRequired, "the history of \(e) after revision \(revision) is gone (kept from \(p.floor)): re-read, then watch from the current revision")
@@ -284,7 +288,7 @@ final class WatchHub: Sendable {
             }
             // Where this watch starts in each environment it names or resumes.
             for e in named {
-                let start = s.after[e] ?? positions[e]!.revision
+                let start = after[e] ?? positions[e]!.revision
                 let known = st.known[e] ?? start
                 if start != known { watcher.apart[e] = start }
                 // Always read once more: a commit heard while the positions
@@ -329,10 +333,13 @@ final class WatchHub: Sendable {
         }
         guard !from.isEmpty else { return }
         let batch: PermissionEventBatch
+        // Bounded in total, not only per environment: a read of many
+        // environments far behind takes a share of each, and goes on next time.
+        let perEnvironment = max(50, limits.eventsPerRead / from.count)
         do {
-            batch = try await pool.snapshot(environments: []) { [limits] tx in
+            batch = try await pool.snapshot(environments: []) { tx in
                 try tx.becomeWatcher()
-                return try tx.permissionEvents(after: from, limit: limits.eventsPerRead)
+                return try tx.permissionEvents(after: from, limit: perEnvironment)
             }
         } catch {
             logger.warning("could not read permission events for watches; retrying", metadata: ["error": "\(error)"])
@@ -375,7 +382,9 @@ final class WatchHub: Sendable {
                     }
                     if let apart, apart < newKnown { s.dirty[e] = s.dirty[e] ?? 0 }  // still replaying
                 }
-                s.known[e] = newKnown
+                // Only if someone still follows it: a watch that left during the
+                // read must not leave a stale position for a later watch.
+                if s.known[e] != nil || s.knowsAll { s.known[e] = newKnown }
                 if batch.incomplete.contains(e) { s.dirty[e] = s.dirty[e] ?? 0 }
             }
         }

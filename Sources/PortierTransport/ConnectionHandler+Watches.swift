@@ -70,6 +70,9 @@ extension ConnectionHandler {
             for frame in opening.frames { watchEvent(id, event: frame, context: context, opening: true) }
             if let finished = opening.finished {
                 watchFinished(id, error: finished, context: context)
+                // Ended here (its frames overflowed before the reply) or by the
+                // service: either way the service must not keep it.
+                responder.watchesEnded(connection: number, ids: [id])
             } else if machine.state != .serving {
                 endWatch(id, Self.stopping, context: context)
                 responder.watchesEnded(connection: number, ids: [id])
@@ -81,23 +84,20 @@ extension ConnectionHandler {
 
     static let stopping = PortierError.unavailable("the server is stopping; watch again elsewhere or later")
 
-    /// A batch of event frames: those that go out now go in one buffer, one write.
+    /// A batch of event frames: written one by one (each write counts
+    /// against the output bound at once, so the backlog takes over mid-batch),
+    /// flushed once.
     func watchEvents(_ frames: [(id: RequestID, event: [UInt8])], context: ChannelHandlerContext) {
-        var out: ByteBuffer?
-        for frame in frames { watchEvent(frame.id, event: frame.event, context: context, into: &out) }
-        if let out { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
+        var wrote = false
+        for frame in frames { wrote = watchEvent(frame.id, event: frame.event, context: context, flush: false) || wrote }
+        if wrote { context.flush() }
     }
 
-    /// An event frame for watch `id` (`opening`: one that waited for the reply).
-    func watchEvent(_ id: RequestID, event: [UInt8], context: ChannelHandlerContext, opening: Bool = false) {
-        var out: ByteBuffer?
-        watchEvent(id, event: event, context: context, opening: opening, into: &out)
-        if let out { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
-    }
-
-    /// Writes the frame into `out` (allocated on first use) when it goes out now.
-    private func watchEvent(_ id: RequestID, event: [UInt8], context: ChannelHandlerContext, opening: Bool = false, into out: inout ByteBuffer?) {
-        guard machine.state == .serving || machine.state == .draining || opening else { return }
+    /// An event frame for watch `id` (`opening`: one that waited for the
+    /// reply); true if it was written and `flush` was false.
+    @discardableResult
+    func watchEvent(_ id: RequestID, event: [UInt8], context: ChannelHandlerContext, opening: Bool = false, flush: Bool = true) -> Bool {
+        guard machine.state == .serving || machine.state == .draining || opening else { return false }
         if openingWatches[id] != nil {
             // Bounded like an open watch's backlog: past it the watch ends as it opens.
             if openingWatches[id]!.finished == nil {
@@ -109,13 +109,15 @@ extension ConnectionHandler {
                     openingWatches[id]!.frames.append(event)
                 }
             }
-            return
+            return false
         }
-        guard watches[id] != nil else { return }  // cancelled or ended: drop
+        guard watches[id] != nil else { return false }  // cancelled or ended: drop
         switch watches[id]!.arrived(event, writable: context.channel.isWritable) {
         case .write:
-            if out == nil { out = context.channel.allocator.buffer(capacity: event.count + 32) }
-            out!.writeEventFrame(id, event: event)
+            var out = context.channel.allocator.buffer(capacity: event.count + 32)
+            out.writeEventFrame(id, event: event)
+            if flush { context.writeAndFlush(wrapOutboundOut(out), promise: nil) } else { context.write(wrapOutboundOut(out), promise: nil) }
+            return !flush
         case .queued:
             break
         case .overflow:
@@ -125,6 +127,7 @@ extension ConnectionHandler {
             endWatch(id, Self.overloaded, context: context)
             responder.watchesEnded(connection: number, ids: [id])
         }
+        return false
     }
 
     /// The service ended watch `id` (`watch.cancel`: quietly; otherwise with a frame).
@@ -156,8 +159,10 @@ extension ConnectionHandler {
     /// `overloaded` when the client left its output unread too long (R-WAT-1).
     func endAllWatches(_ error: PortierError = ConnectionHandler.stopping, context: ChannelHandlerContext) {
         guard !watches.isEmpty else { return }
-        for id in Array(watches.keys) { endWatch(id, error, context: context) }
-        responder.watchesEnded(connection: number, ids: nil)
+        // These, by id: a watch whose reply is still on its way stays.
+        let ids = Array(watches.keys)
+        for id in ids { endWatch(id, error, context: context) }
+        responder.watchesEnded(connection: number, ids: ids)
     }
 
     /// The channel takes bytes again: write the frames that waited.

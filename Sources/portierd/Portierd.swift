@@ -386,8 +386,9 @@ struct Run: AsyncParsableCommand {
             }
         }
         await metricsServer?.stop()
-        await pool.shutdown()
+        // The service first: its feeders (LISTEN, watches) stop before the pool they read through.
         await service.shutdown()
+        await pool.shutdown()
         logger.info("portierd stopped")
         if failed { throw ExitCode(PortierdExit.failed.rawValue) }
     }

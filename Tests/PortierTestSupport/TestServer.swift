@@ -64,8 +64,8 @@ public final class TestServer: Sendable {
 
     public func stop() async {
         await server.stop()
-        await pool.shutdown()
         await service.shutdown()
+        await pool.shutdown()
         try? FileManager.default.removeItem(atPath: directory)
     }
 }
