@@ -102,12 +102,13 @@ final class WatchHub: Sendable {
     private let state = Mutex(State())
     private let wake: AsyncStream<Void>.Continuation
     private let worker = Mutex<Task<Void, Never>?>(nil)
-    private let pool: ConnectionPool
+    /// Reads on a connection of their own: never behind requests in the pool's queue.
+    private let reader: DedicatedReader
     private let limits: Limits
     private let logger: Logger
 
     init(pool: ConnectionPool, limits: Limits, logger: Logger) {
-        self.pool = pool
+        self.reader = pool.dedicatedReader()
         self.limits = limits
         self.logger = logger
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -192,6 +193,7 @@ final class WatchHub: Sendable {
         for w in waiting { w.resume(throwing: PortierError.unavailable("the server is stopping")) }
         wake.finish()
         await worker.withLock({ $0 })?.value
+        await reader.shutdown()
     }
 
     // MARK: The feeder
@@ -218,7 +220,7 @@ final class WatchHub: Sendable {
     /// for a new watch, which a test may hold right after the read).
     private func positions(_ environments: [EnvironmentID]?, registering: Bool = false) async throws -> [EnvironmentID: WatchPosition] {
         let pausing = registering && limits.pausing
-        return try await pool.snapshot(environments: []) { tx in
+        return try await reader.snapshot { tx in
             try tx.becomeWatcher()
             let positions = try tx.watchPositions(environments)
             if pausing { try tx.pause(at: .watchPositionsRead) }
@@ -337,7 +339,7 @@ final class WatchHub: Sendable {
         // environments far behind takes a share of each, and goes on next time.
         let perEnvironment = max(50, limits.eventsPerRead / from.count)
         do {
-            batch = try await pool.snapshot(environments: []) { tx in
+            batch = try await reader.snapshot { tx in
                 try tx.becomeWatcher()
                 return try tx.permissionEvents(after: from, limit: perEnvironment)
             }
