@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source Scripts/lib.sh
-setup_and_build portierd portier-load
+setup_and_build portierd portier-load portier
 BIN=.build/release
 
 source Scripts/pg-throwaway.sh
@@ -47,4 +47,6 @@ PLOT_ARGS=()
   --manifest "$WORK/manifest.json" --seconds "${LOAD_SECONDS:-60}" --connections "${CONNECTIONS:-4}" \
   --depth "${DEPTH:-16}" --mutations "${MUTATIONS:-0.05}" --watchers "${WATCHERS:-8}" "${PLOT_ARGS[@]}"
 echo "portierd resident memory after the run: $(rss)"
+# The server's side of the event delay: from hearing of a commit to handing its frames out.
+PORTIER_SUPPORT_SOCKET="$WORK/state/support.sock" "$BIN/portier" metrics | grep '^portier_watch_delay_seconds' || true
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"

@@ -61,6 +61,11 @@ public final class ServerMetrics: Sendable {
                        "From hearing of another instance's commit (NOTIFY) to having applied it here: the revision lag between instances.",
                        bounds: SynchronisationLag.bounds, buckets: lag.buckets.map(Int64.init),
                        sum: Double(lag.total.components.seconds) + Double(lag.total.components.attoseconds) / 1e18)
+        let watchDelay = service.watchDelay
+        text.histogram("portier_watch_delay_seconds",
+                       "From hearing of a commit (this instance's, or another's NOTIFY) to handing its event frames to the watching connections.",
+                       bounds: SynchronisationLag.bounds, buckets: watchDelay.buckets.map(Int64.init),
+                       sum: Double(watchDelay.total.components.seconds) + Double(watchDelay.total.components.attoseconds) / 1e18)
         process.render(into: &text)
         let shards = requestShards.withLock { Array($0.values) }
         return RequestStats.render(shards, operations: PortierService.operations) + text.output

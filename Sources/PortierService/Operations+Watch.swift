@@ -91,6 +91,9 @@ extension PortierService {
 
     /// Open watches, for metrics.
     public var openWatches: Int { watchHub.count }
+    /// From hearing of a commit to handing its frames to the connections, for metrics.
+    public var watchDelay: SynchronisationLag { watchHub.delay }
+
     /// Event frames handed to watches so far, for metrics.
     public var watchFramesSent: Int { watchHub.framesSent }
 }

@@ -89,6 +89,8 @@ public struct SynchronisationLag: Sendable {
     /// Catch-ups per bucket (not cumulative); the last is +Inf.
     public private(set) var buckets = [Int](repeating: 0, count: bounds.count + 1)
 
+    public init() {}
+
     mutating func add(_ took: Duration) {
         count += 1
         total += took

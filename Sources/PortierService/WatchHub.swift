@@ -64,6 +64,8 @@ final class WatchHub: Sendable {
         var knowsAll = false
         /// Environments to read, with the newest revision heard of.
         var dirty: [EnvironmentID: Int64] = [:]
+        /// When a commit of each dirty environment was first heard of (the delay histogram).
+        var heardAt: [EnvironmentID: ContinuousClock.Instant] = [:]
         var rescan = false
         var registrations: [(WatchSubscription, CheckedContinuation<[EnvironmentID: Int64], any Error>)] = []
         var stopped = false
@@ -108,7 +110,7 @@ final class WatchHub: Sendable {
     private let logger: Logger
 
     init(pool: ConnectionPool, limits: Limits, logger: Logger) {
-        self.reader = pool.dedicatedReader()
+        self.reader = pool.dedicatedReader(role: Schema.watcherRole)
         self.limits = limits
         self.logger = logger
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -121,6 +123,9 @@ final class WatchHub: Sendable {
     /// Event frames handed to outlets so far (metrics; never reset).
     var framesSent: Int { sent.load(ordering: .relaxed) }
     private let sent = Atomic<Int>(0)
+    /// From hearing of a commit to handing its frames to the connections.
+    var delay: SynchronisationLag { delays.withLock { $0 } }
+    private let delays = Mutex(SynchronisationLag())
 
     // MARK: From requests and connections
 
@@ -164,6 +169,7 @@ final class WatchHub: Sendable {
                 guard s.known[env] != nil || s.knowsAll, s.interested(in: env) else { continue }
                 if let k = s.known[env], token.revision <= k { continue }
                 s.dirty[env] = max(s.dirty[env] ?? 0, token.revision)
+                if s.heardAt[env] == nil { s.heardAt[env] = .now }
                 any = true
             }
             return any
@@ -209,9 +215,11 @@ final class WatchHub: Sendable {
                     await rescanNow()
                     continue
                 }
-                let dirty = state.withLock { s in defer { s.dirty = [:] }; return s.dirty }
+                let (dirty, heard) = state.withLock { s in defer { s.dirty = [:]; s.heardAt = [:] }; return (s.dirty, s.heardAt) }
                 if dirty.isEmpty { break }
                 await feed(Array(dirty.keys))
+                let now = ContinuousClock.now
+                if !heard.isEmpty { delays.withLock { d in for at in heard.values { d.add(now - at) } } }
             }
         }
     }
@@ -220,8 +228,7 @@ final class WatchHub: Sendable {
     /// for a new watch, which a test may hold right after the read).
     private func positions(_ environments: [EnvironmentID]?, registering: Bool = false) async throws -> [EnvironmentID: WatchPosition] {
         let pausing = registering && limits.pausing
-        return try await reader.snapshot { tx in
-            try tx.becomeWatcher()
+        return try await reader.read { tx in
             let positions = try tx.watchPositions(environments)
             if pausing { try tx.pause(at: .watchPositionsRead) }
             return positions
@@ -339,9 +346,8 @@ final class WatchHub: Sendable {
         // environments far behind takes a share of each, and goes on next time.
         let perEnvironment = max(50, limits.eventsPerRead / from.count)
         do {
-            batch = try await reader.snapshot { tx in
-                try tx.becomeWatcher()
-                return try tx.permissionEvents(after: from, limit: perEnvironment)
+            batch = try await reader.read { tx in
+                try tx.permissionEvents(after: from, limit: perEnvironment)
             }
         } catch {
             logger.warning("could not read permission events for watches; retrying", metadata: ["error": "\(error)"])

@@ -71,8 +71,6 @@ public final class ConnectionPool: Sendable {
     /// own NOTIFY (see `RevisionListener`).
     public let instance: String
     private let transactionSettings: String
-    /// The settings every transaction starts with, for a `DedicatedReader`.
-    var transactionSettingsForReaders: String { transactionSettings }
 
     /// Connections open, idle, and requests waiting for one (for metrics).
     public var usage: (open: Int, idle: Int, waiting: Int) {

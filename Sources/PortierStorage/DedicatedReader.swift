@@ -1,38 +1,39 @@
 import NIOPosix
 import Synchronization
 
-/// One database connection outside the pool, on a thread of its own, for a
-/// reader that must not wait behind requests for a pooled connection: the
-/// watch feeder (R-WAT-1), whose reads under load otherwise queued behind
-/// changes holding every pooled connection for hundreds of milliseconds.
+/// One database connection outside the pool, on a thread of its own, in a
+/// role of its own, for a reader that must not wait behind requests for a
+/// pooled connection: the watch feeder (R-WAT-1), whose reads under load
+/// otherwise queued behind changes holding every pooled connection. Its reads
+/// are single statements in autocommit (each one snapshot, one round trip).
 /// Used by one task at a time; reconnects on the next read after a failure.
 public final class DedicatedReader: Sendable {
     private let configuration: DatabaseConfiguration
-    private let settings: String
+    private let role: String
     private let connection = Mutex<PostgresConnection?>(nil)
     private let thread: NIOThreadPool
 
-    init(configuration: DatabaseConfiguration, settings: String) {
+    init(configuration: DatabaseConfiguration, role: String) {
         self.configuration = configuration
-        self.settings = settings
+        self.role = role
         thread = NIOThreadPool(numberOfThreads: 1)
         thread.start()
     }
 
-    /// Runs `body` in a read-only REPEATABLE READ transaction on this connection.
-    public func snapshot<R: Sendable>(_ body: @escaping @Sendable (Transaction) throws -> R) async throws -> R {
-        let (configuration, settings) = (self.configuration, self.settings)
-        return try await thread.runIfActive { [self] in
+    /// Runs `body`'s statements, each in autocommit, as the reader's role.
+    /// The body must only read (it is given a read-only `Transaction` handle
+    /// without BEGIN).
+    public func read<R: Sendable>(_ body: @escaping @Sendable (Transaction) throws -> R) async throws -> R {
+        try await thread.runIfActive { [self] in
             let open = try connection.withLock { c -> PostgresConnection in
                 if let c, c.isHealthy { return c }
                 let fresh = try PostgresConnection(conninfo: configuration.conninfo)
-                try fresh.execute("SET ROLE \(Schema.quoteIdentifier(configuration.applicationRole))")
+                // Role and statement timeout for the session: the connection is this reader's alone.
+                try fresh.execute("SET ROLE \(Schema.quoteIdentifier(role)); SET statement_timeout = \(DatabaseConfiguration.milliseconds(configuration.statementTimeout))")
                 c = fresh
                 return fresh
             }
-            return try Transaction.run(
-                on: open, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY" + settings, environments: [],
-                state: TransactionState(readOnly: true), body)
+            return try body(Transaction(connection: open, state: TransactionState(readOnly: true)))
         }
     }
 
@@ -44,8 +45,8 @@ public final class DedicatedReader: Sendable {
 }
 
 extension ConnectionPool {
-    /// A connection of its own with this pool's settings (see `DedicatedReader`).
-    public func dedicatedReader() -> DedicatedReader {
-        DedicatedReader(configuration: configuration, settings: transactionSettingsForReaders)
+    /// A connection of its own, as `role` (see `DedicatedReader`).
+    public func dedicatedReader(role: String) -> DedicatedReader {
+        DedicatedReader(configuration: configuration, role: role)
     }
 }

@@ -59,15 +59,8 @@ public struct PermissionEventBatch: Sendable {
 }
 
 extension Transaction {
-    /// Switches to the watcher role: it may read every environment's revision
-    /// and events, and nothing else.
-    public func becomeWatcher() throws {
-        try connection.execute("SET LOCAL ROLE \(Schema.watcherRole)")
-        state.restrictedRole.withLock { $0 = true }
-    }
-
     /// The current revision and history floor of each environment named (nil:
-    /// of every environment). Needs `becomeWatcher()`.
+    /// of every environment). As `Schema.watcherRole` (a `DedicatedReader` in that role).
     public func watchPositions(_ environments: [EnvironmentID]?) throws -> [EnvironmentID: WatchPosition] {
         let filter = environments == nil ? "" : "WHERE e.environment_id = ANY ($1::bigint[])"
         let rows = try query(
@@ -88,8 +81,8 @@ extension Transaction {
     /// The events of each environment after its given revision, through its
     /// current one: at most `limit` rows per environment, in whole transactions
     /// (a single transaction bigger than `limit` comes whole). One statement,
-    /// so the events and the revisions read through are of one instant. Needs
-    /// `becomeWatcher()`.
+    /// so the events and the revisions read through are of one instant. As
+    /// `Schema.watcherRole` (a `DedicatedReader` in that role).
     public func permissionEvents(after positions: [EnvironmentID: Int64], limit: Int) throws -> PermissionEventBatch {
         let ordered = positions.sorted { $0.key < $1.key }
         let rows = try query(
