@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import PortierDomain
 import PortierProtocol
@@ -102,8 +103,10 @@ final class WatchHub: Sendable {
     }
 
     private let state = Mutex(State())
-    private let wake: AsyncStream<Void>.Continuation
-    private let worker = Mutex<Task<Void, Never>?>(nil)
+    /// Signalled whenever there is work; the feeder drains all of it per wake-up.
+    private let wakeups = DispatchSemaphore(value: 0)
+    /// Resumed when the feeder's thread has ended.
+    private let finished = Mutex<(done: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
     /// Reads on a connection of their own: never behind requests in the pool's queue.
     private let reader: DedicatedReader
     private let limits: Limits
@@ -113,10 +116,19 @@ final class WatchHub: Sendable {
         self.reader = pool.dedicatedReader(role: Schema.watcherRole)
         self.limits = limits
         self.logger = logger
-        let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        self.wake = wake
-        worker.withLock { $0 = Task { [self] in await run(wakeups) } }
+        // A thread of its own, reading with blocking calls: the feed never
+        // waits for a turn on the Swift concurrency pool, which requests keep
+        // busy (under load those waits were most of the event delay).
+        let thread = Thread { [self] in
+            run()
+            let waiter = finished.withLock { f in f.done = true; defer { f.waiter = nil }; return f.waiter }
+            waiter?.resume()
+        }
+        thread.name = "portier-watch-feeder"
+        thread.start()
     }
+
+    private func wake() { wakeups.signal() }
 
     /// Open watches (metrics).
     var count: Int { state.withLock { $0.watchers.count } }
@@ -138,7 +150,7 @@ final class WatchHub: Sendable {
                 if !s.stopped { s.registrations.append((subscription, continuation)) }
                 return s.stopped
             }
-            if stopped { continuation.resume(throwing: PortierError.unavailable("the server is stopping")) } else { wake.yield() }
+            if stopped { continuation.resume(throwing: PortierError.unavailable("the server is stopping")) } else { wake() }
         }
     }
 
@@ -174,7 +186,7 @@ final class WatchHub: Sendable {
             }
             return any
         }
-        if wanted { wake.yield() }
+        if wanted { wake() }
     }
 
     /// Notifications may have been lost (the listener reconnected): compare
@@ -185,7 +197,7 @@ final class WatchHub: Sendable {
             s.rescan = true
             return true
         }
-        if wanted { wake.yield() }
+        if wanted { wake() }
     }
 
     /// Stops the feeder; registrations waiting fail with `unavailable`.
@@ -197,27 +209,35 @@ final class WatchHub: Sendable {
             return s.registrations.map(\.1)
         }
         for w in waiting { w.resume(throwing: PortierError.unavailable("the server is stopping")) }
-        wake.finish()
-        await worker.withLock({ $0 })?.value
-        await reader.shutdown()
+        wake()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = finished.withLock { f in
+                if !f.done { f.waiter = continuation }
+                return f.done
+            }
+            if done { continuation.resume() }
+        }
+        reader.close()
     }
 
     // MARK: The feeder
 
-    private func run(_ wakeups: AsyncStream<Void>) async {
-        for await _ in wakeups {
+    private func run() {
+        while true {
+            wakeups.wait()
+            if state.withLock({ $0.stopped }) { return }
             while !state.withLock({ $0.stopped }) {
                 if let (subscription, continuation) = state.withLock({ s in s.registrations.isEmpty ? nil : s.registrations.removeFirst() }) {
-                    do { continuation.resume(returning: try await admit(subscription)) } catch { continuation.resume(throwing: error) }
+                    do { continuation.resume(returning: try admit(subscription)) } catch { continuation.resume(throwing: error) }
                     continue
                 }
                 if state.withLock({ s in defer { s.rescan = false }; return s.rescan }) {
-                    await rescanNow()
+                    rescanNow()
                     continue
                 }
                 let (dirty, heard) = state.withLock { s in defer { s.dirty = [:]; s.heardAt = [:] }; return (s.dirty, s.heardAt) }
                 if dirty.isEmpty { break }
-                await feed(Array(dirty.keys))
+                feed(Array(dirty.keys))
                 let now = ContinuousClock.now
                 if !heard.isEmpty { delays.withLock { d in for at in heard.values { d.add(now - at) } } }
             }
@@ -226,9 +246,9 @@ final class WatchHub: Sendable {
 
     /// Reads where the environments stand, as the watcher role (`registering`:
     /// for a new watch, which a test may hold right after the read).
-    private func positions(_ environments: [EnvironmentID]?, registering: Bool = false) async throws -> [EnvironmentID: WatchPosition] {
+    private func positions(_ environments: [EnvironmentID]?, registering: Bool = false) throws -> [EnvironmentID: WatchPosition] {
         let pausing = registering && limits.pausing
-        return try await reader.read { tx in
+        return try reader.read { tx in
             let positions = try tx.watchPositions(environments)
             if pausing { try tx.pause(at: .watchPositionsRead) }
             return positions
@@ -236,19 +256,19 @@ final class WatchHub: Sendable {
     }
 
     /// Checks a subscription against the database and the limits and adds it.
-    private func admit(_ s: WatchSubscription) async throws -> [EnvironmentID: Int64] {
+    private func admit(_ s: WatchSubscription) throws -> [EnvironmentID: Int64] {
         var readAll = s.environments == nil && !state.withLock { $0.knowsAll }
         while true {
-            if let revisions = try await admit(s, readingAll: readAll) { return revisions }
+            if let revisions = try admit(s, readingAll: readAll) { return revisions }
             readAll = true  // the last watch of every environment went meanwhile: read them all
         }
     }
 
     /// One attempt: nil when a watch of every environment needs every
     /// environment's position and `readingAll` did not read them.
-    private func admit(_ s: WatchSubscription, readingAll: Bool) async throws -> [EnvironmentID: Int64]? {
+    private func admit(_ s: WatchSubscription, readingAll: Bool) throws -> [EnvironmentID: Int64]? {
         let asked = Array(Set((s.environments ?? []) + s.after.keys)).sorted()
-        let positions = try await positions(readingAll ? nil : asked, registering: true)
+        let positions = try positions(readingAll ? nil : asked, registering: true)
         // A watch of every environment resuming one that was deleted since has
         // nothing to resume there; a watch naming it is told.
         let after = s.environments == nil ? s.after.filter { positions[$0.key] != nil } : s.after
@@ -310,11 +330,11 @@ final class WatchHub: Sendable {
         }
     }
 
-    private func rescanNow() async {
+    private func rescanNow() {
         let (all, followed) = state.withLock { ($0.knowsAll, Array($0.known.keys)) }
-        guard let current = try? await positions(all ? nil : followed) else {
+        guard let current = try? positions(all ? nil : followed) else {
             state.withLock { $0.rescan = true }
-            try? await Task.sleep(for: .milliseconds(250))
+            Thread.sleep(forTimeInterval: 0.25)
             return
         }
         state.withLock { s in
@@ -326,7 +346,7 @@ final class WatchHub: Sendable {
     }
 
     /// Reads the new events of `environments` and hands their frames out.
-    private func feed(_ environments: [EnvironmentID]) async {
+    private func feed(_ environments: [EnvironmentID]) {
         let from = state.withLock { s -> [EnvironmentID: Int64] in
             var from: [EnvironmentID: Int64] = [:]
             for e in environments where s.interested(in: e) {
@@ -346,13 +366,13 @@ final class WatchHub: Sendable {
         // environments far behind takes a share of each, and goes on next time.
         let perEnvironment = max(50, limits.eventsPerRead / from.count)
         do {
-            batch = try await reader.read { tx in
+            batch = try reader.read { tx in
                 try tx.permissionEvents(after: from, limit: perEnvironment)
             }
         } catch {
             logger.warning("could not read permission events for watches; retrying", metadata: ["error": "\(error)"])
             state.withLock { s in for e in from.keys { s.dirty[e] = s.dirty[e] ?? 0 } }
-            try? await Task.sleep(for: .milliseconds(250))
+            Thread.sleep(forTimeInterval: 0.25)
             return
         }
         var framesByEnvironment: [EnvironmentID: [(revision: Int64, event: [UInt8])]] = [:]
