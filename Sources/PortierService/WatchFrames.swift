@@ -1,4 +1,3 @@
-import NIOCore
 import PortierDomain
 import PortierProtocol
 import PortierStorage
@@ -29,9 +28,7 @@ enum WatchFrames {
             "revision": .string(RevisionToken(environment: environment, revision: revision).description),
             "changes": .array(changes.map { .object(change($0)) }),
         ]
-        var buffer = ByteBuffer()
-        buffer.writeJSON(object)
-        return Array(buffer.readableBytesView)
+        return Array(JSONValue.object(object).jsonText.utf8)
     }
 
     /// One change, with the fields of its kind.

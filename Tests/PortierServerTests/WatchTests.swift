@@ -55,14 +55,19 @@ extension PortierClient {
 
 @Suite("R-WAT-1: the change feed")
 struct WatchTests {
+    /// Acme's administrator, its environment, an active organisation, and Bob (active, no member yet).
+    static func acme(_ client: PortierClient) async throws -> (admin: JSONObject, env: String, org: String, bob: JSONObject) {
+        let s = Scenario(client)
+        let admin = try await s.environment("acme.test")
+        let org = try await s.organisation("Acme BV", as: admin.id)
+        let bob = try await s.member("bob@acme.test", as: admin.id)
+        return (admin, admin["environment"]!.stringValue!, org, bob)
+    }
+
     @Test("R-WAT-1: watch answers with its id and the current revision, then one frame per transaction with every change of it")
     func framesPerTransaction() async throws {
         try await withClient { _, client in
-            let s = Scenario(client)
-            let admin = try await s.environment("acme.test")
-            let env = admin["environment"]!.stringValue!
-            let org = try await s.organisation("Acme BV", as: admin.id)
-            let bob = try await s.member("bob@acme.test", as: admin.id)
+            let (admin, env, org, bob) = try await Self.acme(client)
             let (id, result, feed) = try await client.watchRecorded(environments: [env])
             #expect(result["watch"] == id.json)
             let start = RevisionToken(result["revisions"]!.arrayValue![0].stringValue!)!
@@ -93,11 +98,7 @@ struct WatchTests {
     @Test("R-WAT-1: user.remove is one frame with the memberships removed and the user removed")
     func removalIsOneFrame() async throws {
         try await withClient { _, client in
-            let s = Scenario(client)
-            let admin = try await s.environment("acme.test")
-            let env = admin["environment"]!.stringValue!
-            let org = try await s.organisation("Acme BV", as: admin.id)
-            let bob = try await s.member("bob@acme.test", as: admin.id)
+            let (admin, env, org, bob) = try await Self.acme(client)
             try await client.call("member.add", actor: admin.id, params: ["organisation": .string(org), "user": .string(bob.id)])
             let (_, _, feed) = try await client.watchRecorded(environments: [env])
             try await client.call("user.remove", actor: admin.id, params: ["user": .string(bob.id)])
