@@ -63,27 +63,15 @@ public final class PasswordHasher: Sendable {
     public func hash(_ password: String) async throws -> String {
         let parameters = self.parameters
         computedCount.add(1, ordering: .relaxed)
-        return try await threads.runIfActive { Self.yieldingToRequests(); return Self.hash(password, parameters: parameters) }
+        return try await threads.runIfActive { Self.hash(password, parameters: parameters) }
     }
 
     /// Whether `password` matches `stored`; with nil `stored`, spends the same time and answers false.
     public func verify(_ password: String, against stored: String?) async throws -> Bool {
         let target = stored ?? dummyHash
         computedCount.add(1, ordering: .relaxed)
-        let matches = try await threads.runIfActive { Self.yieldingToRequests(); return Self.verify(password, stored: target) }
+        let matches = try await threads.runIfActive { Self.verify(password, stored: target) }
         return stored != nil && matches
-    }
-
-    /// Lowers the calling hasher thread's priority (nice 10, Linux: per
-    /// thread). A hash is CPU-bound for tens of milliseconds by design; at the
-    /// default priority two of them took both cores of the 2-vCPU machine from
-    /// the event loops, the database and the watch feeder, whose short waits
-    /// then stretched to a hundred milliseconds and more. Hashes still get
-    /// every cycle nobody else wants; their fair queue (R-SEC-2) is unchanged.
-    static func yieldingToRequests() {
-        #if os(Linux)
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)  // 0: the calling thread (Linux: nice is per thread)
-        #endif
     }
 
     /// Whether a stored hash was made with other parameters than today's.

@@ -125,7 +125,7 @@ struct CredentialsTests {
             try await s.activeUser("alice@acme.test")
             // The fastest of several: what the work costs, without the machine's
             // other load; known and unknown alternate, so a busy stretch of the
-            // machine (hashing runs at a low CPU priority) slows both alike.
+            // machine slows both alike.
             func attempt(_ email: String) async throws -> Duration {
                 let start = ContinuousClock.now
                 _ = try await client.send("user.authenticate", params: ["email": .string(email), "password": "not the password"])
