@@ -97,8 +97,9 @@ struct PoolTests {
         final class Order: Sendable { let served = Mutex<[String]>([]) }
         let order = Order()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            // Hold the only connection until everybody queues behind it.
-            group.addTask { _ = try await pool.transaction { tx in try tx.query("SELECT pg_sleep(0.5)") } }
+            // Hold the only connection until everybody queues behind it (2 s: on a
+            // loaded machine half a second ran out before the fourth queued).
+            group.addTask { _ = try await pool.transaction { tx in try tx.query("SELECT pg_sleep(2)") } }
             try await waitUntil("the only connection in use") { pool.usage.idle == 0 && pool.usage.open > 0 }
             for i in 0..<3 {
                 group.addTask { try await pool.transaction { _ in order.served.withLock { $0.append("plain \(i)") } } }
