@@ -142,11 +142,24 @@ for _ in range(300):
         except OSError:
             pass
     time.sleep(0.1)
-time.sleep(0.5)
+def wait_for_log(needle, seconds=60):
+    """Waits until portierd's log holds `needle` (the socket accepts before start-up ends)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            if needle in f.read():
+                return True
+        time.sleep(0.1)
+    return False
+
+
+# A SIGHUP during start-up waits for it: send the first only once serving, and
+# break the file only once that reload was done, or both would read the broken one.
+wait_for_log("portierd started")
 with open(conf, "w") as f:
     f.write("log-level = debug\ninvitations-per-hour = 50\npool-size = 3\n")
 live.send_signal(signal.SIGHUP)
-time.sleep(1)
+wait_for_log('"reloaded"', seconds=30)
 with open(conf, "w") as f:
     f.write("this is not a setting\n")
 live.send_signal(signal.SIGHUP)
