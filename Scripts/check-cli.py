@@ -65,12 +65,15 @@ run(["portier", "check-bulk", "-"], 0, "unknown_user", stdin=bulk, env=env)
 run(["portier", "check-bulk", "-", "--exit-code"], 1, "not_activated", stdin=bulk, env=env)
 run(["portier", "check-bulk", os.path.join(work, "no-such.json")], 64, "cannot read", env=env)
 run(["portier", "user", "get", "usr_1_1", "--as", "usr_9_9"], 2, "portier: ", env=env)
-# portier watch: one JSON event per line as changes commit (R-WAT-1).
+run(["portier", "support", "appoint-admin", "--environment", "env_1", "--user", "usr_1_1", "--method", "known_email", "--reference", "x"],
+    0, "appointed", env=env)  # reached support.sock beside the service socket (on the service socket: forbidden)
+# portier watch: one JSON event per line as changes commit (R-WAT-1); Alice's
+# activation (invited -> active) is one.
 watcher = subprocess.Popen([os.path.join(bin_dir, "portier"), "watch", "--environment", "env_1", "--json"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, **env))
 time.sleep(1)
-run(["portier", "support", "appoint-admin", "--environment", "env_1", "--user", "usr_1_1", "--method", "known_email", "--reference", "x"],
-    0, "appointed", env=env)  # reached support.sock beside the service socket (on the service socket: forbidden)
+token = run(["portier", "outbox", "list", "--to", "alice@cli.test", "--kind", "activation", "--tokens"], 0, env=env).strip().splitlines()[-1]
+run(["portier", "activate", token, "--password-stdin"], 0, stdin="correct horse battery\n", env=env)
 watched = None
 try:
     import selectors
@@ -82,7 +85,7 @@ finally:
     watcher.terminate()
     watcher.wait(timeout=30)
 if not watched or watched.get("environment") != "env_1" or not watched.get("changes"):
-    problems.append(f"portier watch --json printed no event of env_1 for the appointment: {watched}")
+    problems.append(f"portier watch --json printed no event of env_1 for the activation: {watched}")
 else:
     print(f"  ok: portier watch --environment env_1 --json -> {watched['changes'][0]['kind']}")
 run(["portier", "watch", "--environment", "env_1", "--after", "env_1:99999999"], 2, "bad_request", env=env)
