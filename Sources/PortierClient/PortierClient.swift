@@ -8,32 +8,31 @@ import Synchronization
 ///
 /// Any number of tasks may call `send` at once: requests are pipelined on the one
 /// connection and each reply is matched to its request by id.
+///
+/// Restarts lose no request (R-OPS-1): when the server drains, it answers what
+/// it read and sends a `closing` frame; the client then opens a new connection
+/// to the same socket (retrying for `reconnectWindow`, while a restart's new
+/// server comes up) and resends, in their order, the requests the old
+/// connection never answered. The server never read those, so this is safe
+/// for changes too. A connection that ends without a `closing` frame fails the
+/// requests waiting on it, as before.
 public final class PortierClient: Sendable {
-    private let channel: any Channel
     private let pending: PendingReplies
     private let nextID = Atomic<Int64>(1)
 
-    private init(channel: any Channel, pending: PendingReplies) {
-        self.channel = channel
+    private init(pending: PendingReplies) {
         self.pending = pending
     }
 
     /// Connects to the socket at `path`.
     public static func connect(
-        path: String, limits: FrameLimits = FrameLimits(), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        path: String, limits: FrameLimits = FrameLimits(), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        reconnectWindow: Duration = .seconds(30)
     ) async throws -> PortierClient {
-        let pending = PendingReplies()
-        let channel = try await ClientBootstrap(group: group)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(FrameDecoder(maximumFrameBytes: limits.maximumFrameBytes)),
-                        ReplyHandler(pending: pending),
-                    ])
-                }
-            }
-            .connect(unixDomainSocketPath: path).get()
-        return PortierClient(channel: channel, pending: pending)
+        let pending = PendingReplies(connector: Connector(path: path, limits: limits, group: group, reconnectWindow: reconnectWindow))
+        let channel = try await pending.connector.open(pending, generation: 0)
+        pending.attach(channel)
+        return PortierClient(pending: pending)
     }
 
     /// Sends a request and waits for its reply (success or error reply alike).
@@ -44,13 +43,10 @@ public final class PortierClient: Sendable {
 
     private func send(id: RequestID, _ op: String, actor: String? = nil, params: JSONObject = [:], consistency: Consistency? = nil) async throws -> Reply {
         let request = Request(id: id, op: op, actor: actor, params: params, consistency: consistency)
-        var buffer = channel.allocator.buffer(capacity: 128)
+        var buffer = ByteBufferAllocator().buffer(capacity: 128)
         buffer.writeRequestFrame(request)
         return try await withCheckedThrowingContinuation { continuation in
-            guard pending.register(id, continuation) else { return }
-            channel.writeAndFlush(buffer).whenFailure { [pending] error in
-                pending.fail(id, with: error)
-            }
+            pending.register(id, continuation, frame: buffer)
         }
     }
 
@@ -64,7 +60,7 @@ public final class PortierClient: Sendable {
         }
     }
 
-    /// Opens a watch (SPEC R-WAT-1) on this connection: the `watch` reply's
+    /// Opens a watch (R-WAT-1) on this connection: the `watch` reply's
     /// result, and its event frames' `event` objects as they come. The stream
     /// ends when the watch does: quietly after `cancelWatch`, with the final
     /// error frame's `PortierError` (`unavailable` at a server stop,
@@ -96,6 +92,7 @@ public final class PortierClient: Sendable {
 
     /// Writes raw bytes (tests of malformed input).
     public func sendRaw(_ bytes: [UInt8]) async throws {
+        guard let channel = pending.currentChannel else { throw PortierError.unavailable("the connection to portierd is being reopened") }
         var buffer = channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         try await channel.writeAndFlush(buffer)
@@ -104,18 +101,67 @@ public final class PortierClient: Sendable {
     /// Replies that matched no request of ours (id null or unknown), in arrival order.
     public var unmatchedReplies: AsyncStream<Reply> { pending.unmatched }
 
-    /// Whether the server still has the connection open.
-    public var isConnected: Bool { channel.isActive }
+    /// `closing` frames received (R-OPS-1), in arrival order: what the server
+    /// said it had read before each drain.
+    public var closingNotices: [ClosingNotice] { pending.closingNotices }
+
+    /// Requests sent again on a new connection after a `closing` frame.
+    public var resentRequests: Int { pending.resentCount }
+
+    /// Whether the server still has the connection open (false while it is being reopened).
+    public var isConnected: Bool { pending.currentChannel?.isActive ?? false }
 
     public func close() async {
-        try? await channel.close()
+        pending.closeForGood()
+        try? await pending.currentChannel?.close()
     }
 }
 
-/// The continuations waiting for replies, keyed by request id.
+/// Where and how the client (re)connects.
+struct Connector: Sendable {
+    let path: String
+    let limits: FrameLimits
+    let group: any EventLoopGroup
+    let reconnectWindow: Duration
+
+    func open(_ pending: PendingReplies, generation: Int) async throws -> any Channel {
+        try await ClientBootstrap(group: group)
+            .channelInitializer { [limits] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(FrameDecoder(maximumFrameBytes: limits.maximumFrameBytes)),
+                        ReplyHandler(pending: pending, generation: generation),
+                    ])
+                }
+            }
+            .connect(unixDomainSocketPath: path).get()
+    }
+}
+
+/// The client's connection and the requests waiting for replies, keyed by id;
+/// each waiting request keeps its frame until answered, to be resent after a
+/// `closing` frame (R-OPS-1).
 final class PendingReplies: Sendable {
+    private struct Waiting {
+        let continuation: CheckedContinuation<Reply, any Error>
+        let frame: ByteBuffer
+        /// Order of sending: resends keep it.
+        let sequence: UInt64
+        /// The connection generation the frame was last written on (nil: not yet).
+        var sentOn: Int?
+    }
+
     private struct State: ~Copyable {
-        var waiting: [RequestID: CheckedContinuation<Reply, any Error>] = [:]
+        var waiting: [RequestID: Waiting] = [:]
+        var sequence: UInt64 = 0
+        /// The open connection; nil while it is being reopened.
+        var channel: (any Channel)?
+        var generation = 0
+        /// The current connection sent its `closing` frame.
+        var closingSeen = false
+        var closingNotices: [ClosingNotice] = []
+        var resent = 0
+        var closedForGood = false
         /// Open watches: their event streams.
         var watches: [RequestID: AsyncThrowingStream<JSONObject, any Error>.Continuation] = [:]
         var closedError: (any Error)?
@@ -124,22 +170,133 @@ final class PendingReplies: Sendable {
     }
 
     private let state = Mutex(State())
+    let connector: Connector
     let unmatched: AsyncStream<Reply>
     private let unmatchedSink: AsyncStream<Reply>.Continuation
 
-    init() {
+    init(connector: Connector) {
+        self.connector = connector
         (unmatched, unmatchedSink) = AsyncStream.makeStream(of: Reply.self)
     }
 
-    /// False (and the continuation already failed) when the connection is closed.
-    func register(_ id: RequestID, _ continuation: CheckedContinuation<Reply, any Error>) -> Bool {
-        let closed: (any Error)? = state.withLock { s in
-            if let e = s.closedError { return e }
-            s.waiting[id] = continuation
-            return nil
+    var currentChannel: (any Channel)? { state.withLock { $0.channel } }
+    var closingNotices: [ClosingNotice] { state.withLock { $0.closingNotices } }
+    var resentCount: Int { state.withLock { $0.resent } }
+
+    func attach(_ channel: any Channel) {
+        state.withLock { $0.channel = channel }
+    }
+
+    /// Registers a request and writes it (unless the connection is being
+    /// reopened: then the reopening writes it). Fails it at once when the
+    /// connection is closed for good.
+    func register(_ id: RequestID, _ continuation: CheckedContinuation<Reply, any Error>, frame: ByteBuffer) {
+        let outcome: Result<(any Channel, Int)?, any Error> = state.withLock { s in
+            if let e = s.closedError { return .failure(e) }
+            s.sequence += 1
+            var entry = Waiting(continuation: continuation, frame: frame, sequence: s.sequence, sentOn: nil)
+            guard let channel = s.channel else {
+                s.waiting[id] = entry
+                return .success(nil)
+            }
+            entry.sentOn = s.generation
+            s.waiting[id] = entry
+            return .success((channel, s.generation))
         }
-        if let closed { continuation.resume(throwing: closed) }
-        return closed == nil
+        switch outcome {
+        case .failure(let error):
+            continuation.resume(throwing: error)
+        case .success(let target?):
+            target.0.writeAndFlush(frame).whenFailure { [self] error in writeFailed(id, generation: target.1, error: error) }
+        case .success(nil):
+            break
+        }
+    }
+
+    /// A write failed: the request fails, unless the connection is being
+    /// replaced after a `closing` frame (then it is resent).
+    private func writeFailed(_ id: RequestID, generation: Int, error: any Error) {
+        let waiter: Waiting? = state.withLock { s in
+            if s.generation != generation || s.channel == nil || s.closingSeen { return nil }
+            return s.waiting.removeValue(forKey: id)
+        }
+        waiter?.continuation.resume(throwing: error)
+    }
+
+    /// The server's `closing` frame on connection `generation`.
+    func closing(_ notice: ClosingNotice, generation: Int) {
+        state.withLock { s in
+            guard s.generation == generation else { return }
+            s.closingSeen = true
+            s.closingNotices.append(notice)
+        }
+    }
+
+    /// Connection `generation` ended: reopen it after a `closing` frame,
+    /// otherwise fail everything waiting.
+    func connectionEnded(generation: Int) {
+        let reopen = state.withLock { s in
+            guard s.generation == generation, s.closingSeen, !s.closedForGood, s.closedError == nil else { return false }
+            s.channel = nil
+            return true
+        }
+        guard reopen else {
+            if state.withLock({ $0.generation == generation }) { finish() }
+            return
+        }
+        // Watches do not survive a connection: they end (PortierWatch resumes).
+        let watches = state.withLock { s in
+            defer { s.watches = [:] }
+            return Array(s.watches.values)
+        }
+        for w in watches { w.finish(throwing: PortierError.unavailable("portierd restarted; watch again with after")) }
+        Task { await reopenAndResend(generation: generation + 1) }
+    }
+
+    private func reopenAndResend(generation: Int) async {
+        let deadline = ContinuousClock.now + connector.reconnectWindow
+        var delay = Duration.milliseconds(10)
+        while true {
+            do {
+                let channel = try await connector.open(self, generation: generation)
+                let resend: [ByteBuffer]? = state.withLock { s in
+                    guard !s.closedForGood else { return nil }
+                    s.channel = channel
+                    s.generation = generation
+                    s.closingSeen = false
+                    let unanswered = s.waiting.filter { $0.value.sentOn != generation }.sorted { $0.value.sequence < $1.value.sequence }
+                    for (id, _) in unanswered { s.waiting[id]?.sentOn = generation }
+                    s.resent += unanswered.count
+                    return unanswered.map(\.value.frame)
+                }
+                guard let resend else {
+                    try? await channel.close()
+                    return
+                }
+                for frame in resend { channel.write(frame, promise: nil) }
+                channel.flush()
+                return
+            } catch {
+                if ContinuousClock.now + delay > deadline || state.withLock({ $0.closedForGood }) {
+                    failAll(PortierError.unavailable("portierd closed the connection for a restart and could not be reached again at \(connector.path): \(error)"))
+                    unmatchedSink.finish()
+                    return
+                }
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .milliseconds(500))
+            }
+        }
+    }
+
+    /// A channel error: fails everything waiting, unless the connection is
+    /// being replaced after a `closing` frame (a reset then is the restart).
+    func channelError(_ error: any Error, generation: Int) {
+        let fail = state.withLock { s in s.generation == generation && !s.closingSeen }
+        if fail { failAll(error) }
+    }
+
+    func closeForGood() {
+        state.withLock { $0.closedForGood = true }
     }
 
     func openWatch(_ id: RequestID, _ sink: AsyncThrowingStream<JSONObject, any Error>.Continuation) {
@@ -170,7 +327,7 @@ final class PendingReplies: Sendable {
             }
         } ?? (nil, nil)
         if let waiter {
-            waiter.resume(returning: reply)
+            waiter.continuation.resume(returning: reply)
         } else if let watch {
             if case .failure(let error) = reply.outcome { watch.finish(throwing: error) } else { watch.finish() }
         } else {
@@ -182,17 +339,13 @@ final class PendingReplies: Sendable {
         }
     }
 
-    func fail(_ id: RequestID, with error: any Error) {
-        state.withLock { $0.waiting.removeValue(forKey: id) }?.resume(throwing: error)
-    }
-
     private func failWaiting(_ error: PortierError) {
         let waiters = state.withLock { s in
             s.connectionError = error
             defer { s.waiting = [:] }
             return Array(s.waiting.values)
         }
-        for w in waiters { w.resume(throwing: error) }
+        for w in waiters { w.continuation.resume(throwing: error) }
     }
 
     func failAll(_ error: any Error) {
@@ -201,7 +354,7 @@ final class PendingReplies: Sendable {
             defer { s.waiting = [:]; s.watches = [:] }
             return (Array(s.waiting.values), Array(s.watches.values))
         }
-        for w in waiters { w.resume(throwing: error) }
+        for w in waiters { w.continuation.resume(throwing: error) }
         for w in watches { w.finish(throwing: error) }
     }
 
@@ -217,9 +370,12 @@ final class ReplyHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
 
     private let pending: PendingReplies
+    /// Which of the client's connections this is (a new one after each restart).
+    private let generation: Int
 
-    init(pending: PendingReplies) {
+    init(pending: PendingReplies, generation: Int) {
         self.pending = pending
+        self.generation = generation
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -234,6 +390,10 @@ final class ReplyHandler: ChannelInboundHandler, Sendable {
             pending.deliverEvent(id, event)
             return
         }
+        if case .object(let frame)? = parsed, let notice = ClosingNotice.decode(frame) {
+            pending.closing(notice, generation: generation)
+            return
+        }
         guard let parsed, let reply = try? Reply.decode(parsed) else {
             pending.failAll(PortierError.internal("portierd sent a reply that is not valid"))
             context.close(promise: nil)
@@ -243,12 +403,12 @@ final class ReplyHandler: ChannelInboundHandler, Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        pending.finish()
+        pending.connectionEnded(generation: generation)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        pending.failAll(error)
+        pending.channelError(error, generation: generation)
         context.close(promise: nil)
     }
 }

@@ -6,6 +6,11 @@ import Glibc
 /// Runs a program to completion with posix_spawn and waitpid, its output in a
 /// file. (Foundation's `Process` was seen here never reaping children while an
 /// async main runs, and a pipe would be held open by the postmaster.)
+///
+/// A child gets no descriptor of `portierd` but its standard ones (R-OPS-2):
+/// SwiftNIO opens its sockets without close-on-exec, so a postmaster started
+/// from here would otherwise hold the listening sockets after a crash of
+/// `portierd`, and clients would connect to a socket nobody serves.
 enum Spawn {
     struct Outcome {
         let status: Int32
@@ -23,6 +28,7 @@ enum Spawn {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        Descriptors.markAllCloseOnExec()
 
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
@@ -37,5 +43,31 @@ enum Spawn {
         // WIFEXITED / WEXITSTATUS by hand: the macros are not imported.
         let exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return Outcome(status: exitCode, output: output)
+    }
+}
+
+/// This process's descriptors.
+public enum Descriptors {
+    /// Sets close-on-exec on every open descriptor above standard error, so that
+    /// no program started afterwards inherits one (R-OPS-2). Called before each
+    /// spawn: descriptors opened since (a connection accepted meanwhile) are
+    /// covered by the next call; the embedded cluster is spawned before serving.
+    public static func markAllCloseOnExec() {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for entry in entries {
+            guard let fd = Int32(entry), fd > 2 else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0, flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+    }
+
+    /// The descriptors above standard error that a spawned program would inherit.
+    public static func inheritable() -> [Int32] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return [] }
+        return entries.compactMap(Int32.init).filter { fd in
+            guard fd > 2 else { return false }
+            let flags = fcntl(fd, F_GETFD)
+            return flags >= 0 && flags & FD_CLOEXEC == 0
+        }.sorted()
     }
 }

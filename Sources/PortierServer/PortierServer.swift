@@ -29,6 +29,8 @@ public final class PortierServer: Service, Sendable {
         var connectionSettings: ConnectionSettings
         var listeners: SocketListeners?
         var started = false
+        /// Stopping: a connection accepted from now on drains as soon as it is set up.
+        var draining = false
         var connections: [ObjectIdentifier: any Channel] = [:]
     }
 
@@ -73,17 +75,20 @@ public final class PortierServer: Service, Sendable {
     }
 
     /// Stops accepting (the sockets' files are removed unless systemd owns them),
-    /// drains connections (bounded by the grace period).
+    /// drains every connection, those accepted during the stop included
+    /// (R-OPS-1), bounded by the grace period.
     public func stop() async {
-        // Stop accepting first: a connection accepted meanwhile is then in the list below.
-        await state.withLock { $0.listeners }?.close()
-        let connections = state.withLock { Array($0.connections.values) }
-        for connection in connections { connection.pipeline.fireUserInboundEventTriggered(DrainEvent()) }
-        let deadline = ContinuousClock.now + .nanoseconds(configuration.shutdownGracePeriod.nanoseconds)
-        for connection in connections {
-            while connection.isActive, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
-            if connection.isActive { try? await connection.close() }
+        let (listeners, open) = state.withLock { s in
+            s.draining = true
+            return (s.listeners, Array(s.connections.values))
         }
+        for connection in open { connection.pipeline.fireUserInboundEventTriggered(DrainEvent()) }
+        await listeners?.close()
+        let deadline = ContinuousClock.now + .nanoseconds(configuration.shutdownGracePeriod.nanoseconds)
+        while ContinuousClock.now < deadline, state.withLock({ !$0.connections.isEmpty }) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        for connection in state.withLock({ Array($0.connections.values) }) { try? await connection.close() }
     }
 
     /// Service: serve until graceful shutdown is requested.
@@ -119,7 +124,7 @@ public final class PortierServer: Service, Sendable {
         return { [weak self] channel in
             guard let self else { return channel.close() }
             let settings = self.state.withLock { $0.connectionSettings }
-            self.track(channel)
+            let draining = self.track(channel)
             return channel.eventLoop.makeCompletedFuture {
                 // Per connection, so that a reload's output bound applies to new connections.
                 try channel.syncOptions?.setOption(.writeBufferWaterMark, value: .init(low: settings.maximumOutputBytes / 2, high: settings.maximumOutputBytes))
@@ -129,16 +134,22 @@ public final class PortierServer: Service, Sendable {
                         stats: metrics.requests(on: channel.eventLoop), metrics: self, logger: logger
                     )
                 )
+                if draining { channel.pipeline.fireUserInboundEventTriggered(DrainEvent()) }
             }
         }
     }
 
-    private func track(_ channel: any Channel) {
+    /// Returns whether the server is stopping (the connection must drain at once).
+    private func track(_ channel: any Channel) -> Bool {
         let key = ObjectIdentifier(channel)
-        state.withLock { $0.connections[key] = channel }
+        let draining = state.withLock { s in
+            s.connections[key] = channel
+            return s.draining
+        }
         channel.closeFuture.whenComplete { [weak self] _ in
             _ = self?.state.withLock { $0.connections.removeValue(forKey: key) }
         }
+        return draining
     }
 }
 

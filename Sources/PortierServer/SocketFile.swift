@@ -27,6 +27,29 @@ enum SocketFile {
         return result == 0
     }
 
+    /// Takes the lock beside a socket this process is about to bind: the file
+    /// `<path>.lock`, held with `flock` for as long as the server listens. The
+    /// kernel drops the lock when the process dies, however it dies, so a lock
+    /// that cannot be taken means a running server (R-OPS-2); a socket file
+    /// that accepts connections without its lock being held belongs to nobody
+    /// who serves it (e.g. a child that inherited it from a crashed server) and
+    /// is taken over. Returns the lock's descriptor (close-on-exec), or nil when
+    /// the lock file cannot be opened (another user's); then the connect test
+    /// alone decides.
+    static func lock(_ path: String) throws(ServerError) -> Int32? {
+        let fd = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return nil }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let code = errno
+            close(fd)
+            if code == EWOULDBLOCK {
+                throw ServerError("\(path) is in use by a running server: stop it first, or choose another --socket-dir (or --state-dir)")
+            }
+            return nil
+        }
+        return fd
+    }
+
     /// Removes a socket file left behind by a server that is gone.
     static func removeStale(_ path: String) {
         var st = stat()

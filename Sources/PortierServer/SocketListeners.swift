@@ -27,6 +27,8 @@ public final class SocketListeners: Sendable {
         let path: String
         /// Bound here (the file is ours to remove), not adopted from systemd.
         let created: Bool
+        /// The `<path>.lock` held while listening on a socket bound here.
+        var lockFD: Int32? = nil
     }
 
     /// The initializer, set once by `accept` (a class: a closure kept directly in
@@ -71,9 +73,15 @@ public final class SocketListeners: Sendable {
                     logger.info("listening", metadata: ["socket": "\(kind.rawValue)", "path": "\(path)", "from": "systemd"])
                     continue
                 }
+                let lockFD = try SocketFile.lock(socket.path)
                 if SocketFile.isInUse(socket.path) {
-                    throw ServerError("\(socket.path) is in use by a running server: stop it first, or choose another --socket-dir (or --state-dir)")
+                    guard lockFD != nil else {
+                        throw ServerError("\(socket.path) is in use by a running server: stop it first, or choose another --socket-dir (or --state-dir)")
+                    }
+                    logger.warning("taking over a socket that accepts connections but no running portierd serves (a process that inherited it from a crashed server?)", metadata: ["path": "\(socket.path)"])
                 }
+                var keepLock = false
+                defer { if !keepLock, let lockFD { Glibc.close(lockFD) } }
                 SocketFile.removeStale(socket.path)
                 // Bound in a private folder, given its mode and group there, then
                 // moved into place: no moment in which the umask's mode lets others in.
@@ -95,7 +103,8 @@ public final class SocketListeners: Sendable {
                     unlink(bound)
                     throw error
                 }
-                opened.append(Listener(kind: kind, channel: channel, path: socket.path, created: true))
+                opened.append(Listener(kind: kind, channel: channel, path: socket.path, created: true, lockFD: lockFD))
+                keepLock = true
                 logger.info("listening", metadata: ["socket": "\(kind.rawValue)", "path": "\(socket.path)"])
             }
         } catch {
@@ -121,7 +130,15 @@ public final class SocketListeners: Sendable {
     }
 
     private static func close(_ listener: Listener) async {
+        if listener.created {
+            // Unlinked first: nobody new can connect, and the connections already
+            // waiting in the backlog are accepted (and drained) before the close,
+            // which would reset them (R-OPS-1).
+            SocketFile.removeStale(listener.path)
+            try? await Task.sleep(for: .milliseconds(50))
+        }
         try? await listener.channel.close()
-        if listener.created { SocketFile.removeStale(listener.path) }
+        // The lock file stays (unlinking it would race with a server starting now).
+        if let fd = listener.lockFD { Glibc.close(fd) }
     }
 }

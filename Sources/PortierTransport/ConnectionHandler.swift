@@ -49,6 +49,14 @@ public final class ConnectionHandler: ChannelDuplexHandler {
     private static let numbers = Atomic<UInt64>(0)
     private var partialFrameTimer: Scheduled<Void>?
     private var writeStallTimer: Scheduled<Void>?
+    private var drainReadTimer: Scheduled<Void>?
+    /// The id of the last request read on this connection: the `closing`
+    /// frame names it (R-OPS-1).
+    private var lastReadID: RequestID?
+    /// A drain asked for before the channel was active (a connection accepted
+    /// while the server stops): applied at activation.
+    private var drainBeforeActive = false
+    private var active = false
     private var idleTimer: RepeatedTask?
     /// Requests answered asynchronously, by a number of this connection's own.
     private var tasks: [UInt64: Task<Void, Never>] = [:]
@@ -92,7 +100,9 @@ public final class ConnectionHandler: ChannelDuplexHandler {
     public func channelActive(context: ChannelHandlerContext) {
         machine = ConnectionStateMachine(limits: settings.machineLimits, now: context.eventLoop.now)
         watchOutlet = ConnectionWatchOutlet(handler: self, context: context)
+        active = true
         perform(machine.activated(slotTaken: admission.tryEnter()), context: context)
+        if drainBeforeActive { perform(machine.drainRequested(), context: context) }
         if machine.state == .admitting {
             startIdleTimer(context: context)
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -123,6 +133,8 @@ public final class ConnectionHandler: ChannelDuplexHandler {
         perform(actions, context: context)
         idleTimer?.cancel()
         idleTimer = nil
+        drainReadTimer?.cancel()
+        drainReadTimer = nil
         // Nobody will read these replies: stop working on them.
         for task in tasks.values { task.cancel() }
         watchOutlet?.close()
@@ -188,9 +200,11 @@ public final class ConnectionHandler: ChannelDuplexHandler {
         do {
             request = try Request.decode(payload: frame, limits: settings.frameLimits.json)
         } catch {
+            if let id = error.id { lastReadID = id }
             complete(.failure(error.id, error.error), request: nil, started: started, context: context)
             return
         }
+        lastReadID = request.id
         let needed = Capabilities.required(for: request.op)
         guard capabilities.contains(needed) else {
             let refusal = PortierError.forbidden("\(request.op) needs the \(needed) capability, which this peer does not hold on the \(admission.socket.rawValue) socket")
@@ -281,14 +295,25 @@ public final class ConnectionHandler: ChannelDuplexHandler {
             writeStallTimer = nil
         case nil: break
         }
+        switch actions.drainReadTimer {
+        case .start?:
+            drainReadTimer = schedule(.drainRead, in: settings.drainReadWindow, context: context)
+        case .cancel?:
+            drainReadTimer?.cancel()
+            drainReadTimer = nil
+        case nil: break
+        }
         if actions.read { context.read() }
         if let reason = actions.close {
             logClose(reason)
             if reason == .drained {
-                // After what was written (the last replies, the watches' final
-                // frames) has gone out: an empty write completes after them.
+                // After the last replies and the watches' final frames, the
+                // `closing` frame naming the last request read; the close
+                // follows once it has gone out.
+                var out = context.channel.allocator.buffer(capacity: 64)
+                out.writeClosingFrame(ClosingNotice(lastID: lastReadID))
                 let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+                context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in
                     bound.value.close(promise: nil)
                 }
             } else {
@@ -306,7 +331,7 @@ public final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private enum Timer { case partialFrame, writeStall }
+    private enum Timer { case partialFrame, writeStall, drainRead }
 
     private func schedule(_ timer: Timer, in delay: TimeAmount, context: ChannelHandlerContext) -> Scheduled<Void> {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -315,6 +340,9 @@ public final class ConnectionHandler: ChannelDuplexHandler {
             switch timer {
             case .partialFrame: handler.perform(handler.machine.partialFrameTimerFired(), context: context)
             case .writeStall: handler.perform(handler.machine.writeStallTimerFired(), context: context)
+            case .drainRead:
+                handler.drainReadTimer = nil
+                handler.perform(handler.machine.drainReadWindowEnded(), context: context)
             }
         }
     }
@@ -329,6 +357,10 @@ public final class ConnectionHandler: ChannelDuplexHandler {
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is DrainEvent {
+            guard active else {
+                drainBeforeActive = true
+                return
+            }
             endAllWatches(context: context)
             perform(machine.drainRequested(), context: context)
             return

@@ -21,6 +21,9 @@ public struct ConnectionSettings: Sendable {
     /// Frames and payload bytes decoded per event-loop turn before yielding.
     public var framesPerTurn: Int
     public var bytesPerTurn: Int
+    /// How long a draining connection still reads what reached its socket
+    /// (R-OPS-1); whatever arrives later is named unread by the `closing` frame.
+    public var drainReadWindow: TimeAmount
 
     public init(
         frameLimits: FrameLimits = FrameLimits(),
@@ -32,7 +35,8 @@ public struct ConnectionSettings: Sendable {
         writeStallTimeout: TimeAmount = .seconds(10),
         slowRequestThreshold: TimeAmount = .milliseconds(500),
         framesPerTurn: Int = 256,
-        bytesPerTurn: Int = 1 << 20
+        bytesPerTurn: Int = 1 << 20,
+        drainReadWindow: TimeAmount = .milliseconds(100)
     ) {
         self.frameLimits = frameLimits
         self.maximumInFlight = maximumInFlight
@@ -44,6 +48,7 @@ public struct ConnectionSettings: Sendable {
         self.slowRequestThreshold = slowRequestThreshold
         self.framesPerTurn = framesPerTurn
         self.bytesPerTurn = bytesPerTurn
+        self.drainReadWindow = drainReadWindow
     }
 
     var machineLimits: ConnectionStateMachine.Limits {

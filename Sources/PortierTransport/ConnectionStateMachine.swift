@@ -23,8 +23,10 @@ public struct ConnectionStateMachine: Sendable {
         case admitting
         /// Frames are read, decoded and answered.
         case serving
-        /// Graceful stop: frames already received are answered, nothing more is
-        /// read; closes once nothing is in flight.
+        /// Graceful stop (R-OPS-1): for the drain's read window, what already
+        /// reached the socket is still read; every complete frame read is
+        /// answered; then the connection closes (with the `closing` frame)
+        /// once nothing is in flight.
         case draining
         /// A close was decided; nothing more is read or answered.
         case closing(CloseReason)
@@ -64,7 +66,7 @@ public struct ConnectionStateMachine: Sendable {
         /// The client left its replies unread past the output bound for too long,
         /// or far past it.
         case writeStall = "write_stall"
-        /// Graceful stop, everything answered.
+        /// Graceful stop, everything read answered (the `closing` frame precedes the close).
         case drained
         /// A channel error (a reset by the peer…).
         case channelError = "channel_error"
@@ -91,6 +93,8 @@ public struct ConnectionStateMachine: Sendable {
         public var flush = false
         public var partialFrameTimer: TimerChange?
         public var writeStallTimer: TimerChange?
+        /// The drain's read window (R-OPS-1).
+        public var drainReadTimer: TimerChange?
         /// Ask the channel for more bytes.
         public var read = false
         /// Close now.
@@ -148,6 +152,10 @@ public struct ConnectionStateMachine: Sendable {
     private var repliesUnflushed = false
     private var partialFrameTimerRunning = false
     private var writeStallTimerRunning = false
+    /// A drain was asked for before the peer was identified: it starts at admission.
+    private var drainPending = false
+    /// Draining, and still reading what reached the socket (the read window).
+    private var drainReading = false
     private var framesThisTurn = 0
     private var bytesThisTurn = 0
     private var lastActivity: NIODeadline
@@ -159,7 +167,7 @@ public struct ConnectionStateMachine: Sendable {
 
     /// What holds reading back now.
     public var readState: ReadState {
-        guard state == .serving else { return .notReading }
+        guard takesBytes else { return .notReading }
         let pressure = backpressure
         return pressure.isEmpty ? .reading : .backpressured(pressure)
     }
@@ -173,6 +181,12 @@ public struct ConnectionStateMachine: Sendable {
     }
 
     private var answering: Bool { state == .serving || state == .draining }
+
+    /// Whether bytes are read from the socket at all (backpressure aside).
+    private var takesBytes: Bool { state == .serving || (state == .draining && drainReading) }
+
+    /// Draining, done reading, and nothing in flight: time to close.
+    private var drainDone: Bool { state == .draining && !drainReading && inFlight == 0 }
 
     // MARK: Admission
 
@@ -190,6 +204,12 @@ public struct ConnectionStateMachine: Sendable {
         guard state == .admitting else { return .none }
         guard allowed else { return refuse(refusal) }
         state = .serving
+        if drainPending {
+            // Accepted just before the stop: its first request is read and answered too.
+            var actions = drainRequested()
+            actions.decode = true
+            return actions
+        }
         var actions = Actions()
         actions.decode = true
         actions.read = takeWithheldRead()
@@ -208,13 +228,13 @@ public struct ConnectionStateMachine: Sendable {
     /// NIO asks to read: true to read now; otherwise the read is remembered and
     /// done once the backpressure ends.
     public mutating func readRequested() -> Bool {
-        if state == .serving, backpressure.isEmpty { return true }
+        if takesBytes, backpressure.isEmpty { return true }
         readWithheld = true
         return false
     }
 
     private mutating func takeWithheldRead() -> Bool {
-        guard readWithheld, state == .serving, backpressure.isEmpty else { return false }
+        guard readWithheld, takesBytes, backpressure.isEmpty else { return false }
         readWithheld = false
         return true
     }
@@ -292,7 +312,7 @@ public struct ConnectionStateMachine: Sendable {
         } else if !waitingForClient {
             actions.partialFrameTimer = cancelPartialFrameTimer()
         }
-        if state == .draining, inFlight == 0, !yielded, backpressure.isEmpty {
+        if drainDone, !yielded, backpressure.isEmpty {
             // Nothing in flight and no complete frame left: done.
             actions.close = close(.drained)
             return actions
@@ -324,7 +344,7 @@ public struct ConnectionStateMachine: Sendable {
         actions.write = .flushed
         if inputBuffered {
             actions.decode = true
-        } else if state == .draining, inFlight == 0 {
+        } else if drainDone {
             actions.close = close(.drained)
         } else {
             actions.read = takeWithheldRead()
@@ -409,22 +429,34 @@ public struct ConnectionStateMachine: Sendable {
         return actions
     }
 
-    /// Graceful stop requested.
+    /// Graceful stop requested (R-OPS-1). Reading goes on for the read window,
+    /// so that requests already in the socket's buffer are answered too; a
+    /// connection still being admitted drains once its peer is identified.
     public mutating func drainRequested() -> Actions {
         var actions = Actions()
         switch state {
         case .admitting:
-            actions.close = close(.drained)
+            drainPending = true
         case .serving:
             state = .draining
+            drainReading = true
+            actions.drainReadTimer = .start
             actions.partialFrameTimer = cancelPartialFrameTimer()
-            if inFlight == 0, !decoding {
-                // Answer complete frames already received; the loop's end closes.
-                actions.decode = true
-            }
+            actions.read = takeWithheldRead()
+            if !decoding { actions.decode = true }
         case .draining, .closing, .closed:
             break
         }
+        return actions
+    }
+
+    /// The drain's read window is over: nothing more is read; what was read is
+    /// answered, then the connection closes.
+    public mutating func drainReadWindowEnded() -> Actions {
+        guard state == .draining, drainReading else { return .none }
+        drainReading = false
+        var actions = Actions()
+        if !decoding { actions.decode = true }
         return actions
     }
 

@@ -185,14 +185,65 @@ struct ConnectionHandlerTests {
         #expect(!channel.isActive)
     }
 
-    @Test("graceful drain: buffered complete frames are answered, then the connection closes")
+    /// Every frame written so far, as JSON objects (replies and `closing` frames alike).
+    func outputFrames(_ channel: EmbeddedChannel) throws -> [JSONObject] {
+        var frames: [JSONObject] = []
+        var pending = ByteBuffer()
+        channel.embeddedEventLoop.run()
+        while var out = try channel.readOutbound(as: ByteBuffer.self) { pending.writeBuffer(&out) }
+        while let payload = try FrameDecoder.nextFrame(from: &pending, maximumFrameBytes: .max) {
+            if case .object(let o) = try payload.withUnsafeReadableBytes({ try JSONParser.parse($0) }) { frames.append(o) }
+        }
+        return frames
+    }
+
+    @Test("R-OPS-1: graceful drain: buffered frames and those arriving in the read window are answered, then the closing frame names the last one read")
     func drain() throws {
-        let channel = try channel(settings: ConnectionSettings(framesPerTurn: 2))
+        let channel = try channel(settings: ConnectionSettings(framesPerTurn: 2, drainReadWindow: .milliseconds(100)))
         var burst = ByteBuffer()
         for i in 0..<5 { var f = frame(#"{"id":\#(i),"op":"ping"}"#); burst.writeBuffer(&f) }
         try channel.writeInbound(burst)
         channel.pipeline.fireUserInboundEventTriggered(DrainEvent())
         #expect(try drainOutput(channel).count == 5)
+        #expect(channel.isActive, "the read window is open")
+        try channel.writeInbound(frame(#"{"id":"late","op":"ping"}"#))
+        var half = frame(#"{"id":7,"op":"ping"}"#)
+        try channel.writeInbound(half.readSlice(length: 6)!)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(100))
+        let frames = try outputFrames(channel)
+        #expect(frames.count == 2)
+        #expect(frames.first?["id"] == .string("late"), "a request arriving during the window is answered")
+        #expect(ClosingNotice.decode(frames.last ?? [:]) == ClosingNotice(lastID: .string("late")), "the half-sent request was not read")
+        #expect(!channel.isActive)
+    }
+
+    @Test("R-OPS-1: a drain with nothing read: the closing frame's last_id is null")
+    func drainNothingRead() throws {
+        let channel = try channel(settings: ConnectionSettings(drainReadWindow: .milliseconds(50)))
+        channel.pipeline.fireUserInboundEventTriggered(DrainEvent())
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(50))
+        let frames = try outputFrames(channel)
+        #expect(frames.count == 1)
+        #expect(ClosingNotice.decode(frames[0]) == ClosingNotice(lastID: nil))
+        #expect(!channel.isActive)
+    }
+
+    @Test("R-OPS-1: a drain asked for before the channel is active (accepted during the stop) still answers its first request")
+    func drainBeforeActive() throws {
+        let handler = ConnectionHandler(
+            responder: OfflineResponder(), admission: SocketAdmission(socket: .service, maximumConnections: 10),
+            settings: ConnectionSettings(drainReadWindow: .milliseconds(50)), logger: Self.logger,
+            identifyPeer: { $0.eventLoop.makeSucceededFuture(Self.peer) }
+        )
+        let channel = EmbeddedChannel(handler: handler)
+        channel.pipeline.fireUserInboundEventTriggered(DrainEvent())
+        try channel.connect(to: SocketAddress(unixDomainSocketPath: "/tmp/x")).wait()
+        try channel.writeInbound(frame(#"{"id":1,"op":"ping"}"#))
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(50))
+        let frames = try outputFrames(channel)
+        #expect(frames.count == 2)
+        #expect(frames.first?["ok"] == .bool(true))
+        #expect(ClosingNotice.decode(frames.last ?? [:]) == ClosingNotice(lastID: .int(1)))
         #expect(!channel.isActive)
     }
 
