@@ -19,10 +19,10 @@ trap cleanup EXIT
 
 swift build --build-tests
 # The whole run's output (server logs included) is kept and searched for the
-# password the tests use: it must never be logged (SPEC §12, R-USR-4).
+# password the tests use: it must never be logged (R-USR-4, docs/rules.md).
 swift test --skip-build --skip "DatabaseOutageTests|WatchLifecycleTests|WatchRaceTests" "$@" 2>&1 | tee "$LIVE_DIR/test-output.log"
 [ "${PIPESTATUS[0]}" = 0 ] || exit 1
-# SPEC §12's bounds during a database outage ("unavailable within 1 s") are
+# The bounds during a database outage ("unavailable within 1 s", docs/reliability.md) are
 # checked on their own: with the other 250 tests sharing the two cores, a
 # refusal can take longer than the bound for reasons that are not the server's.
 swift test --skip-build --filter "DatabaseOutageTests" 2>&1 | tee -a "$LIVE_DIR/test-output.log"

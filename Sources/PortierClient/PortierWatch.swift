@@ -2,7 +2,7 @@ import PortierDomain
 import PortierProtocol
 
 /// One event frame's `event`: a committed transaction's permission changes in
-/// one environment (SPEC R-WAT-1; `Protocol/README.md` lists the change kinds).
+/// one environment (R-WAT-1 in docs/rules.md; `Protocol/README.md` lists the change kinds).
 public struct WatchEvent: Sendable, Equatable {
     /// The environment's id.
     public let environment: String
@@ -32,7 +32,7 @@ public enum WatchUpdate: Sendable, Equatable {
     case resumed
 }
 
-/// A watch that survives reconnects (SPEC R-WAT-1): connects to `path`,
+/// A watch that survives reconnects (R-WAT-1, docs/rules.md): connects to `path`,
 /// opens the watch, and yields its events; when the connection drops or the
 /// server ends the watch with `unavailable` or `overloaded`, it connects again
 /// (with a growing pause, up to `maximumPause`) and resumes from the last

@@ -1,4 +1,4 @@
-/// The permissions other services ask about (SPEC §7).
+/// The permissions other services ask about (docs/rules.md §7).
 public enum Permission: String, Sendable, CaseIterable {
     case usersInvite = "users.invite"
     case usersManage = "users.manage"
@@ -24,7 +24,7 @@ public enum Permission: String, Sendable, CaseIterable {
     public var rule: PermissionRule { PermissionTable.rules[self]! }
 }
 
-/// Who holds a permission: one row of the table in SPEC §7.
+/// Who holds a permission: one row of the table in docs/rules.md §7.
 public enum Holder: Sendable, Equatable {
     /// Users with one of these environment roles (environment-scoped permissions).
     case environmentRole(Set<EnvironmentRole>)
@@ -43,7 +43,7 @@ public struct PermissionRule: Sendable, Equatable {
     public let holder: Holder
 }
 
-/// SPEC §7 as data: change the rules here and nowhere else.
+/// docs/rules.md §7 as data: change the rules here and nowhere else.
 public enum PermissionTable {
     public static let rules: [Permission: PermissionRule] = [
         .usersInvite: PermissionRule(scope: .environment, holder: .environmentRole([.administrator])),
@@ -107,7 +107,7 @@ public struct Decision: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension Permission {
-    /// Decides from `facts`, exactly per SPEC §7 and R-PRM-1…3.
+    /// Decides from `facts`, exactly per docs/rules.md §7 and R-PRM-1…3.
     public func decide(_ facts: PermissionFacts) -> Decision {
         // R-PRM-1: only active users of an existing environment hold permissions.
         guard let user = facts.user else { return .deny(.unknownUser) }

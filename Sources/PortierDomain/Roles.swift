@@ -1,4 +1,4 @@
-/// A user's role in their environment (SPEC §1).
+/// A user's role in their environment (docs/rules.md §1).
 public enum EnvironmentRole: String, Sendable, CaseIterable, Codable {
     case basic, advanced, administrator
 }
@@ -33,7 +33,7 @@ public enum DomainClaimStatus: String, Sendable, CaseIterable, Codable {
     case pending, confirmed
 }
 
-/// The kinds of message the outbox carries (SPEC §11).
+/// The kinds of message the outbox carries (docs/rules.md §11).
 public enum OutboxKind: String, Sendable, CaseIterable, Codable {
     case activation
     case emailVerification = "email_verification"

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 
-/// A private PostgreSQL cluster under `<state-dir>/pg`, owned by `portierd` (SPEC §12).
+/// A private PostgreSQL cluster under `<state-dir>/pg`, owned by `portierd` (docs/rules.md §12).
 ///
 /// First start runs `initdb`; later starts reuse the data. The cluster listens on
 /// a Unix socket inside its data folder only (no TCP). PostgreSQL refuses to run

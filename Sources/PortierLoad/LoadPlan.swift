@@ -136,7 +136,7 @@ public struct LoadPlan: Sendable {
         return environments[low]
     }
 
-    /// What `check` must answer for a seeded user and organisation (SPEC §7),
+    /// What `check` must answer for a seeded user and organisation (docs/rules.md §7),
     /// from the same pure rule the server uses.
     public func decide(_ permission: Permission, user: Int64, organisation: (environment: Int, id: Int64)?) -> Decision {
         let home = environment(ofUser: user)

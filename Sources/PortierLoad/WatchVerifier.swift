@@ -4,7 +4,7 @@ import PortierDomain
 import PortierProtocol
 import Synchronization
 
-/// What the watchers of a load run saw (SPEC R-WAT-1), checked against the
+/// What the watchers of a load run saw (R-WAT-1, docs/rules.md), checked against the
 /// changes the run committed.
 public struct WatchResults: Sendable {
     public var watchers = 0

@@ -1,4 +1,4 @@
-/// What a connecting peer may ask (SPEC R-SEC-1). Granted once per connection,
+/// What a connecting peer may ask (R-SEC-1, docs/rules.md). Granted once per connection,
 /// at admission, from the peer's uid and primary gid (`CapabilityPolicy`);
 /// every request is checked against it before anything else runs.
 public struct Capabilities: OptionSet, Sendable, Hashable, CustomStringConvertible {

@@ -29,7 +29,7 @@ public enum Consistency: Sendable, Equatable {
     case full
 }
 
-/// One request frame: `{"id", "op", "actor"?, "params"?, "consistency"?}` (SPEC §10).
+/// One request frame: `{"id", "op", "actor"?, "params"?, "consistency"?}` (docs/rules.md §10).
 public struct Request: Sendable {
     public var id: RequestID
     public var op: String
@@ -131,7 +131,7 @@ extension Request {
     }
 }
 
-/// One reply frame (SPEC §10).
+/// One reply frame (docs/rules.md §10).
 public struct Reply: Sendable {
     /// Echo of the request id; nil when the request's id could not be read.
     public var id: RequestID?

@@ -1,6 +1,6 @@
 import PortierDomain
 
-/// The closed list of error codes a reply can carry (SPEC §10).
+/// The closed list of error codes a reply can carry (docs/rules.md §10).
 ///
 /// The raw values are the wire contract: never rename one. `Protocol/README.md`
 /// documents each code; a test keeps the two in step.

@@ -1,6 +1,6 @@
 import NIOCore
 
-/// Where the frames of a connection's watches go (SPEC R-WAT-1): the
+/// Where the frames of a connection's watches go (R-WAT-1, docs/rules.md): the
 /// transport's side of `watch`, handed to the service with each request
 /// (`RequestContext.watchOutlet`). The service pushes; the transport decides
 /// when the bytes go out, holds a bounded backlog per watch, and tells the

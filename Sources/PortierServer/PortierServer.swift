@@ -7,7 +7,7 @@ import PortierTransport
 import ServiceLifecycle
 import Synchronization
 
-/// The two Unix sockets of SPEC §12 in front of a `PortierService`.
+/// The two Unix sockets of docs/rules.md §12 in front of a `PortierService`.
 ///
 /// Runs as a swift-service-lifecycle `Service`: on graceful shutdown it stops
 /// accepting, lets every connection finish its in-flight requests, then returns.

@@ -103,7 +103,7 @@ public struct ServerConfiguration: Sendable {
         )
     }
 
-    /// The layout of SPEC §12: `<state>/portier.sock` and `<state>/support.sock`.
+    /// The layout of docs/rules.md §12: `<state>/portier.sock` and `<state>/support.sock`.
     public static func standard(stateDirectory: String) -> ServerConfiguration {
         ServerConfiguration(
             service: Socket(path: stateDirectory + "/portier.sock", mode: 0o660, capabilities: .service(mailerUIDs: [], serverUID: getuid())),

@@ -1,6 +1,6 @@
 import PortierProtocol
 
-/// One operation of SPEC §11: its wire name, the capability a peer needs for
+/// One operation of docs/rules.md §11: its wire name, the capability a peer needs for
 /// it (R-SEC-1), and what answers it. The registry below is the one list:
 /// dispatch, `PortierService.operations` (metrics, the `Protocol/` check) and
 /// the capability table all come from it, so an operation cannot be
@@ -47,7 +47,7 @@ private func decodeParams<Params: OperationParams>(_ params: JSONObject) throws 
 }
 
 extension PortierService {
-    /// Every operation, in the order of SPEC §11.
+    /// Every operation, in the order of docs/rules.md §11.
     static let registry: [Operation] = [
         Operation("hello", .check, reads: true, NoParams.self) { s, _, r, c in s.hello(r, context: c) },
         Operation("ping", .check, reads: true, NoParams.self) { _, _, _, _ in .result([:]) },

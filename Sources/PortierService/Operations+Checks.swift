@@ -94,7 +94,7 @@ extension PortierService {
         return try await indexes.environment(token.environment) == nil
     }
 
-    /// `check` (SPEC §7, R-PRM-1…3): from the index; from PostgreSQL for `full`,
+    /// `check` (docs/rules.md §7, R-PRM-1…3): from the index; from PostgreSQL for `full`,
     /// a token the index cannot show yet, or a cold environment (`needsDatabase`).
     /// Most checks never get here: `immediateAnswer` takes them on the event loop.
     func check(_ question: CheckQuestion, _ request: Request) async throws -> OperationOutput {

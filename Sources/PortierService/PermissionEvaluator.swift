@@ -33,7 +33,7 @@ protocol PermissionFactSource {
     mutating func activeAdministrators(of environment: EnvironmentID) throws -> [UserKey]
 }
 
-/// The one evaluator of SPEC §7 over a fact source: `check`, `check.bulk`,
+/// The one evaluator of docs/rules.md §7 over a fact source: `check`, `check.bulk`,
 /// `lookup.organisations` and `lookup.users` from the index and from SQL all
 /// come through here. The rule itself is `Permission.decide(_:)` (PortierDomain);
 /// this type gathers its facts and, for the lookups, its candidates.

@@ -6,7 +6,7 @@ import PortierProtocol
 import PortierStorage
 import Synchronization
 
-/// The operations of SPEC §11, independent of any transport: a request in, a
+/// The operations of docs/rules.md §11, independent of any transport: a request in, a
 /// reply out. Each mutation is one database transaction with its audit event,
 /// outbox messages and revision bump.
 public final class PortierService: Sendable {

@@ -4,7 +4,7 @@ import PortierStorage
 import Synchronization
 
 /// Keeps this instance's indexes current with changes committed by other
-/// instances on the same database (LISTEN/NOTIFY, SPEC §12 "several instances").
+/// instances on the same database (LISTEN/NOTIFY; docs/design.md, "Several instances").
 final class Synchroniser: Sendable {
     private let indexes: IndexStore
     /// Hears every other instance's commit, for the watches (R-WAT-1).

@@ -2,7 +2,7 @@ import PortierDomain
 import PortierProtocol
 import PortierStorage
 
-// How records appear on the wire (SPEC §11, "Objects carry at least these fields").
+// How records appear on the wire (docs/rules.md §11, "Objects carry at least these fields").
 
 /// The wire shapes of objects that come both from the database and from the index.
 enum WireObject {

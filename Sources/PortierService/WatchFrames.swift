@@ -2,7 +2,7 @@ import PortierDomain
 import PortierProtocol
 import PortierStorage
 
-/// The `event` object of a watch frame (SPEC R-WAT-1): one committed
+/// The `event` object of a watch frame (R-WAT-1, docs/rules.md): one committed
 /// transaction's permission changes in one environment.
 ///
 /// Every change has `kind`; the other fields depend on it (`Protocol/` has a

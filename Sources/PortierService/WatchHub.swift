@@ -22,7 +22,7 @@ struct WatchSubscription: Sendable {
     let after: [EnvironmentID: Int64]
 }
 
-/// The watches of this instance and the one task that feeds them (SPEC R-WAT-1).
+/// The watches of this instance and the one task that feeds them (R-WAT-1, docs/rules.md).
 ///
 /// Commits are heard as revisions: this instance's own (the commit report),
 /// other instances' (the revision NOTIFY). The feeder reads the new events of

@@ -1,4 +1,4 @@
-// Schema v1: the whole data model of SPEC §1.
+// Schema v1: the whole data model of docs/rules.md §1.
 //
 // Tenant tables carry environment_id first in the primary key and in every
 // foreign key, and are under FORCE ROW LEVEL SECURITY: a transaction sees only

@@ -1,4 +1,4 @@
-// Schema v5: the permission event log behind `watch` (SPEC R-WAT-1, §14).
+// Schema v5: the permission event log behind `watch` (R-WAT-1, docs/rules.md §14).
 //
 // A table of its own, not more columns on `index_changes`: that log records
 // which keys to reload (also for changes that grant or take nothing, such as a

@@ -1,7 +1,7 @@
 import PortierProtocol
 
-/// The event frames of one watch that wait for the client to read (SPEC
-/// R-WAT-1): a watch never writes past the connection's output bound; its
+/// The event frames of one watch that wait for the client to read
+/// (R-WAT-1, docs/rules.md): a watch never writes past the connection's output bound; its
 /// frames wait here instead, up to `limit` bytes, and past that the watch
 /// ends with `overloaded`. Replies to the connection's other requests are not
 /// counted here: they stay under the connection's own output bound.

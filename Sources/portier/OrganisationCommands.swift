@@ -2,7 +2,7 @@ import Foundation
 import ArgumentParser
 import PortierProtocol
 
-/// `portier org …`: organisations (SPEC §4).
+/// `portier org …`: organisations (docs/rules.md §4).
 struct OrgCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "org",
@@ -80,7 +80,7 @@ struct OrgCommand: AsyncParsableCommand {
     }
 }
 
-/// `portier member …`: memberships (SPEC §5).
+/// `portier member …`: memberships (docs/rules.md §5).
 struct MemberCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "member",
@@ -145,7 +145,7 @@ struct MemberCommand: AsyncParsableCommand {
     }
 }
 
-/// `portier partner …`: partnerships between environments (SPEC §6).
+/// `portier partner …`: partnerships between environments (docs/rules.md §6).
 struct PartnerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "partner",
@@ -256,7 +256,7 @@ struct InboxCommand: AsyncParsableCommand {
     }
 }
 
-/// `portier check`, `portier lookup …`: permission questions (SPEC §7).
+/// `portier check`, `portier lookup …`: permission questions (docs/rules.md §7).
 struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check", abstract: "May this user do that (in this organisation)?",

@@ -7,7 +7,7 @@ struct ActorOption: ParsableArguments {
     var actor: String
 }
 
-/// `portier user …`: user administration (SPEC §3).
+/// `portier user …`: user administration (docs/rules.md §3).
 struct UserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user",

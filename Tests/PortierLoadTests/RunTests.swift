@@ -87,7 +87,7 @@ final class Liar: ChannelInboundHandler, Sendable {
     }
 }
 
-@Suite("portier-load across three instances on one database (SPEC §12)")
+@Suite("portier-load across three instances on one database (R-PRM-5, R-WAT-1)")
 struct InstancesTests {
     @Test("R-PRM-5: with three portierd on one database, every flow's check on another instance with the mutation's token sees it; without a token the other instance converges")
     func threeInstances() async throws {

@@ -3,7 +3,7 @@ import PortierDomain
 import PortierProtocol
 import Testing
 
-@Suite("Request and reply envelopes (SPEC §10)")
+@Suite("Request and reply envelopes (docs/rules.md §10)")
 struct EnvelopeTests {
     func decode(_ text: String) throws(RequestDecodingError) -> Request {
         try Request.decode(payload: ByteBuffer(string: text))
@@ -38,7 +38,7 @@ struct EnvelopeTests {
         }
     }
 
-    @Test("replies encode as SPEC §10 says and decode back")
+    @Test("replies encode as docs/rules.md §10 says and decode back")
     func replies() throws {
         let ok = Reply.success(.int(7), ["a": 1], revision: "env_1:2")
         #expect(ok.json == ["id": 7, "ok": true, "result": ["a": 1], "revision": "env_1:2"])

@@ -19,7 +19,7 @@ func privateCluster() throws -> (EmbeddedPostgres, TestDatabase, String) {
     return (pg, TestDatabase(ownerConninfo: pg.conninfo(database: "portier"), name: "portier"), state)
 }
 
-@Suite("Database outage (SPEC §12)")
+@Suite("Database outage (docs/reliability.md)")
 struct DatabaseOutageTests {
     @Test("PostgreSQL stops: requests that need it get unavailable within 1 s, checks from the index keep working; it returns: service resumes within 5 s and nothing acknowledged is lost")
     func outage() async throws {
@@ -62,7 +62,7 @@ struct DatabaseOutageTests {
             #expect(error.code == .unavailable, "\(op): \(error)")
             #expect(elapsed < .seconds(1), "\(op) took \(elapsed)")
         }
-        // Each refusal is logged as a failed request, with its op and code (SPEC §12).
+        // Each refusal is logged as a failed request, with its op and code (docs/reliability.md).
         let failed = lines.value.withLock { $0.filter { $0.contains("request failed") && $0.contains(#""code": unavailable"#) } }
         for op in ["user.invite", "check", "user.list"] {
             #expect(failed.contains { $0.contains(#""op": \#(op),"#) || $0.contains(#""op": \#(op)]"#) }, "\(op) not logged: \(failed)")

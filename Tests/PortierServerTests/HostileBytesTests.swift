@@ -10,7 +10,7 @@ import Testing
 /// What an attacker on the socket can send, through a real server on real
 /// sockets and PostgreSQL (issue 12's findings): bursts, long pipelines, the
 /// worst JSON shapes, NUL characters, a full service socket.
-@Suite("Hostile bytes on the socket (R-SEC-2, R-SEC-3, SPEC §10)")
+@Suite("Hostile bytes on the socket (R-SEC-2, R-SEC-3, docs/rules.md §10)")
 struct HostileBytesTests {
     static let burstKinds: [(name: String, payload: String, code: String)] = [
         ("empty", "", "bad_request"),

@@ -54,7 +54,7 @@ final class RawClient {
     }
 }
 
-@Suite("Hostile clients (SPEC §10, §12)")
+@Suite("Hostile clients (docs/rules.md §10, §12)")
 struct HostileClientTests {
     func frame(_ text: String) -> [UInt8] {
         let payload = Array(text.utf8)

@@ -120,7 +120,7 @@ struct IndexOracleTests {
         }
     }
 
-    @Test("R-PRM-5, SPEC §7: a cold environment's first check and lookups are answered by PostgreSQL while its index loads in the background; then from the index, with the same answers")
+    @Test("R-PRM-5, docs/rules.md §7: a cold environment's first check and lookups are answered by PostgreSQL while its index loads in the background; then from the index, with the same answers")
     func coldEnvironment() async throws {
         try await withClient { server, client in
             let s = Scenario(client)

@@ -13,7 +13,7 @@ import Testing
 import Glibc
 #endif
 
-@Suite("Metrics (SPEC §12)")
+@Suite("Metrics (Deploy/README.md, Metrics)")
 struct MetricsTests {
     /// The value of the first sample line starting with `prefix`.
     func sample(_ text: String, _ prefix: String) -> Double? {

@@ -12,7 +12,7 @@ import Testing
 /// for checks and both lookups, page by page. Driven without a socket.
 @Suite("One permission evaluator, two fact sources")
 struct PermissionEvaluatorTests {
-    @Test("R-PRM-1…4, R-PRM-5: index facts and SQL facts agree on every role × status × membership × permission, on lookups and their pages, and both agree with SPEC §7")
+    @Test("R-PRM-1…4, R-PRM-5: index facts and SQL facts agree on every role × status × membership × permission, on lookups and their pages, and both agree with docs/rules.md §7")
     func indexAndSQLAgree() async throws {
         try await withClient { server, client in
             let (cases, org, partnerEnvironment) = try await PermissionMatrixTests.arrange(server, client)

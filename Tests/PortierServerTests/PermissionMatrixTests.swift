@@ -5,7 +5,7 @@ import PortierStorage
 import PortierTestSupport
 import Testing
 
-@Suite("The permission matrix of SPEC §7 (R-PRM-1…3)")
+@Suite("The permission matrix of docs/rules.md §7 (R-PRM-1…3)")
 struct PermissionMatrixTests {
     enum Kind: String, CaseIterable { case none, member, administrator, pending }
 
@@ -18,7 +18,7 @@ struct PermissionMatrixTests {
         var description: String { "\(partner ? "partner" : "own") \(role) \(status) \(membership.rawValue)" }
     }
 
-    /// SPEC §7 written out again, independently of the server's table.
+    /// docs/rules.md §7 written out again, independently of the server's table.
     static func expected(_ permission: String, _ c: Case) -> Bool {
         guard c.status == "active" else { return false }                                   // R-PRM-1
         let activeMember = c.membership == .member || c.membership == .administrator
@@ -85,7 +85,7 @@ struct PermissionMatrixTests {
         return (cases, org, EnvironmentID(partnerEnv))
     }
 
-    @Test("R-PRM-1, R-PRM-2, R-PRM-3: every role × status × membership kind × permission answers as SPEC §7 says, in check and check.bulk alike")
+    @Test("R-PRM-1, R-PRM-2, R-PRM-3: every role × status × membership kind × permission answers as docs/rules.md §7 says, in check and check.bulk alike")
     func matrix() async throws {
         try await withClient { server, client in
             let (cases, org, _) = try await Self.arrange(server, client)

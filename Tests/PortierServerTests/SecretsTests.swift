@@ -32,7 +32,7 @@ extension Mutex where Value == [String] {
     }
 }
 
-@Suite("Secrets stay secret (R-USR-2, R-USR-4, SPEC §12)")
+@Suite("Secrets stay secret (R-USR-2, R-USR-4, docs/rules.md §12)")
 struct SecretsTests {
     @Test("R-USR-4, R-USR-2: passwords, tokens and their hashes appear in no log line (trace level), error message or audit detail")
     func noSecretsAnywhere() async throws {

@@ -9,7 +9,7 @@ import PortierStorage
 import PortierTestSupport
 import Testing
 
-@Suite("Transport: frames, pipelining, limits, peers (SPEC §10, §12)")
+@Suite("Transport: frames, pipelining, limits, peers (docs/rules.md §10, §12)")
 struct TransportTests {
     func frame(_ text: String) -> [UInt8] {
         let payload = Array(text.utf8)

@@ -364,7 +364,7 @@ struct WatchLifecycleTests {
                 #expect(ping.last?.contains(#""ok":true"#) == true)
             }
             // (Past the stall timeout the watches end first; a client that still
-            // does not read is then cut off like any other, SPEC §10.)
+            // does not read is then cut off like any other, docs/rules.md §10.)
             await client.close()
         }
     }

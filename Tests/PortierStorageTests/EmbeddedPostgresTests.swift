@@ -4,7 +4,7 @@ import PortierStorage
 import PortierTestSupport
 import Testing
 
-@Suite("Embedded PostgreSQL (SPEC §12)")
+@Suite("Embedded PostgreSQL (docs/rules.md §12)")
 struct EmbeddedPostgresTests {
     @Test("initdb on first start, reuse later, recover from a stale postmaster.pid")
     func lifecycle() throws {

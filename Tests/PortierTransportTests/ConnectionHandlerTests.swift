@@ -9,7 +9,7 @@ import Testing
 /// The NIO handler on an `EmbeddedChannel`: real frames in, real reply frames
 /// out, virtual time for the timers; an `OfflineResponder` behind it. No socket,
 /// no database.
-@Suite("Connection handler on an EmbeddedChannel (SPEC §10, R-SEC-2, R-SEC-3)")
+@Suite("Connection handler on an EmbeddedChannel (docs/rules.md §10, R-SEC-2, R-SEC-3)")
 struct ConnectionHandlerTests {
     static let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
     static let peer = PeerCredentials(pid: 42, uid: 1000, gid: 1000)

@@ -6,7 +6,7 @@ import Testing
 
 /// Every transition of the connection's state machine, driven directly: no
 /// channel, no socket, no database.
-@Suite("Connection state machine (SPEC §10, R-SEC-2)")
+@Suite("Connection state machine (docs/rules.md §10, R-SEC-2)")
 struct ConnectionStateMachineTests {
     typealias Machine = ConnectionStateMachine
     static let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
