@@ -32,16 +32,19 @@ enum ConfigurationSources {
         if rest.contains(where: { $0 == "-h" || $0 == "--help" }) { return commandLine }
         let names = optionNames(subcommand)
         var file: String? = environment["PORTIER_CONFIG"]
+        var fileSetting = "PORTIER_CONFIG"
         if let i = rest.firstIndex(of: "--config") {
             guard i + 1 < rest.count else { throw Failure(description: "--config needs a file") }
             file = rest[i + 1]
+            fileSetting = "--config"
             rest.removeSubrange(i...(i + 1))
         } else if let i = rest.firstIndex(where: { $0.hasPrefix("--config=") }) {
             file = String(rest[i].dropFirst("--config=".count))
+            fileSetting = "--config"
             rest.remove(at: i)
         }
         var options: [String] = []
-        if let file { options += try fileOptions(file, names: names) }
+        if let file { options += try fileOptions(file, names: names, setting: fileSetting) }
         for name in names.sorted() {
             let variable = "PORTIER_" + name.uppercased().replacingOccurrences(of: "-", with: "_")
             guard let value = environment[variable], !value.isEmpty else { continue }
@@ -51,9 +54,20 @@ enum ConfigurationSources {
         return [subcommand._commandName] + options + rest
     }
 
-    static func fileOptions(_ path: String, names: Set<String>) throws -> [String] {
+    /// `setting`: where the file's name came from (`--config` or `PORTIER_CONFIG`), for the messages.
+    static func fileOptions(_ path: String, names: Set<String>, setting: String = "--config") throws -> [String] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw Failure(description: "cannot read the configuration file \(path)")
+            if access(path, F_OK) != 0 && errno == ENOENT {
+                // The systemd recipe's environment file names /etc/portier/portierd.conf: say which step makes it.
+                throw Failure(description: "the configuration file \(path) (\(setting)) does not exist: create it "
+                    + "(Deploy/README.md, step \"Configuration file\": install -m 0640 -o root -g portier /dev/null \(path)) "
+                    + (setting == "--config" ? "or leave out --config" : "or remove PORTIER_CONFIG from the environment (/etc/portier/portierd.env)"))
+            }
+            if access(path, R_OK) != 0 {
+                throw Failure(description: "cannot read the configuration file \(path) (\(setting)): permission denied "
+                    + "(portierd's user must be able to read it and its folders: mode 0640, group portier)")
+            }
+            throw Failure(description: "cannot read the configuration file \(path) (\(setting)): not a readable UTF-8 text file")
         }
         var options: [String] = []
         for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
