@@ -1,10 +1,24 @@
 # Shared by the Scripts/ entry points; source it from the repository root.
 
-# Installs what is missing (as root), then builds the given products (release).
+# Installs what is missing (as root), then builds the given products (release)
+# and sets BUILD_DIR=.build/release. With PORTIER_BUILD=debug it builds nothing
+# and sets BUILD_DIR=.build/debug, which must already hold the products (the
+# test command's debug build: Scripts/check-recipes.py starts the README's
+# server this way).
 setup_and_build() {
   bash Scripts/setup.sh
   local product
-  for product in "$@"; do swift build -c release --product "$product"; done
+  case "${PORTIER_BUILD:-release}" in
+    release)
+      BUILD_DIR=.build/release
+      for product in "$@"; do swift build -c release --product "$product"; done ;;
+    debug)
+      BUILD_DIR=.build/debug
+      for product in "$@"; do
+        [ -x "$BUILD_DIR/$product" ] || { echo "PORTIER_BUILD=debug: $BUILD_DIR/$product is missing (swift build --product $product)" >&2; return 1; }
+      done ;;
+    *) echo "PORTIER_BUILD must be release or debug, not ${PORTIER_BUILD}" >&2; return 1 ;;
+  esac
 }
 
 # Waits up to 30 s for a socket file to appear.
