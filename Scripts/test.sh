@@ -74,9 +74,11 @@ python3 Scripts/check-portierd.py "$PWD/.build/debug/portierd" "${PORTIER_TEST_D
 # Restarts that lose nothing: a supervisor holds the sockets, as systemd does.
 "$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE zero_downtime"
 python3 Scripts/zero-downtime.py "$PWD/.build/debug/portierd" "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=zero_downtime}" "$LIVE_DIR/zero-downtime" 3
-# Deploy/systemd: systemd-analyze verify, and the unit's command line run as its user with its sockets.
-"$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE systemd_unit"
-python3 Scripts/check-systemd.py "$PWD/.build/debug/portierd" "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=systemd_unit}" "$LIVE_DIR/systemd"
 # The command-line tools: versions, exit codes, messages, the support socket, portier-load's defaults.
 "$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE cli_checks"
 python3 Scripts/check-cli.py "$PWD/.build/debug" "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=cli_checks}" "$LIVE_DIR/cli"
+# The documents are the tests (R-OPS-3): the README's walkthrough against a server
+# started as its two commands say; Deploy/compose's files; and, as root,
+# Deploy/README.md's systemd recipe from a PostgreSQL with only a superuser to a
+# serving portierd (skipped: needs root otherwise). It starts its own clusters.
+python3 Scripts/check-recipes.py all "$PWD/.build/debug"
