@@ -1378,15 +1378,21 @@ def check_readme(bindir, markdown, problems, keep_going=False, verbose=False):
         run_walkthrough(bindir, markdown, walk, work, service, problems, keep_going, verbose)
     finally:
         if server is not None and server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
+            # SIGTERM to portierd alone (run-server.sh execs it): it stops its embedded cluster itself.
+            server.send_signal(signal.SIGTERM)
             try:
                 code = server.wait(timeout=60)
                 if code != 0:
                     problems.fail(f"the server exited {code} on SIGTERM")
             except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
+                server.kill()
                 server.wait()
                 problems.fail("the server did not stop within 60 s of SIGTERM")
+        if server is not None:
+            try:
+                os.killpg(server.pid, signal.SIGKILL)  # anything left in its process group
+            except OSError:
+                pass
         # The embedded cluster runs as postgres when root; the server stops it. Whatever is left goes with the folder.
         shutil.rmtree(work, ignore_errors=True)
 
