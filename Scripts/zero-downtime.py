@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
-"""Restarts that lose nothing (issue 16), proved like systemd does it.
+"""Restarts that lose nothing (R-OPS-1), proved like systemd does it.
 
 A small supervisor holds the two listening sockets (as systemd's socket
 units do) and hands them to portierd by socket activation (LISTEN_FDS,
-LISTEN_PID, LISTEN_FDNAMES). Clients ping without pause while one portierd
-is stopped (SIGTERM: stop accepting, answer what is in flight, exit 0) and
-the next is started on the same sockets. Connections made meanwhile wait in
-the sockets' backlog. A request whose connection closed before it was read is
-sent again on a new connection (what a client does after a server closed an
-idle connection); an error reply, or no reply within 30 s, is a failure.
+LISTEN_PID, LISTEN_FDNAMES). While one portierd is stopped (SIGTERM: stop
+accepting, answer what reached it, send each connection a `closing` frame,
+exit 0) and the next is started on the same sockets, two kinds of clients run
+without pause:
+
+- one-shot clients: connect, send one `ping`, read its answer, close;
+- pipelined clients: one connection, several requests in flight at once.
+
+A client follows the protocol only: after a `closing` frame it resends, on a
+new connection, what it sent after the frame's `last_id` (counted as resent by
+the protocol). A connection that ends without an answer and without a
+`closing` frame, an error reply, or no answer within 30 s is a failure; so is
+a `closing` frame whose `last_id` names a request that was not answered.
 
 Checks: zero failed requests; every client was answered after each restart;
 the socket files are still there after each stop (portierd never unlinks a
@@ -28,7 +35,6 @@ import time
 
 portierd, database_url, work = sys.argv[1], sys.argv[2], sys.argv[3]
 restarts = int(sys.argv[4]) if len(sys.argv) > 4 else 3
-CLIENTS = 4
 
 os.makedirs(work, exist_ok=True)
 paths = {"service": os.path.join(work, "portier.sock"), "support": os.path.join(work, "support.sock")}
@@ -58,8 +64,9 @@ def start(generation):
 
 
 lock = threading.Lock()
-stats = {"ok": 0, "resent": 0, "failed": 0, "max_ms": 0.0}
-answered = [0.0] * CLIENTS  # when each client last got an answer
+stats = {"ok": 0, "resent": 0, "failed": 0, "closing": 0, "max_ms": 0.0}
+ONE_SHOT, PIPELINED, DEPTH = 3, 2, 8
+answered = [0.0] * (ONE_SHOT + PIPELINED)  # when each client last got an answer
 stop = threading.Event()
 
 
@@ -78,50 +85,113 @@ def read_exact(conn, n):
     return data
 
 
-def client(index):
-    conn = None
+def read_frame(conn):
+    n = struct.unpack(">I", read_exact(conn, 4))[0]
+    return json.loads(read_exact(conn, n))
+
+
+def connect():
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(30)
+    conn.connect(paths["service"])
+    return conn
+
+
+def fail(index, what):
+    with lock:
+        stats["failed"] += 1
+    print(f"{time.time():.3f} client {index}: {what}", file=sys.stderr)
+
+
+def record(index, started):
+    with lock:
+        stats["ok"] += 1
+        stats["max_ms"] = max(stats["max_ms"], (time.monotonic() - started) * 1000)
+        answered[index] = time.monotonic()
+
+
+def one_shot(index):
+    """Connect, one ping, its answer, close; after a closing frame, again on a new connection."""
     request_id = 0
     while not stop.is_set():
         request_id += 1
         started = time.monotonic()
         while True:
+            conn = None
             try:
-                if conn is None:
-                    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                    conn.settimeout(30)
-                    conn.connect(paths["service"])
+                conn = connect()
                 conn.sendall(frame({"id": request_id, "op": "ping"}))
-                n = struct.unpack(">I", read_exact(conn, 4))[0]
-                reply = json.loads(read_exact(conn, n))
+                reply = read_frame(conn)
+            except (OSError, ConnectionError, ValueError) as error:
+                fail(index, f"request {request_id}: connection ended without an answer or a closing frame ({error})")
                 break
-            except socket.timeout:
-                reply = None
-                break
-            except (ConnectionError, OSError):
-                # Closed before this request was read (the old server draining): send it again.
+            finally:
                 if conn is not None:
                     conn.close()
-                conn = None
+            if "closing" in reply:
+                with lock:
+                    stats["closing"] += 1
+                if reply["closing"].get("last_id") == request_id:
+                    fail(index, f"closing frame names request {request_id} as read, but it was not answered")
+                    break
                 with lock:
                     stats["resent"] += 1
-                if time.monotonic() - started > 30:
-                    reply = None
-                    break
-                time.sleep(0.01)
-        elapsed = (time.monotonic() - started) * 1000
-        with lock:
-            if reply is not None and reply.get("ok") is True and reply.get("id") == request_id:
-                stats["ok"] += 1
-                stats["max_ms"] = max(stats["max_ms"], elapsed)
-                answered[index] = time.monotonic()
+                continue  # never read: send it again on a new connection
+            if reply.get("ok") is True and reply.get("id") == request_id:
+                record(index, started)
             else:
-                stats["failed"] += 1
-                print(f"client {index}: request {request_id} failed: {reply}", file=sys.stderr)
+                fail(index, f"request {request_id}: {reply}")
+            break
+
+
+def pipelined(index):
+    """One connection with DEPTH requests in flight; after a closing frame, the unread ones again."""
+    next_id = 0
+    conn = None
+    outstanding = {}  # id -> when first sent
+    while not stop.is_set() or outstanding:
+        try:
+            if conn is None:
+                conn = connect()
+                # A new connection: everything unanswered goes (again), in order.
+                if outstanding:
+                    conn.sendall(b"".join(frame({"id": i, "op": "ping"}) for i in sorted(outstanding)))
+            try:
+                while not stop.is_set() and len(outstanding) < DEPTH:
+                    next_id += 1
+                    outstanding[next_id] = time.monotonic()
+                    conn.sendall(frame({"id": next_id, "op": "ping"}))
+            except OSError:
+                pass  # the server may have closed: what it sent before (a closing frame) is still to be read
+            reply = read_frame(conn)
+        except (OSError, ConnectionError, ValueError) as error:
+            for i in sorted(outstanding):
+                fail(index, f"request {i}: connection ended without an answer or a closing frame ({error})")
+            return
+        if "closing" in reply:
+            last = reply["closing"].get("last_id")
+            with lock:
+                stats["closing"] += 1
+                stats["resent"] += len(outstanding)
+            if last in outstanding:
+                fail(index, f"closing frame names request {last} as read, but it was not answered")
+                outstanding.pop(last)
+            conn.close()
+            conn = None
+            continue
+        request_id = reply.get("id")
+        if reply.get("ok") is True and request_id in outstanding:
+            record(index, outstanding.pop(request_id))
+        else:
+            fail(index, f"unexpected reply {reply}")
+    if conn is not None:
+        conn.close()
 
 
 problems = []
 server = start(0)
-threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(CLIENTS)]
+threads = [threading.Thread(target=one_shot, args=(i,), daemon=True) for i in range(ONE_SHOT)]
+threads += [threading.Thread(target=pipelined, args=(ONE_SHOT + i,), daemon=True) for i in range(PIPELINED)]
 for t in threads:
     t.start()
 time.sleep(3)
@@ -148,7 +218,8 @@ if server.wait(timeout=60) != 0:
     problems.append("the last portierd did not exit 0")
 if stats["failed"]:
     problems.append(f"{stats['failed']} requests failed")
-print(f"zero-downtime: {restarts} restarts, {stats['ok']} pings answered, {stats['resent']} resent after a drained connection closed, "
+print(f"zero-downtime: {restarts} restarts, {ONE_SHOT} one-shot and {PIPELINED} pipelined clients (depth {DEPTH}): "
+      f"{stats['ok']} pings answered, {stats['closing']} closing frames, {stats['resent']} resent after them, "
       f"{stats['failed']} failed, slowest {stats['max_ms']:.0f} ms")
 if problems:
     print("\n".join(problems), file=sys.stderr)

@@ -84,6 +84,10 @@ public final class PortierServer: Service, Sendable {
         }
         for connection in open { connection.pipeline.fireUserInboundEventTriggered(DrainEvent()) }
         await listeners?.close()
+        // A connection accepted just before the close is set up by a task already
+        // queued on its event loop: one turn of every loop, and it is tracked
+        // (and draining) before the wait below can see an empty list.
+        for loop in group.makeIterator() { try? await loop.submit {}.get() }
         let deadline = ContinuousClock.now + .nanoseconds(configuration.shutdownGracePeriod.nanoseconds)
         while ContinuousClock.now < deadline, state.withLock({ !$0.connections.isEmpty }) {
             try? await Task.sleep(for: .milliseconds(10))

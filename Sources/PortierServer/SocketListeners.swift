@@ -43,9 +43,11 @@ public final class SocketListeners: Sendable {
 
     private let listeners: [Listener]
     private let slot: Slot
-    private init(listeners: [Listener], slot: Slot) {
+    private let group: any EventLoopGroup
+    private init(listeners: [Listener], slot: Slot, group: any EventLoopGroup) {
         self.listeners = listeners
         self.slot = slot
+        self.group = group
     }
 
     /// Binds (or adopts) both sockets, not accepting yet. Errors name the
@@ -108,10 +110,10 @@ public final class SocketListeners: Sendable {
                 logger.info("listening", metadata: ["socket": "\(kind.rawValue)", "path": "\(socket.path)"])
             }
         } catch {
-            for listener in opened { await Self.close(listener) }
+            for listener in opened { await Self.close(listener, group: group) }
             throw error
         }
-        return SocketListeners(listeners: opened, slot: slot)
+        return SocketListeners(listeners: opened, slot: slot, group: group)
     }
 
     /// Starts accepting: connections waiting in the backlog, and every later one,
@@ -126,16 +128,25 @@ public final class SocketListeners: Sendable {
     /// files it created (never one systemd handed over: the next instance
     /// accepts on it).
     public func close() async {
-        for listener in listeners { await Self.close(listener) }
+        for listener in listeners { await Self.close(listener, group: group) }
     }
 
-    private static func close(_ listener: Listener) async {
+    /// Stops accepting without dropping a connection (R-OPS-1). A socket bound
+    /// here is unlinked first, so that nobody new can connect, and what waits
+    /// in its backlog is accepted for a moment (closing would reset those); a
+    /// socket systemd holds keeps its backlog for the next server. Accepting
+    /// then stops, and the listener closes only after the connections it
+    /// accepted are set up: NIO closes an accepted connection whose set-up
+    /// finishes after its listener closed, unread request and all.
+    private static func close(_ listener: Listener, group: any EventLoopGroup) async {
         if listener.created {
-            // Unlinked first: nobody new can connect, and the connections already
-            // waiting in the backlog are accepted (and drained) before the close,
-            // which would reset them (R-OPS-1).
             SocketFile.removeStale(listener.path)
             try? await Task.sleep(for: .milliseconds(50))
+        }
+        try? await listener.channel.setOption(.autoRead, value: false).get()
+        // Set-up runs on the connection's loop, then hops back to the listener's: two turns of every loop.
+        for _ in 0..<2 {
+            for loop in group.makeIterator() { try? await loop.submit {}.get() }
         }
         try? await listener.channel.close()
         // The lock file stays (unlinking it would race with a server starting now).
