@@ -68,12 +68,14 @@ python3 Scripts/check-metrics.py "$LIVE_DIR/support.sock" "$LIVE_DIR/metrics.soc
 "$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE least_privilege"
 bash Scripts/least-privilege.sh "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=least_privilege}"
 
-# portierd as an operator meets it: exit codes, start-up order, reload, stop (issue 16).
+# portierd as an operator meets it: exit codes, start-up order, reload, stop .
 "$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE operator_checks"
 python3 Scripts/check-portierd.py "$PWD/.build/debug/portierd" "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=operator_checks}" "$LIVE_DIR/operator"
 # Restarts that lose nothing: a supervisor holds the sockets, as systemd does.
 "$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE zero_downtime"
 python3 Scripts/zero-downtime.py "$PWD/.build/debug/portierd" "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=zero_downtime}" "$LIVE_DIR/zero-downtime" 3
+# Crash restarts (R-OPS-2): kill -9 of portierd alone during sign-ups, with its embedded cluster.
+python3 Scripts/crash-restart.py "$PWD/.build/debug/portierd" "$LIVE_DIR/crash-restart" 3
 # The command-line tools: versions, exit codes, messages, the support socket, portier-load's defaults.
 "$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE cli_checks"
 python3 Scripts/check-cli.py "$PWD/.build/debug" "${PORTIER_TEST_DATABASE_URL/dbname=postgres/dbname=cli_checks}" "$LIVE_DIR/cli"

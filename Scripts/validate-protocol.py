@@ -55,6 +55,13 @@ def validate_examples():
                 count += 1
                 if not check(op, kind, json.loads(path.read_text()), path.name):
                     failures += 1
+    # The closing frame of a graceful stop (R-OPS-1) belongs to no operation.
+    closing = Draft202012Validator(SCHEMA_FILES["closing.json"], registry=REGISTRY)
+    for path in sorted(EXAMPLES.glob("closing*.json")):
+        count += 1
+        for e in closing.iter_errors(json.loads(path.read_text())):
+            print(f"FAIL {path.name}: closing: {e.message}")
+            failures += 1
     return count, failures
 
 

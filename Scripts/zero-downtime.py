@@ -17,7 +17,8 @@ the protocol). A connection that ends without an answer and without a
 `closing` frame, an error reply, or no answer within 30 s is a failure; so is
 a `closing` frame whose `last_id` names a request that was not answered.
 
-Checks: zero failed requests; every client was answered after each restart;
+Checks: zero failed requests; every closing frame validates against
+Protocol/schemas/closing.json; every client was answered after each restart;
 the socket files are still there after each stop (portierd never unlinks a
 socket it did not create); each portierd exited 0.
 
@@ -63,6 +64,17 @@ def start(generation):
     return subprocess.Popen(command, env=env, pass_fds=(3, 4), stdout=log, stderr=subprocess.STDOUT)
 
 
+def closing_validator():
+    """Protocol/schemas/closing.json, with common.json for its references."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    schemas = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Protocol", "schemas")
+    load = lambda name: json.load(open(os.path.join(schemas, name)))
+    registry = Registry().with_resources([(n, Resource.from_contents(load(n))) for n in ("common.json", "closing.json")])
+    return Draft202012Validator(load("closing.json"), registry=registry)
+
+
+CLOSING = closing_validator()
 lock = threading.Lock()
 stats = {"ok": 0, "resent": 0, "failed": 0, "closing": 0, "max_ms": 0.0}
 ONE_SHOT, PIPELINED, DEPTH = 3, 2, 8
@@ -103,6 +115,13 @@ def fail(index, what):
     print(f"{time.time():.3f} client {index}: {what}", file=sys.stderr)
 
 
+def check_closing(index, frame):
+    with lock:
+        stats["closing"] += 1
+    for error in CLOSING.iter_errors(frame):
+        fail(index, f"closing frame {frame} does not match Protocol/schemas/closing.json: {error.message}")
+
+
 def record(index, started):
     with lock:
         stats["ok"] += 1
@@ -129,8 +148,7 @@ def one_shot(index):
                 if conn is not None:
                     conn.close()
             if "closing" in reply:
-                with lock:
-                    stats["closing"] += 1
+                check_closing(index, reply)
                 if reply["closing"].get("last_id") == request_id:
                     fail(index, f"closing frame names request {request_id} as read, but it was not answered")
                     break
@@ -169,9 +187,9 @@ def pipelined(index):
                 fail(index, f"request {i}: connection ended without an answer or a closing frame ({error})")
             return
         if "closing" in reply:
+            check_closing(index, reply)
             last = reply["closing"].get("last_id")
             with lock:
-                stats["closing"] += 1
                 stats["resent"] += len(outstanding)
             if last in outstanding:
                 fail(index, f"closing frame names request {last} as read, but it was not answered")

@@ -63,10 +63,16 @@ public final class TestServer: Sendable {
     }
 
     public func stop() async {
+        await stopKeepingFiles()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Stops as portierd does at SIGTERM (drain, service, pool) and leaves the
+    /// folder and database for a next server (a restart).
+    public func stopKeepingFiles() async {
         await server.stop()
         await service.shutdown()
         await pool.shutdown()
-        try? FileManager.default.removeItem(atPath: directory)
     }
 }
 

@@ -1,0 +1,49 @@
+import Foundation
+import PortierClient
+import PortierProtocol
+import PortierTestSupport
+import Testing
+
+/// R-OPS-1 through `PortierClient`: a server that stops while a client has
+/// requests queued answers what it read, names the last one in its `closing`
+/// frame, and the client resends the rest to the next server on the same
+/// socket by itself. Every change lands exactly once.
+@Suite("R-OPS-1: restarts lose no request (PortierClient resends what was never read)", .serialized)
+struct RestartResendTests {
+    @Test("R-OPS-1: 200 pipelined sign-ups through a restart: every one answered ok, none twice, the unread ones resent")
+    func pipelinedChangesThroughARestart() async throws {
+        // One request in flight per connection: most of the burst is still unread when the drain starts.
+        let first = try await TestServer.start { transport, _ in
+            transport.maximumInFlightPerConnection = 1
+        }
+        let client = try await first.client()
+        let count = 200
+        let replies = Task {
+            try await withThrowingTaskGroup(of: Reply.self) { group in
+                for i in 0..<count {
+                    group.addTask { try await client.send("signup", params: ["email": .string("user\(i)@restart\(i).test")]) }
+                }
+                return try await group.reduce(into: [Reply]()) { $0.append($1) }
+            }
+        }
+        try await waitUntil("some sign-ups committed", timeout: .seconds(60)) {
+            ((try? first.database.owner("SELECT count(*) AS n FROM environments").first?.int64("n")) ?? 0) ?? 0 > 5
+        }
+        await first.stopKeepingFiles()
+        let second = try await TestServer.start(database: first.database, directory: first.directory)
+        let answered = try await replies.value
+        #expect(answered.count == count)
+        let failures = answered.compactMap { reply -> String? in
+            if case .failure(let error) = reply.outcome { return "\(error.code): \(error.message)" }
+            return nil
+        }
+        #expect(failures.isEmpty, "every sign-up answered ok (a request executed twice would be a conflict): \(failures.prefix(3))")
+        #expect(client.closingNotices.count == 1, "the stopping server sent one closing frame")
+        #expect(client.resentRequests > 0, "some requests were still unread at the stop and were resent")
+        #expect(client.resentRequests < count)
+        let environments = try second.database.owner("SELECT count(*) AS n FROM environments").first!.int64("n")
+        #expect(environments == count, "each sign-up made exactly one environment")
+        await client.close()
+        await second.stop()
+    }
+}
