@@ -391,7 +391,10 @@ final class ReplyHandler: ChannelInboundHandler, Sendable {
             return
         }
         if case .object(let frame)? = parsed, let notice = ClosingNotice.decode(frame) {
+            // Nothing follows it: close our side at once (the server lingers
+            // until we do), and the close reopens the connection.
             pending.closing(notice, generation: generation)
+            context.close(promise: nil)
             return
         }
         guard let parsed, let reply = try? Reply.decode(parsed) else {

@@ -41,6 +41,15 @@ public struct PermissionRule: Sendable, Equatable {
     public enum Scope: Sendable, Equatable { case environment, organisation }
     public let scope: Scope
     public let holder: Holder
+    /// Held on an inactive organisation too (R-ORG-2: only what its
+    /// environment administrators need to edit and activate it).
+    public let heldWhileInactive: Bool
+
+    public init(scope: Scope, holder: Holder, heldWhileInactive: Bool = false) {
+        self.scope = scope
+        self.holder = holder
+        self.heldWhileInactive = heldWhileInactive
+    }
 }
 
 /// docs/rules.md §7 as data: change the rules here and nowhere else.
@@ -57,7 +66,7 @@ public enum PermissionTable {
         .documentsSend: PermissionRule(scope: .organisation, holder: .activeMember),
         .organisationView: PermissionRule(scope: .organisation, holder: .activeMember),
         .membersManage: PermissionRule(scope: .organisation, holder: .organisationOrEnvironmentAdministrator),
-        .organisationEdit: PermissionRule(scope: .organisation, holder: .environmentAdministrator),
+        .organisationEdit: PermissionRule(scope: .organisation, holder: .environmentAdministrator, heldWhileInactive: true),
     ]
 }
 
@@ -67,20 +76,24 @@ public struct PermissionFacts: Sendable, Equatable {
     public var user: (role: EnvironmentRole, status: UserStatus, environment: EnvironmentID)?
     /// The organisation's environment, or nil when it does not exist.
     public var organisationEnvironment: EnvironmentID?
+    /// Whether the organisation is active (R-ORG-2); meaningful when it exists.
+    public var organisationActive: Bool
     /// The user's membership of the organisation, if any.
     public var membership: (role: OrganisationRole, status: MembershipStatus)?
 
     public init(user: (role: EnvironmentRole, status: UserStatus, environment: EnvironmentID)?,
                 organisationEnvironment: EnvironmentID? = nil,
+                organisationActive: Bool = true,
                 membership: (role: OrganisationRole, status: MembershipStatus)? = nil) {
         self.user = user
         self.organisationEnvironment = organisationEnvironment
+        self.organisationActive = organisationActive
         self.membership = membership
     }
 
     public static func == (a: Self, b: Self) -> Bool {
         a.user?.role == b.user?.role && a.user?.status == b.user?.status && a.user?.environment == b.user?.environment
-            && a.organisationEnvironment == b.organisationEnvironment
+            && a.organisationEnvironment == b.organisationEnvironment && a.organisationActive == b.organisationActive
             && a.membership?.role == b.membership?.role && a.membership?.status == b.membership?.status
     }
 }
@@ -98,6 +111,7 @@ public struct Decision: Sendable, Equatable, CustomStringConvertible {
         case insufficientRole = "insufficient_role"
         case blocked, notActivated = "not_activated", unknownUser = "unknown_user"
         case unknownOrganisation = "unknown_organisation"
+        case organisationInactive = "organisation_inactive"
     }
 
     public static func allow(_ reason: Reason) -> Decision { Decision(allowed: true, reason: reason) }
@@ -118,6 +132,8 @@ extension Permission {
         }
         let rule = self.rule
         if rule.scope == .organisation, facts.organisationEnvironment == nil { return .deny(.unknownOrganisation) }
+        // R-ORG-2: an inactive organisation grants nothing on documents or members.
+        if rule.scope == .organisation, !facts.organisationActive, !rule.heldWhileInactive { return .deny(.organisationInactive) }
         let isEnvironmentAdministrator = user.role == .administrator && facts.organisationEnvironment == user.environment
         let activeMembership = facts.membership?.status == .active ? facts.membership : nil
         switch rule.holder {

@@ -78,10 +78,12 @@ public final class EnvironmentIndex: Sendable {
 
     /// Whether the organisation exists and the user's membership in it, with the
     /// revision token of the moment they were read (one lock, as `userFacts`).
-    public func membershipFacts(organisation: Int64, user: UserKey) -> (exists: Bool, membership: MemberFacts?, token: String) {
+    /// Whether the organisation exists, whether it is active (R-ORG-2), the
+    /// user's membership of it, and the revision token, under one lock.
+    public func membershipFacts(organisation: Int64, user: UserKey) -> (exists: Bool, active: Bool, membership: MemberFacts?, token: String) {
         state.withLock { s in
-            let exists = s.organisations[organisation] != nil
-            return (exists, exists ? s.byOrganisation[organisation]?[user] : nil, s.token)
+            let row = s.organisations[organisation]
+            return (row != nil, row?.status == .active, row != nil ? s.byOrganisation[organisation]?[user] : nil, s.token)
         }
     }
 

@@ -39,11 +39,18 @@ struct IndexFacts: PermissionFactSource {
         return found
     }
 
-    mutating func organisation(_ organisation: ScopedID, member: UserKey) -> (exists: Bool, membership: MemberFacts?) {
-        guard let home = environment(organisation.environment) else { return (false, nil) }
-        let (exists, membership, token) = home.membershipFacts(organisation: organisation.raw, user: member)
+    mutating func organisation(_ organisation: ScopedID, member: UserKey) -> (exists: Bool, active: Bool, membership: MemberFacts?) {
+        guard let home = environment(organisation.environment) else { return (false, false, nil) }
+        let (exists, active, membership, token) = home.membershipFacts(organisation: organisation.raw, user: member)
         self.token = token
-        return (exists, membership)
+        return (exists, active, membership)
+    }
+
+    mutating func inactiveOrganisations(_ organisations: [ScopedID]) -> Set<ScopedID> {
+        Set(organisations.filter { id in
+            guard let row = environment(id.environment)?.organisation(id.raw) else { return false }
+            return row.status != .active
+        })
     }
 
     mutating func organisationExists(_ organisation: ScopedID) -> Bool {
@@ -59,7 +66,7 @@ struct IndexFacts: PermissionFactSource {
         // Partner organisations: the membership lives in the organisation's environment.
         for link in home.links(of: user.id) {
             guard let partner = environment(link.environment) else { continue }
-            let (exists, membership, _) = partner.membershipFacts(organisation: link.raw, user: user)
+            let (exists, _, membership, _) = partner.membershipFacts(organisation: link.raw, user: user)
             if exists, let membership { found[link] = membership }
         }
         return found

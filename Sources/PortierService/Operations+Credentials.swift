@@ -22,10 +22,14 @@ extension PortierService {
                 throw PortierError(.expiredToken, "the token is not valid")
             }
             guard user.status == .invited else { throw PortierError.invalidState("the user is already activated") }
-            let promote = try tx.activeAdministrators(environment).isEmpty && user.role != .administrator
+            // R-ENV-7: nobody is promoted while the creator's window is open; a
+            // colleague who activates first stays basic. Past the window (the
+            // janitor not having settled it yet), the first activation promotes.
+            let noAdministrator = try tx.activeAdministrators(environment).isEmpty
+            let promote = try noAdministrator && user.role != .administrator && tx.isExpiredUnactivated(environment)
             let activated = try tx.activateUser(environment, user.id, passwordHash: passwordHash, promote: promote)
             try tx.markTokenUsed(environment: environment, id: record.id)
-            try tx.markEnvironmentActivated(environment)
+            if activated.role == .administrator { try tx.markEnvironmentActivated(environment) }
             let email = try EmailAddress(user.email)
             let confirmed = try tx.confirmClaim(email.domain, environment: environment)
             let target = user.scopedID.description
@@ -34,7 +38,7 @@ extension PortierService {
             if promote {
                 // R-ENV-7: the environment is never left without an administrator.
                 let change: JSONValue = ["before": ["role": .string(user.role.rawValue)], "after": ["role": "administrator"],
-                                         "reason": "first activation in an environment without an active administrator"]
+                                         "reason": "first activation after the creator's activation window passed without an administrator"]
                 try tx.audit(environment: environment, actor: .system, op: "user.set_role", target: target, details: change.jsonText)
             }
             return .result(["user": activated.json], revision: try tx.bumpRevision(environment))

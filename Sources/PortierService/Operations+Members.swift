@@ -44,7 +44,8 @@ extension PortierService {
     }
 
     /// `member.add` (R-MEM-1…3): same environment: active at once; partner
-    /// environment: pending, with an inbox request and a `membership_request` message.
+    /// environment: pending, with an inbox request and a `membership_request`
+    /// message (never refused for the mail cap: coalesced past it, R-USR-16).
     func memberAdd(_ p: MemberAddParams, _ request: Request) async throws -> OperationOutput {
         let (orgID, ref, role) = (p.organisation, p.user, p.role)
         let actorRef = try await actorReference(request)
@@ -66,9 +67,9 @@ extension PortierService {
                 var touched = [org.environment]
                 if partner {
                     let req = try tx.insertRequest(user.environment, kind: "membership", addressee: user.id, organisation: orgID, partnershipID: nil)
-                    let message: JSONValue = ["request": .string(req.scopedID.description), "organisation": .string(orgID.description),
-                                              "organisation_name": .string(org.name), "invited_by": .string(actor.email)]
-                    try Self.enqueueCapped(tx, environment: user.environment, kind: .membershipRequest, to: user.email, payload: message.jsonText, configuration: configuration)
+                    let message: JSONObject = ["request": .string(req.scopedID.description), "organisation": .string(orgID.description),
+                                               "organisation_name": .string(org.name), "invited_by": .string(actor.email)]
+                    try Self.enqueueCoalesced(tx, environment: user.environment, kind: .membershipRequest, to: user.email, payload: message, configuration: configuration)
                     try tx.audit(environment: user.environment, actor: actor.auditActor, op: "member.add", target: user.scopedID.description, details: details.jsonText)
                     touched.append(user.environment)
                 }

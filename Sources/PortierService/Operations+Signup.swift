@@ -37,8 +37,8 @@ extension PortierService {
             try tx.setEnvironments([stale])
             try tx.lockEnvironment(stale)
             guard try tx.isExpiredUnactivated(stale) else { throw PortierError(.unavailable, "the environment was just activated; retry") }
-            try tx.deleteEnvironment(stale)
-            claimant = nil
+            // A colleague activated: the environment stays (and gets its administrator); the sign-up joins it.
+            if try settleActivationWindow(tx, stale) { claimant = nil }
         }
         let environment: EnvironmentID
         let user: UserRecord

@@ -21,8 +21,10 @@ protocol PermissionFactSource {
     mutating func users(_ keys: [UserKey]) throws -> [UserKey: UserFacts]
     /// Whether the organisation exists.
     mutating func organisationExists(_ organisation: ScopedID) throws -> Bool
-    /// Whether the organisation exists and, if so, `member`'s membership of it.
-    mutating func organisation(_ organisation: ScopedID, member: UserKey) throws -> (exists: Bool, membership: MemberFacts?)
+    /// Whether the organisation exists and, if so, whether it is active and `member`'s membership of it.
+    mutating func organisation(_ organisation: ScopedID, member: UserKey) throws -> (exists: Bool, active: Bool, membership: MemberFacts?)
+    /// Those of `organisations` that exist and are not active (R-ORG-2: they grant nothing).
+    mutating func inactiveOrganisations(_ organisations: [ScopedID]) throws -> Set<ScopedID>
     /// The user's memberships of existing organisations, own and partner environments alike.
     mutating func memberships(of user: UserKey) throws -> [ScopedID: MemberFacts]
     /// The organisations of an environment (an environment administrator's candidates).
@@ -43,9 +45,10 @@ enum PermissionEvaluator {
         guard let key, let user = try source.user(key) else { return question.permission.decide(PermissionFacts(user: nil)) }
         var facts = PermissionFacts(user: (user.role, user.status, key.environment))
         if let organisation = question.organisation {
-            let (exists, membership) = try source.organisation(organisation, member: key)
+            let (exists, active, membership) = try source.organisation(organisation, member: key)
             if exists {
                 facts.organisationEnvironment = organisation.environment
+                facts.organisationActive = active
                 facts.membership = membership.map { ($0.role, $0.status) }
             }
         }
@@ -64,9 +67,12 @@ enum PermissionEvaluator {
         var candidates = Set(memberships.keys)
         if user.role == .administrator { candidates.formUnion(try source.organisations(in: key.environment)) }
         var found: [ScopedID] = []
-        for id in candidates.filter(page.isAfterCursor).sorted(by: idOrder) {
+        let ordered = candidates.filter(page.isAfterCursor).sorted(by: idOrder)
+        let inactive = try source.inactiveOrganisations(ordered)
+        for id in ordered {
             guard found.count < page.fetch else { break }
             let facts = PermissionFacts(user: (user.role, user.status, key.environment), organisationEnvironment: id.environment,
+                                        organisationActive: !inactive.contains(id),
                                         membership: memberships[id].map { ($0.role, $0.status) })
             if permission.decide(facts).allowed { found.append(id) }
         }
@@ -80,6 +86,7 @@ enum PermissionEvaluator {
     /// Users are read in batches of what the page still lacks.
     static func users<Source: PermissionFactSource>(of organisation: ScopedID, holding permission: Permission, page: PageRequest, in source: inout Source) throws -> [UserKey] {
         guard try source.organisationExists(organisation) else { return [] }
+        let active = try source.inactiveOrganisations([organisation]).isEmpty
         let members = try source.members(of: organisation)
         let candidates = Set(members.keys).union(try source.activeAdministrators(of: organisation.environment))
         let ordered = candidates.filter { page.isAfterCursor($0.scopedID) }.sorted()
@@ -92,7 +99,7 @@ enum PermissionEvaluator {
             for key in batch {
                 guard let user = users[key] else { continue }
                 let facts = PermissionFacts(user: (user.role, user.status, key.environment), organisationEnvironment: organisation.environment,
-                                            membership: members[key].map { ($0.role, $0.status) })
+                                            organisationActive: active, membership: members[key].map { ($0.role, $0.status) })
                 if permission.decide(facts).allowed { found.append(key) }
             }
         }

@@ -42,12 +42,16 @@ struct SQLFacts: PermissionFactSource {
         return found
     }
 
-    mutating func organisation(_ organisation: ScopedID, member: UserKey) throws -> (exists: Bool, membership: MemberFacts?) {
+    mutating func organisation(_ organisation: ScopedID, member: UserKey) throws -> (exists: Bool, active: Bool, membership: MemberFacts?) {
         try see([organisation.environment, member.environment])
-        guard let row = try tx.organisation(organisation) else { return (false, nil) }
+        guard let row = try tx.organisation(organisation) else { return (false, false, nil) }
         organisationRows[organisation] = row
         let membership = try tx.membership(organisation: organisation, user: member.scopedID)
-        return (true, membership.map { MemberFacts(role: $0.role, status: $0.status) })
+        return (true, row.status == .active, membership.map { MemberFacts(role: $0.role, status: $0.status) })
+    }
+
+    mutating func inactiveOrganisations(_ organisations: [ScopedID]) throws -> Set<ScopedID> {
+        Set(try organisationRecords(organisations).filter { $0.status != .active }.map(\.scopedID))
     }
 
     mutating func organisationExists(_ organisation: ScopedID) throws -> Bool {

@@ -421,7 +421,19 @@ extension Transaction {
         ).affectedRows == 1
     }
 
-    /// Ends the environment's deletion deadline: it has an active user now.
+    /// The active user who activated first, if any (R-ENV-7: the one promoted
+    /// when the creator's window passes without the creator).
+    public func earliestActiveUser(_ environment: EnvironmentID) throws -> UserRecord? {
+        try query(
+            """
+            SELECT * FROM users WHERE environment_id = $1 AND status = 'active'
+            ORDER BY activated_at, user_id LIMIT 1 FOR UPDATE
+            """,
+            [environment.raw]
+        ).first.map(UserRecord.init(row:))
+    }
+
+    /// Ends the environment's activation window: it has an active administrator now.
     public func markEnvironmentActivated(_ environment: EnvironmentID) throws {
         try query("DELETE FROM unactivated_environments WHERE environment_id = $1", [environment.raw])
     }

@@ -57,6 +57,12 @@ public final class ConnectionHandler: ChannelDuplexHandler {
     /// while the server stops): applied at activation.
     private var drainBeforeActive = false
     private var active = false
+    /// After the `closing` frame: our side is shut for writing, and what the
+    /// client still sends is read and dropped until it closes (or the linger
+    /// ends), so that its writes do not fail before it has read the frame.
+    private var lingering = false
+    /// How long a drained connection waits for the client to close.
+    static let lingerTime = TimeAmount.seconds(2)
     private var idleTimer: RepeatedTask?
     /// Requests answered asynchronously, by a number of this connection's own.
     private var tasks: [UInt64: Task<Void, Never>] = [:]
@@ -160,7 +166,7 @@ public final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     public func read(context: ChannelHandlerContext) {
-        if machine.readRequested() { context.read() }
+        if lingering || machine.readRequested() { context.read() }
     }
 
     /// Decodes and handles complete frames until the machine says stop or
@@ -312,9 +318,10 @@ public final class ConnectionHandler: ChannelDuplexHandler {
                 // follows once it has gone out.
                 var out = context.channel.allocator.buffer(capacity: 64)
                 out.writeClosingFrame(ClosingNotice(lastID: lastReadID))
-                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
                 context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in
-                    bound.value.close(promise: nil)
+                    let (handler, context) = bound.value
+                    handler.linger(context: context)
                 }
             } else {
                 context.close(promise: nil)
@@ -329,6 +336,17 @@ public final class ConnectionHandler: ChannelDuplexHandler {
                 handler.decodeLoop(context: context)
             }
         }
+    }
+
+    /// A lingering close: shut our side for writing, read (and drop) until the
+    /// client closes, then close; at most `lingerTime`.
+    private func linger(context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        lingering = true
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.close(mode: .output).whenFailure { _ in bound.value.close(promise: nil) }
+        context.read()
+        context.eventLoop.scheduleTask(in: Self.lingerTime) { bound.value.close(promise: nil) }
     }
 
     private enum Timer { case partialFrame, writeStall, drainRead }

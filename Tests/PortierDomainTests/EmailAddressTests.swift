@@ -230,7 +230,7 @@ struct IndexRevisionTests {
         writer.start()
         var mismatches = 0, reads = 0
         while !done.load(ordering: .acquiring) {
-            let (_, membership, token) = index.membershipFacts(organisation: 1, user: user)
+            let (_, _, membership, token) = index.membershipFacts(organisation: 1, user: user)
             let revision = Int64(token.split(separator: ":").last!)!
             if (membership != nil) != (revision % 2 == 1) { mismatches += 1 }
             reads += 1

@@ -208,23 +208,61 @@ struct SignupTests {
         }
     }
 
-    @Test("R-ENV-7: if the creator never activates, the first activating user of the domain becomes administrator, audited")
-    func joinerBecomesAdministrator() async throws {
+    @Test("R-ENV-7: a colleague who activates before the creator's window has passed stays basic; the creator can still activate")
+    func colleagueStaysBasicWithinTheWindow() async throws {
         try await withClient { server, client in
             let s = Scenario(client)
             try await s.signup("creator@acme.test")
             try await s.signup("bob@acme.test")
             let bob = try await s.activate("bob@acme.test")
-            #expect(bob["role"] == "administrator")
+            #expect(bob["role"] == "basic", "an automatically added user has no rights")
+            let claim = try server.database.owner("SELECT status FROM domain_claims WHERE domain = 'acme.test'").first
+            #expect(claim?["status"] == "confirmed", "Bob's activation proved control of the domain")
+            // The window is still open: the janitor promotes nobody.
+            #expect(try await server.service.purgeUnactivatedEnvironments() == 0)
+            #expect(try server.database.owner("SELECT role FROM users WHERE email = 'bob@acme.test'").first?["role"] == "basic")
+            let creator = try await s.activate("creator@acme.test")
+            #expect(creator["role"] == "administrator")
+            #expect(try server.database.owner("SELECT count(*) AS n FROM audit_events WHERE op = 'user.set_role'").first!.int64("n") == 0)
+        }
+    }
+
+    @Test("R-ENV-7: when the creator's window passes without the creator, the earliest activated colleague becomes administrator, audited")
+    func colleaguePromotedWhenTheWindowPasses() async throws {
+        try await withClient { server, client in
+            let s = Scenario(client)
+            try await s.signup("creator@acme.test")
+            try await s.signup("bob@acme.test")
+            try await s.signup("carol@acme.test")
+            let bob = try await s.activate("bob@acme.test")
+            _ = try await s.activate("carol@acme.test")
+            try server.database.owner("UPDATE unactivated_environments SET deadline = now() - interval '1 second'")
+            #expect(try await server.service.purgeUnactivatedEnvironments() == 0, "the environment stays: a colleague activated")
             let env = try await client.call("environment.get", actor: bob["id"]!.stringValue!)
             #expect(env["environment"]?.objectValue?["domain_claims"] == [["domain": "acme.test", "status": "confirmed"]])
-            #expect(env["environment"]?.objectValue?["administrators"] == [bob["id"]!])
+            #expect(env["environment"]?.objectValue?["administrators"] == [bob["id"]!], "Bob activated first")
             let audit = try server.database.owner(
                 "SELECT actor_label, details->'after'->>'role' AS role FROM audit_events WHERE op = 'user.set_role'"
             ).rows
             #expect(audit.count == 1)
             #expect(audit.first?["actor_label"] == "system")
             #expect(audit.first?["role"] == "administrator")
+            #expect(try server.database.owner("SELECT count(*) AS n FROM unactivated_environments").first!.int64("n") == 0)
+            let check = try await client.call("check", params: ["user": bob["id"]!, "permission": "users.invite"])
+            #expect(check["allowed"] == true, "the index saw the promotion")
+        }
+    }
+
+    @Test("R-ENV-7: a colleague activating after the window passed (before the janitor ran) becomes administrator at once")
+    func colleagueActivatingAfterTheWindow() async throws {
+        try await withClient { server, client in
+            let s = Scenario(client)
+            try await s.signup("creator@acme.test")
+            try await s.signup("bob@acme.test")
+            try server.database.owner("UPDATE unactivated_environments SET deadline = now() - interval '1 second'")
+            let bob = try await s.activate("bob@acme.test")
+            #expect(bob["role"] == "administrator")
+            #expect(try server.database.owner("SELECT count(*) AS n FROM unactivated_environments").first!.int64("n") == 0)
         }
     }
 
