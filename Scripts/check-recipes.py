@@ -1375,7 +1375,15 @@ def check_readme(bindir, markdown, problems, keep_going=False, verbose=False):
                 return
             time.sleep(0.2)
         print(f"  ok: the server answers on {service}")
-        run_walkthrough(bindir, markdown, walk, work, service, problems, keep_going, verbose)
+        run_walkthrough(bindir, markdown, walk, work, service, problems, keep_going, verbose, state)
+        # The load generator's documented first run, against the same server: it must end with no error.
+        performance = os.path.join(REPO, "docs", "performance.md")
+        load = extract(performance, "load-first-run")
+        if not load:
+            problems.fail("docs/performance.md has no block marked <!-- run: load-first-run -->")
+        else:
+            print("load: docs/performance.md, blocks <!-- run: load-first-run --> against the same server", flush=True)
+            run_walkthrough(bindir, performance, load, work, service, problems, keep_going, verbose, state, folder="load")
     finally:
         if server is not None and server.poll() is None:
             # SIGTERM to portierd alone (run-server.sh execs it): it stops its embedded cluster itself.
@@ -1397,7 +1405,7 @@ def check_readme(bindir, markdown, problems, keep_going=False, verbose=False):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run_walkthrough(bindir, markdown, blocks, work, service, problems, keep_going, verbose):
+def run_walkthrough(bindir, markdown, blocks, work, service, problems, keep_going, verbose, state, folder="walkthrough"):
     commands = commands_of(blocks, markdown)
     mark = "\x1e"
     script = ["set -euo pipefail"]
@@ -1408,9 +1416,10 @@ def run_walkthrough(bindir, markdown, blocks, work, service, problems, keep_goin
         else:
             script.append(text)
     script.append(f"printf '{mark}end\\n'")
-    cwd = os.path.join(work, "walkthrough")
+    cwd = os.path.join(work, folder)
     os.makedirs(cwd)
-    env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}", PORTIER_SOCKET=service)
+    # The server's state folder is not ./.portier here: the variables every tool reads say where it is.
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}", PORTIER_SOCKET=service, PORTIER_STATE_DIR=state)
     env.pop("PORTIER_SUPPORT_SOCKET", None)
     done = subprocess.run(["bash", "-c", "\n".join(script)], cwd=cwd, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, errors="replace", timeout=600)

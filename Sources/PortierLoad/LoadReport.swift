@@ -32,6 +32,13 @@ public struct LoadReport {
                 "\(op): " + results.errors[op]!.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             }.joined(separator: "; "))
         }
+        if !results.expected.isEmpty {
+            lines.append("")
+            lines.append("Expected refusals (not errors): " + results.expected.keys.sorted().map { op in
+                "\(op): " + results.expected[op]!.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                    + (LoadResults.expectedRefusals[op].map { " (\($0.why))" } ?? "")
+            }.joined(separator: "; "))
+        }
         lines.append("")
         lines.append("Verification: \(results.mismatches) wrong answers" + (results.mismatchSamples.isEmpty ? "" : ", e.g.:"))
         lines.append(contentsOf: results.mismatchSamples.map { "  - \($0)" })
@@ -54,7 +61,7 @@ public struct LoadReport {
             ops[row.op] = entry
         }
         var object: [String: Any] = [
-            "elapsed_s": results.elapsedSeconds, "operations": ops, "errors_by_code": results.errors,
+            "elapsed_s": results.elapsedSeconds, "operations": ops, "errors_by_code": results.errors, "expected_refusals_by_code": results.expected,
             "mismatches": results.mismatches, "mismatch_samples": results.mismatchSamples,
         ]
         if let w = results.watch {
@@ -78,10 +85,10 @@ public struct LoadReport {
         let decades = ceil(log10(maxValue))
         func x(_ percentile: Double) -> Double { left + plotW * min(nines, log10(1 / max(1e-5, 1 - percentile / 100))) / nines }
         func y(_ micros: Double) -> Double { top + plotH * (1 - log10(max(1, micros)) / decades) }
-        // One hue per operation, spread by the golden angle so that neighbours
-        // differ however many there are, alternating lightness and dash.
-        func colour(_ i: Int) -> String { "hsl(\(Int((Double(i) * 137.508).truncatingRemainder(dividingBy: 360))), 70%, \(i % 2 == 0 ? 38 : 52)%)" }
-        func dash(_ i: Int) -> String { (i / 10) % 2 == 0 ? "" : #" stroke-dasharray="6 3""# }
+        // A qualitative palette whose ten colours a person tells apart
+        // (Tableau 10); past ten operations the colours repeat, dashed.
+        func colour(_ i: Int) -> String { Self.palette[i % Self.palette.count] }
+        func dash(_ i: Int) -> String { (i / Self.palette.count) % 2 == 0 ? "" : #" stroke-dasharray="6 3""# }
         var out = [#"<svg xmlns="http://www.w3.org/2000/svg" width="\#(Int(width))" height="\#(Int(height))" font-family="sans-serif" font-size="12">"#,
                    #"<rect width="100%" height="100%" fill="white"/>"#,
                    #"<text x="\#(left)" y="18" font-size="14">portier-load: latency by percentile (\#(results.requests) requests, \#(String(format: "%.0f", results.elapsedSeconds)) s)</text>"#]
@@ -111,6 +118,9 @@ public struct LoadReport {
         out.append("</svg>")
         return out.joined(separator: "\n")
     }
+
+    /// Tableau 10: blue, orange, red, teal, green, yellow, purple, pink, brown, grey.
+    static let palette = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
 
     static func micros(_ v: Double) -> String {
         v >= 1_000_000 ? "\(Int(v / 1_000_000)) s" : v >= 1000 ? "\(Int(v / 1000)) ms" : "\(Int(v)) µs"

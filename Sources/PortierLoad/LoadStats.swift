@@ -7,6 +7,9 @@ import Synchronization
 public struct LoadResults: Sendable {
     public var latency: [String: Histogram<UInt64>] = [:]
     public var errors: [String: [String: Int]] = [:]
+    /// Refusals the run provokes on purpose, by operation and code: not errors
+    /// (`expectedRefusals` says which and why).
+    public var expected: [String: [String: Int]] = [:]
     public var mismatches = 0
     /// The first few mismatches, described.
     public var mismatchSamples: [String] = []
@@ -18,6 +21,15 @@ public struct LoadResults: Sendable {
 
     public var requests: Int { latency.values.reduce(0) { $0 + Int($1.totalCount) } }
     public var errorCount: Int { errors.values.reduce(0) { $0 + $1.values.reduce(0, +) } }
+    public var expectedCount: Int { expected.values.reduce(0) { $0 + $1.values.reduce(0, +) } }
+
+    /// The refusals a correct server gives this load by design, with the rule
+    /// behind each: partnerships are proposed to the administrators of the
+    /// plan's most popular environments (a Zipf draw) by many senders, and each
+    /// recipient gets at most the hourly message cap of proposals (R-USR-16).
+    public static let expectedRefusals: [String: (code: String, why: String)] = [
+        "partnership.propose": ("rate_limited", "the recipient's hourly message cap, R-USR-16: popular environments get many proposals"),
+    ]
 
     public var all: Histogram<UInt64> {
         var total = Self.histogram()
@@ -37,7 +49,12 @@ final class LoadStats: Sendable {
     func record(_ op: String, microseconds: UInt64, error code: String?) {
         state.withLock { s in
             _ = s.latency[op, default: LoadResults.histogram()].record(max(1, microseconds))
-            if let code { s.errors[op, default: [:]][code, default: 0] += 1 }
+            guard let code else { return }
+            if LoadResults.expectedRefusals[op]?.code == code {
+                s.expected[op, default: [:]][code, default: 0] += 1
+            } else {
+                s.errors[op, default: [:]][code, default: 0] += 1
+            }
         }
     }
 

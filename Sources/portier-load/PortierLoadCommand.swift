@@ -13,8 +13,8 @@ struct PortierLoadCommand: AsyncParsableCommand {
         discussion: """
             A first run, against portierd with its embedded PostgreSQL (portierd --print-database-url prints its connection string):
               portier-load seed --database-url "$(portierd --print-database-url)"
-              portier-load run --socket .portier/portier.sock --seconds 10
-            Exit codes: 0 done; 1 verify found missing mutations; 3 run --strict saw a wrong answer; 64 a usage or file mistake.
+              portier-load run --seconds 10
+            Exit codes: 0 done; 1 verify found missing mutations; 3 run --strict saw a wrong answer, a missed change or an error; 64 a usage or file mistake.
             """,
         version: "0.1.0",
         subcommands: [Seed.self, Warm.self, Run.self, Verify.self]
@@ -87,7 +87,7 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Drive a running portierd with a mixed load over the seeded data; verify what can be known; report."
     )
-    @Option(help: "The service socket; repeat it for several instances on one database (flows then verify on another instance, and convergence without tokens is measured).") var socket: [String]
+    @Option(help: "The service socket (default: $PORTIER_SOCKET, else ./.portier/portier.sock); repeat it for several instances on one database (flows then verify on another instance, and convergence without tokens is measured).") var socket: [String] = []
     @Option(help: "A socket on which this process holds the `mail` capability (portierd's service socket, run as its uid or a --mailer-uid): lets invitation flows read activation tokens and activate.") var mailSocket: String?
     @Option(help: "The manifest written by `seed`.") var manifest = "portier-load.json"
     @Option(help: "Connections.") var connections = 4
@@ -100,13 +100,13 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Write a latency-percentile plot (SVG) here.") var plot: String?
     @Option(help: "Watches of every environment to hold during the run, spread over the sockets: each must see every change the run commits, in order, once; the report gives the event delay.") var watchers = 0
     @Option(help: "Watches per watcher connection (at most the server's max_watches).") var watchesPerConnection = 8
-    @Flag(help: "Exit non-zero when any answer contradicted what the run knew, or a watcher missed a change.") var strict = false
+    @Flag(help: "Exit non-zero when any answer contradicted what the run knew, a watcher missed a change, or a request failed (refusals the run provokes on purpose are not failures).") var strict = false
     @Option(help: "Write every acknowledged mutation here (one line each), for `verify` after a crash.") var acknowledged: String?
 
     func run() async throws {
         let plan = try loadManifest(manifest)
-        guard !socket.isEmpty else { throw ValidationError("give --socket") }
-        var options = LoadOptions(sockets: socket)
+        let sockets = socket.isEmpty ? [ProcessInfo.processInfo.environment["PORTIER_SOCKET"] ?? ".portier/portier.sock"] : socket
+        var options = LoadOptions(sockets: sockets)
         options.mailSocket = mailSocket
         options.connections = connections
         options.depth = depth
@@ -125,12 +125,15 @@ struct Run: AsyncParsableCommand {
         if live { FileHandle.standardError.write(Data("\n".utf8)) }
         let report = LoadReport(results)
         print(json ? report.json : report.table)
-        if let plot { try report.svg.write(toFile: plot, atomically: true, encoding: .utf8) }
+        if let plot {
+            try report.svg.write(toFile: plot, atomically: true, encoding: .utf8)
+            FileHandle.standardError.write(Data("portier-load: latency plot written to \(URL(fileURLWithPath: plot).standardizedFileURL.path)\n".utf8))
+        }
         if let acknowledged {
             try results.acknowledged.map { $0.line + "\n" }.joined().write(toFile: acknowledged, atomically: true, encoding: .utf8)
         }
         let watchFailures = results.watch.map { $0.missed + $0.outOfOrder + $0.ended } ?? 0
-        if strict && (results.mismatches > 0 || watchFailures > 0) { throw ExitCode(3) }
+        if strict && (results.mismatches > 0 || watchFailures > 0 || results.errorCount > 0) { throw ExitCode(3) }
     }
 }
 
