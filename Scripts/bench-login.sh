@@ -25,7 +25,7 @@ wait_for_socket "$WORK/portier.sock"
 export PORTIER_SOCKET="$WORK/portier.sock"
 "$BIN/portier" signup user@login.test >/dev/null
 TOKEN=$("$BIN/portier" outbox list --json | python3 -c 'import json,sys; print([m["token"] for m in json.load(sys.stdin)["messages"] if m["to"]=="user@login.test"][-1])')
-"$BIN/portier" activate "$TOKEN" --password 'correct horse battery' >/dev/null
+printf '%s\n' 'correct horse battery' | "$BIN/portier" activate "$TOKEN" >/dev/null
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 "$BIN/portier-bench" password-cost --hashes 5
 "$BIN/portier-bench" login-flood --socket "$WORK/portier.sock" --email user@login.test --password 'correct horse battery' \

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""The command-line tools as a user meets them (issue 16): --version on every
+"""The command-line tools as a user meets them (docs/cli.md): --version on every
 executable, the CLI's exit codes and its explanations when there is no
-server, `check --exit-code`, `check-bulk`, `metrics` and the support socket
-beside the service socket, `watch`; portier-load's small default shape, its help and
-its error for a missing manifest.
+server, global options before the subcommand, "did you mean" for subcommands
+and options, the subcommand's usage on a usage error, passwords refused as
+arguments, paging hints on standard error and --all on every list (outbox
+--tokens too), `check --exit-code`, `check-bulk`, `metrics` and the support
+socket beside the service socket, `watch`; `portierd --help` with the run
+options; portier-load's small default shape, its help and its error for a
+missing manifest.
 
 Usage: check-cli.py BIN_DIR DATABASE_URL WORK_DIR
 """
@@ -35,6 +39,22 @@ def run(args, expect, needle="", stdin=None, env=None):
 for tool in ("portierd", "portier", "portier-load", "portier-bench"):
     run([tool, "--version"], 0, "0.")
 run(["portier", "--help"], 0, "Exit codes:")
+run(["portierd", "--help"], 0, "--pool-size")  # the run options, not only the subcommands
+
+# Habits people bring (docs/cli.md): each caught before anything is sent (no server needed).
+run(["portier", "usr", "list", "--as", "a"], 64, "Did you mean 'user'?")
+run(["portier", "outbox", "lsit"], 64, "Did you mean 'list'?")
+run(["portier", "user", "list", "--ass", "a"], 64, "Did you mean '--as'?")
+run(["portier", "user", "get"], 64, "Usage: portier user get")  # the subcommand's usage
+run(["portier", "activate", "tok", "--password", "x"], 64, "not taken as arguments")
+run(["portier", "password", "change", "--as", "a", "--current", "x", "--new", "y"], 64, "not taken as arguments")
+
+
+def split_run(args, env):
+    """stdout and stderr apart (paging hints belong on stderr)."""
+    done = subprocess.run([os.path.join(bin_dir, args[0])] + args[1:], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, **env))
+    return done.returncode, done.stdout, done.stderr
 
 # No server: exit 3, and what to do.
 missing = os.path.join(work, "nothing", "portier.sock")
@@ -56,8 +76,23 @@ for _ in range(300):
     time.sleep(0.1)
 env = {"PORTIER_SOCKET": service}
 run(["portier", "ping"], 0, "pong", env=env)
+run(["portier", "--socket", service, "ping"], 0, "pong")  # a global option before the subcommand
+run(["portier", "--json", "--socket", service, "hello"], 0, '"server"')
 run(["portier", "metrics"], 0, "# HELP portier_build_info", env=env)
 run(["portier", "signup", "alice@cli.test"], 0, "created a new environment", env=env)
+for address in ("bob@cli.test", "carol@cli.test"):
+    run(["portier", "signup", address], 0, "joined an existing environment", env=env)
+# Paging: one page on standard output, the hint on standard error; --all everywhere, outbox --tokens too.
+code, out, err = split_run(["portier", "outbox", "list", "--tokens", "--limit", "1"], env)
+if code != 0 or len(out.split()) != 1 or "more rows: --cursor" not in err or "cursor" in out:
+    problems.append(f"outbox list --tokens --limit 1: exit {code}, stdout {out!r}, stderr {err!r}")
+else:
+    print("  ok: outbox list --tokens --limit 1 -> one token on stdout, the paging hint on stderr")
+code, out, err = split_run(["portier", "outbox", "list", "--tokens", "--limit", "1", "--all"], env)
+if code != 0 or len(out.split()) != 3 or "more rows" in err:
+    problems.append(f"outbox list --tokens --limit 1 --all: exit {code}, stdout {out!r}, stderr {err!r}")
+else:
+    print("  ok: outbox list --tokens --limit 1 --all -> every token")
 run(["portier", "check", "usr_1_1", "users.invite", "--exit-code"], 1, "denied (not_activated)", env=env)
 run(["portier", "check", "usr_1_1", "users.invite"], 0, "denied", env=env)
 bulk = json.dumps([{"user": "usr_1_1", "permission": "users.invite"}, {"user": "nobody@cli.test", "permission": "users.invite"}])

@@ -38,15 +38,15 @@ extension ConnectionOptions {
             print(JSONValue.object(out).jsonText)
         } else {
             print(table(rows, next), terminator: "")
+            // On standard error: a pipe gets the rows alone.
+            if let next { FileHandle.standardError.write(Data("portier: more rows: --cursor \(next) (or --all)\n".utf8)) }
         }
     }
 }
 
 extension Table {
-    /// Rows as columns, and how to ask for the next page when there is one.
+    /// Rows as columns (`runList` says on standard error how to ask for the next page).
     static func rows(_ rows: [JSONValue], next: String?, _ columns: [(String, String)]) -> String {
-        var text = objects(.array(rows), columns)
-        if let next { text += "more: --cursor \(next) (or --all)\n" }
-        return text
+        objects(.array(rows), columns)
     }
 }

@@ -18,6 +18,39 @@ struct Portier: AsyncParsableCommand {
             WatchCommand.self,
         ]
     )
+
+    /// Parses what people type (`CommandLineHabits`), then runs the command; a
+    /// usage error raised while running shows the command's own usage.
+    static func main() async {
+        let typed = CommandLineHabits.moveGlobalOptions(Array(CommandLine.arguments.dropFirst()))
+        let named = CommandLineHabits.command(named: typed)
+        CommandLineHabits.refusePasswordArguments(typed, command: named)
+        let command = parse(typed, named: named)
+        do {
+            try await run(command)
+        } catch let error as ValidationError {
+            CommandLineHabits.usageError(error.message, for: type(of: command))
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    private static func parse(_ typed: [String], named: ParsableCommand.Type) -> ParsableCommand {
+        do {
+            return try parseAsRoot(typed)
+        } catch {
+            CommandLineHabits.explain(error, arguments: typed, command: named)
+        }
+    }
+
+    private static func run(_ command: ParsableCommand) async throws {
+        guard var asynchronous = command as? AsyncParsableCommand else {
+            var synchronous = command
+            try synchronous.run()
+            return
+        }
+        try await asynchronous.run()
+    }
 }
 
 /// The CLI's version: the release it was built from (the server's is `portier hello`).
@@ -129,21 +162,26 @@ struct ConnectionOptions: ParsableArguments {
     }
 }
 
-/// Where a password comes from: the flag, standard input, or a prompt.
+/// Where a password comes from: a prompt without echo on a terminal,
+/// otherwise a line of standard input. Never an argument: it would show in
+/// the process list (`CommandLineHabits.refusePasswordArguments`).
 struct PasswordOptions: ParsableArguments {
-    @Option(help: "The password (visible to other local users in the process list; prefer --password-stdin).")
-    var password: String?
-
-    @Flag(help: "Read the password from the first line of standard input.")
+    @Flag(help: "Read the password from the first line of standard input even on a terminal.")
     var passwordStdin = false
 
     func resolve() throws -> String {
-        if let password { return password }
-        if !passwordStdin, isatty(0) != 0 {
-            guard let entered = getpass("Password: ") else { throw ValidationError("no password given") }
+        try Self.read("Password: ", fromStandardInput: passwordStdin)
+    }
+
+    /// One password: prompted for on a terminal (no echo), else the next line of standard input.
+    static func read(_ prompt: String, fromStandardInput: Bool = false) throws -> String {
+        if !fromStandardInput, isatty(0) != 0 {
+            guard let entered = getpass(prompt) else { throw ValidationError("no password given") }
             return String(cString: entered)
         }
-        guard let line = readLine(strippingNewline: true) else { throw ValidationError("no password on standard input") }
+        guard let line = readLine(strippingNewline: true) else {
+            throw ValidationError("no password on standard input (one line per password, or run it on a terminal to be asked)")
+        }
         return line
     }
 }
@@ -207,12 +245,16 @@ struct Activate: AsyncParsableCommand {
 
 struct Login: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Check an email and password (user.authenticate).")
+    /// `portier-cli:uid=N`: failed logins from this account's CLI are throttled
+    /// together, apart from a front end's users.
+    static var clientKey: String { "portier-cli:uid=\(getuid())" }
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "The email address.") var email: String
     @OptionGroup var password: PasswordOptions
 
     func run() async throws {
-        let params: JSONObject = ["email": .string(email), "password": .string(try password.resolve())]
+        // The CLI's own throttling key, as a front end passes its user's (R-USR-4, docs/cli.md).
+        let params: JSONObject = ["email": .string(email), "password": .string(try password.resolve()), "client": .string(Self.clientKey)]
         try await connection.run("user.authenticate", params: params) { r in
             "authenticated\n\n" + Table.user(r["user"]) + "\n" + Table.environment(r["environment"])
         }
@@ -306,16 +348,16 @@ struct PasswordCommand: AsyncParsableCommand {
 
     struct Change: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Change your own password: the current one, then the new one (flags, or two lines of standard input)."
+            abstract: "Change your own password: asked for on a terminal (the current one, the new one twice), else two lines of standard input."
         )
         @OptionGroup var connection: ConnectionOptions
         @Option(name: .customLong("as"), help: "You: a user id or email.") var actor: String
-        @Option(help: "The current password (prefer standard input).") var current: String?
-        @Option(help: "The new password (prefer standard input).") var new: String?
 
         func run() async throws {
-            guard let current = current ?? readLine(strippingNewline: true), let new = new ?? readLine(strippingNewline: true) else {
-                throw ValidationError("give the current and the new password (--current/--new, or two lines on standard input)")
+            let current = try PasswordOptions.read("Current password: ")
+            let new = try PasswordOptions.read("New password: ")
+            if isatty(0) != 0, try PasswordOptions.read("New password again: ") != new {
+                throw ValidationError("the two new passwords differ; nothing changed")
             }
             try await connection.run("user.password.change", actor: actor, params: ["current_password": .string(current), "new_password": .string(new)]) { _ in
                 "password changed\n"

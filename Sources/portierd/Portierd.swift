@@ -25,6 +25,13 @@ struct Portierd: AsyncParsableCommand {
     /// Parses the command line after adding the configuration file's and the
     /// environment's settings in front of it (see `ConfigurationSources`).
     static func main() async {
+        // `portierd --help`: what `portierd` with no subcommand does is `run`, so its options are the help.
+        if [["--help"], ["-h"], ["help"]].contains(Array(CommandLine.arguments.dropFirst())) {
+            print(helpMessage())
+            print("portierd with no subcommand runs `run`:\n")
+            print(helpMessage(for: Run.self))
+            Foundation.exit(0)
+        }
         do {
             let arguments = try ConfigurationSources.arguments(Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
             await main(arguments)
