@@ -43,6 +43,8 @@ if grep -F -q "correct horse battery" "$LIVE_DIR/test-output.log"; then
 fi
 
 python3 Scripts/check-imports.py
+# Every link of the documents and every rule id resolves inside the repository.
+python3 Scripts/check-docs-links.py
 python3 Scripts/validate-protocol.py
 "$PG_BIN/psql" "$PORTIER_TEST_DATABASE_URL" -qc "CREATE DATABASE protocol_live"
 # The live server also proves the configuration sources: max-in-flight comes
