@@ -92,7 +92,8 @@ struct MetricsTests {
         let slow = Task { try await client.send("user.invite", actor: admin.id, params: ["email": "late@slow.test"]) }
         try await Task.sleep(for: .milliseconds(Int64(threshold * 1.5)))
         try blocker.execute("COMMIT")
-        _ = try await slow.value
+        let slowReply = try await slow.value
+        #expect(slowReply.errorCode == nil, "the held invitation succeeds once the lock is released")
         #expect(try await client.call("ping").isEmpty)
         let logged = lines.value.withLock { $0.filter { $0.contains("slow request") } }
         // The held invitation is logged, once, with everything needed to find it.
