@@ -71,12 +71,21 @@ run(["--database-url", unreachable, "--state-dir", state("ml"), "--metrics-liste
 open(state("a-file"), "w").close()
 run(["--database-url", unreachable, "--state-dir", state("s"), "--socket-dir", state("a-file") + "/sockets"], 73, "is not a folder", "--socket-dir")
 
-# Sockets before the database: a socket in use is found even with no database (73, not 69).
+# Sockets before the database: a socket a running server holds is found even with
+# no database (73, not 69). A running portierd holds the lock beside its socket
+# (R-OPS-2); this check holds it the same way.
+import fcntl
 os.makedirs(state("busy"))
 busy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 busy.bind(os.path.join(state("busy"), "portier.sock"))
 busy.listen(1)
+held = open(os.path.join(state("busy"), "portier.sock.lock"), "w")
+fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
 run(["--database-url", unreachable, "--state-dir", state("busy")], 73, "in use by a running server")
+held.close()
+# The same listening socket without the lock is one nobody serves (a child that
+# inherited it from a crashed server): taken over, and the start goes on to the database.
+run(["--database-url", unreachable, "--state-dir", state("busy")], 69, "taking over a socket")
 busy.close()
 
 # The metrics listener before the database: a taken port (73, not 69).

@@ -28,6 +28,8 @@ import sys
 import threading
 import time
 
+from portier_wire import frame, read_exact, call
+
 portierd, work = sys.argv[1], sys.argv[2]
 kills = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 CLIENTS = 4
@@ -39,24 +41,10 @@ service = os.path.join(state, "portier.sock")
 problems = []
 
 
-def frame(obj):
-    body = json.dumps(obj).encode()
-    return struct.pack(">I", len(body)) + body
 
 
-def read_exact(conn, n):
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
 
 
-def call(conn, request):
-    conn.sendall(frame(request))
-    return json.loads(read_exact(conn, struct.unpack(">I", read_exact(conn, 4))[0]))
 
 
 def start(generation):

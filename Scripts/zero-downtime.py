@@ -34,6 +34,8 @@ import sys
 import threading
 import time
 
+from portier_wire import frame, read_exact, read_frame
+
 portierd, database_url, work = sys.argv[1], sys.argv[2], sys.argv[3]
 restarts = int(sys.argv[4]) if len(sys.argv) > 4 else 3
 
@@ -82,24 +84,10 @@ answered = [0.0] * (ONE_SHOT + PIPELINED)  # when each client last got an answer
 stop = threading.Event()
 
 
-def frame(obj):
-    body = json.dumps(obj).encode()
-    return struct.pack(">I", len(body)) + body
 
 
-def read_exact(conn, n):
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
 
 
-def read_frame(conn):
-    n = struct.unpack(">I", read_exact(conn, 4))[0]
-    return json.loads(read_exact(conn, n))
 
 
 def connect():
