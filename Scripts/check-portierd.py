@@ -87,6 +87,31 @@ held.close()
 # inherited it from a crashed server): taken over, and the start goes on to the database.
 run(["--database-url", unreachable, "--state-dir", state("busy")], 69, "taking over a socket")
 busy.close()
+# A socket that answers is served, lock or not (a socket-activated portierd may hold none): never taken over.
+import threading
+os.makedirs(state("served"))
+served = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+served.bind(os.path.join(state("served"), "portier.sock"))
+served.listen(8)
+
+
+def answer():
+    while True:
+        try:
+            conn, _ = served.accept()
+        except OSError:
+            return
+        try:
+            if conn.recv(64):
+                conn.sendall(b"\0\0\0\2{}")
+        except OSError:
+            pass
+        conn.close()
+
+
+threading.Thread(target=answer, daemon=True).start()
+run(["--database-url", unreachable, "--state-dir", state("served")], 73, "in use by a running server")
+served.close()
 
 # The metrics listener before the database: a taken port (73, not 69).
 taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -244,12 +244,16 @@ final class PendingReplies: Sendable {
             if state.withLock({ $0.generation == generation }) { finish() }
             return
         }
-        // Watches do not survive a connection: they end (PortierWatch resumes).
-        let watches = state.withLock { s in
+        // Watches do not survive a connection: they end (PortierWatch resumes),
+        // and a `watch` request still unanswered is not resent (its stream ended).
+        let (watches, openings) = state.withLock { s in
+            let openings = s.watches.keys.compactMap { s.waiting.removeValue(forKey: $0) }
             defer { s.watches = [:] }
-            return Array(s.watches.values)
+            return (Array(s.watches.values), openings)
         }
-        for w in watches { w.finish(throwing: PortierError.unavailable("portierd restarted; watch again with after")) }
+        let restarted = PortierError.unavailable("portierd restarted; watch again with after")
+        for w in watches { w.finish(throwing: restarted) }
+        for o in openings { o.continuation.resume(throwing: restarted) }
         Task { await reopenAndResend(generation: generation + 1) }
     }
 
@@ -259,22 +263,24 @@ final class PendingReplies: Sendable {
         while true {
             do {
                 let channel = try await connector.open(self, generation: generation)
-                let resend: [ByteBuffer]? = state.withLock { s in
-                    guard !s.closedForGood else { return nil }
+                let reopened: Bool = state.withLock { s in
+                    guard !s.closedForGood else { return false }
                     s.channel = channel
                     s.generation = generation
                     s.closingSeen = false
                     let unanswered = s.waiting.filter { $0.value.sentOn != generation }.sorted { $0.value.sequence < $1.value.sequence }
                     for (id, _) in unanswered { s.waiting[id]?.sentOn = generation }
                     s.resent += unanswered.count
-                    return unanswered.map(\.value.frame)
+                    // Queued under the lock, so that no request sent meanwhile overtakes them.
+                    for (_, entry) in unanswered { channel.write(entry.frame, promise: nil) }
+                    channel.flush()
+                    return true
                 }
-                guard let resend else {
+                if !reopened {
                     try? await channel.close()
-                    return
+                    failAll(PortierError.unavailable("the client was closed"))
+                    unmatchedSink.finish()
                 }
-                for frame in resend { channel.write(frame, promise: nil) }
-                channel.flush()
                 return
             } catch {
                 if ContinuousClock.now + delay > deadline || state.withLock({ $0.closedForGood }) {
@@ -295,8 +301,17 @@ final class PendingReplies: Sendable {
         if fail { failAll(error) }
     }
 
+    /// The client's `close()`: nothing is reopened any more; requests waiting
+    /// while the connection is being reopened fail now.
     func closeForGood() {
-        state.withLock { $0.closedForGood = true }
+        let reopening = state.withLock { s in
+            s.closedForGood = true
+            return s.channel == nil
+        }
+        if reopening {
+            failAll(PortierError.unavailable("the client was closed"))
+            unmatchedSink.finish()
+        }
     }
 
     func openWatch(_ id: RequestID, _ sink: AsyncThrowingStream<JSONObject, any Error>.Continuation) {

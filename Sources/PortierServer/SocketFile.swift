@@ -50,6 +50,43 @@ enum SocketFile {
         return fd
     }
 
+    /// Whether something answers on `path`: a `ping` frame gets any bytes back
+    /// within `timeout` (a refusal frame counts). Tells a serving server that
+    /// holds no lock (one socket-activated by systemd, an older portierd) from a
+    /// socket that only sits in someone's descriptor table.
+    static func answers(_ path: String, timeout: Int = 1) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var limit = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else { return false }
+        let payload = Array(#"{"id":0,"op":"ping"}"#.utf8)
+        let frame = withUnsafeBytes(of: UInt32(payload.count).bigEndian, Array.init) + payload
+        guard frame.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == frame.count else { return false }
+        var reply = [UInt8](repeating: 0, count: 4)
+        return reply.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4, 0) } > 0
+    }
+
+    /// The file's device and inode: which socket a path names now.
+    static func identity(_ path: String) -> (dev_t, ino_t)? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }
+        return (st.st_dev, st.st_ino)
+    }
+
     /// Removes a socket file left behind by a server that is gone.
     static func removeStale(_ path: String) {
         var st = stat()

@@ -27,8 +27,11 @@ public final class SocketListeners: Sendable {
         let path: String
         /// Bound here (the file is ours to remove), not adopted from systemd.
         let created: Bool
-        /// The `<path>.lock` held while listening on a socket bound here.
+        /// The `<path>.lock` held while listening (taken for a systemd socket too, when it can be).
         var lockFD: Int32? = nil
+        /// The socket file bound here, by device and inode: removed at the stop
+        /// only if the path still names it.
+        var identity: (dev_t, ino_t)? = nil
     }
 
     /// The initializer, set once by `accept` (a class: a closure kept directly in
@@ -71,13 +74,18 @@ public final class SocketListeners: Sendable {
                 if let fd = activation?.descriptor(for: kind) {
                     let channel = try await bootstrap.withBoundSocket(fd).get()
                     let path = SocketActivation.path(of: channel) ?? "(inherited)"
-                    opened.append(Listener(kind: kind, channel: channel, path: path, created: false))
+                    // Best effort: the lock tells a portierd started by hand on the same
+                    // path that this one serves it (systemd's folder may not let us create it).
+                    let lockFD = (try? SocketFile.lock(path)) ?? nil
+                    opened.append(Listener(kind: kind, channel: channel, path: path, created: false, lockFD: lockFD))
                     logger.info("listening", metadata: ["socket": "\(kind.rawValue)", "path": "\(path)", "from": "systemd"])
                     continue
                 }
                 let lockFD = try SocketFile.lock(socket.path)
                 if SocketFile.isInUse(socket.path) {
-                    guard lockFD != nil else {
+                    // Taken over only when nobody holds its lock (or its lock cannot be
+                    // read) and nothing answers on it: a socket nobody serves.
+                    guard lockFD != nil, !SocketFile.answers(socket.path) else {
                         throw ServerError("\(socket.path) is in use by a running server: stop it first, or choose another --socket-dir (or --state-dir)")
                     }
                     logger.warning("taking over a socket that accepts connections but no running portierd serves (a process that inherited it from a crashed server?)", metadata: ["path": "\(socket.path)"])
@@ -105,7 +113,8 @@ public final class SocketListeners: Sendable {
                     unlink(bound)
                     throw error
                 }
-                opened.append(Listener(kind: kind, channel: channel, path: socket.path, created: true, lockFD: lockFD))
+                opened.append(Listener(kind: kind, channel: channel, path: socket.path, created: true, lockFD: lockFD,
+                                       identity: SocketFile.identity(socket.path)))
                 keepLock = true
                 logger.info("listening", metadata: ["socket": "\(kind.rawValue)", "path": "\(socket.path)"])
             }
@@ -140,7 +149,8 @@ public final class SocketListeners: Sendable {
     /// finishes after its listener closed, unread request and all.
     private static func close(_ listener: Listener, group: any EventLoopGroup) async {
         if listener.created {
-            SocketFile.removeStale(listener.path)
+            // Only if the path still names this socket (another server may have replaced it).
+            if let mine = listener.identity, let now = SocketFile.identity(listener.path), mine == now { SocketFile.removeStale(listener.path) }
             try? await Task.sleep(for: .milliseconds(50))
         }
         try? await listener.channel.setOption(.autoRead, value: false).get()

@@ -22,24 +22,22 @@ extension PortierService {
                 throw PortierError(.expiredToken, "the token is not valid")
             }
             guard user.status == .invited else { throw PortierError.invalidState("the user is already activated") }
-            // R-ENV-7: nobody is promoted while the creator's window is open; a
-            // colleague who activates first stays basic. Past the window (the
-            // janitor not having settled it yet), the first activation promotes.
-            let noAdministrator = try tx.activeAdministrators(environment).isEmpty
-            let promote = try noAdministrator && user.role != .administrator && tx.isExpiredUnactivated(environment)
-            let activated = try tx.activateUser(environment, user.id, passwordHash: passwordHash, promote: promote)
+            var activated = try tx.activateUser(environment, user.id, passwordHash: passwordHash, promote: false)
             try tx.markTokenUsed(environment: environment, id: record.id)
-            if activated.role == .administrator { try tx.markEnvironmentActivated(environment) }
             let email = try EmailAddress(user.email)
             let confirmed = try tx.confirmClaim(email.domain, environment: environment)
             let target = user.scopedID.description
             let details: JSONValue = ["confirmed_domain": confirmed ? .string(email.domain) : .null]
             try tx.audit(environment: environment, actor: activated.auditActor, op: "user.activate", target: target, details: details.jsonText)
-            if promote {
-                // R-ENV-7: the environment is never left without an administrator.
-                let change: JSONValue = ["before": ["role": .string(user.role.rawValue)], "after": ["role": "administrator"],
-                                         "reason": "first activation after the creator's activation window passed without an administrator"]
-                try tx.audit(environment: environment, actor: .system, op: "user.set_role", target: target, details: change.jsonText)
+            // R-ENV-7: nobody is promoted while the creator's window is open (a
+            // colleague who activates first stays basic). Past it, and before the
+            // janitor settled it, the window is settled now: the earliest
+            // activated user, this one or an earlier colleague, is promoted.
+            if activated.role == .administrator {
+                try tx.markEnvironmentActivated(environment)
+            } else if try tx.activeAdministrators(environment).isEmpty, try tx.isExpiredUnactivated(environment) {
+                _ = try Self.settleActivationWindow(tx, environment)
+                activated = try tx.user(environment, user.id) ?? activated
             }
             return .result(["user": activated.json], revision: try tx.bumpRevision(environment))
         }

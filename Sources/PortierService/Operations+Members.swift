@@ -10,11 +10,16 @@ extension PortierService {
         return own?.status == .active && own?.role == .administrator
     }
 
-    /// The organisation, if the actor may manage its members; otherwise the right refusal.
+    /// The organisation, if the actor may manage its members; otherwise the
+    /// right refusal. An inactive organisation grants nobody anything on its
+    /// members (R-ORG-2): `invalid_state` until it is activated.
     static func managedOrganisation(_ tx: Transaction, _ id: ScopedID, by actor: UserRecord) throws -> OrganisationRecord {
         let org = try visibleOrganisation(tx, id, to: actor)
         guard try mayManageMembers(tx, actor, org) else {
             throw PortierError.forbidden("only its organisation administrators and the environment's administrators manage members")
+        }
+        guard org.status == .active else {
+            throw PortierError.invalidState("the organisation is inactive: nobody manages its members until an environment administrator activates it")
         }
         return org
     }

@@ -81,7 +81,8 @@ extension PortierService {
     static func visibleOrganisation(_ tx: Transaction, _ id: ScopedID, to actor: UserRecord) throws -> OrganisationRecord {
         guard let org = try tx.organisation(id) else { throw PortierError.notFound("organisation") }
         if actor.role == .administrator, actor.environment == org.environment { return org }
-        if try tx.membership(organisation: id, user: actor.scopedID)?.status == .active { return org }
+        // Members see it while it is active (R-ORG-2: an inactive one grants them nothing).
+        if org.status == .active, try tx.membership(organisation: id, user: actor.scopedID)?.status == .active { return org }
         if actor.environment == org.environment { throw PortierError.forbidden("only its members and environment administrators see this organisation") }
         throw PortierError.notFound("organisation")
     }
@@ -100,7 +101,9 @@ extension PortierService {
                 try tx.setEnvironments([actor.environment] + Set(links.map(\.environment)).sorted())
                 ids.formUnion(try tx.partnerMemberships(user: actor.scopedID, organisations: links).filter { $0.status == .active }.map(\.organisation))
             }
-            let orgs = try tx.organisations(ids.page(page) { $0 })  // ordered by id, like the page
+            // Members see only active organisations (R-ORG-2); administrators see all of their environment's.
+            let visible = try tx.organisations(Array(ids)).filter { $0.status == .active || (actor.role == .administrator && $0.environment == actor.environment) }
+            let orgs = try tx.organisations(Set(visible.map(\.scopedID)).page(page) { $0 })  // ordered by id, like the page
             return .result(page.result("organisations", orgs, id: \.scopedID, json: \.json))
         }
     }

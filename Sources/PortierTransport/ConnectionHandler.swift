@@ -323,6 +323,10 @@ public final class ConnectionHandler: ChannelDuplexHandler {
                     let (handler, context) = bound.value
                     handler.linger(context: context)
                 }
+                // A client that does not read its replies never lets that write
+                // finish: it is cut off after the write-stall timeout, as while serving.
+                let closing = NIOLoopBound(context, eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: settings.writeStallTimeout) { closing.value.close(promise: nil) }
             } else {
                 context.close(promise: nil)
             }

@@ -23,6 +23,17 @@ struct LifecycleRuleTests {
                 let edit = try await s.check(admin.id, "organisation.edit", in: org)
                 #expect(edit == (true, "env_administrator"), "environment administrators edit and activate it")
             }
+            // Its members see nothing and manage nothing while it is inactive; administrators still see it.
+            let second = try await s.member("second@acme.test", role: "administrator", as: admin.id)
+            let basic = try await s.member("basic@acme.test", as: admin.id)
+            for op in ["member.set_role", "member.remove"] {
+                var params: JSONObject = ["organisation": .string(org), "user": .string(admin.id)]
+                if op == "member.set_role" { params["role"] = "member" }
+                let reply = try await client.send(op, actor: second.id, params: params)
+                #expect(reply.errorCode == .invalidState, "\(op) on an inactive organisation")
+            }
+            #expect(try await client.send("organisation.get", actor: second.id, params: ["organisation": .string(org)]).errorCode == nil)
+            #expect(try await client.send("organisation.get", actor: basic.id, params: ["organisation": .string(org)]).errorCode == .forbidden)
             let lookup = try await client.call("lookup.organisations", params: ["user": .string(admin.id), "permission": "documents.view"])
             #expect(lookup["organisations"]?.arrayValue?.isEmpty == true, "a lookup lists no inactive organisation")
             let users = try await client.call("lookup.users", params: ["organisation": .string(org), "permission": "members.manage"])

@@ -47,3 +47,21 @@ struct RestartResendTests {
         await second.stop()
     }
 }
+
+extension RestartResendTests {
+    @Test("R-OPS-1: a client closed while it reopens its connection fails its waiting requests at once, and later ones too")
+    func closeWhileReopening() async throws {
+        let server = try await TestServer.start()
+        let client = try await server.client()
+        #expect(try await client.call("ping").isEmpty)
+        await server.stop()  // a closing frame, then nobody at the socket: the client keeps trying to reopen
+        try await waitUntil("the client is reopening", timeout: .seconds(10)) { !client.isConnected }
+        let waiting = Task { try await client.send("ping") }
+        try await Task.sleep(for: .milliseconds(200))
+        let closedAt = ContinuousClock.now
+        await client.close()
+        await #expect(throws: PortierError.self) { _ = try await waiting.value }
+        #expect(ContinuousClock.now - closedAt < .seconds(5), "failed at the close, not after the reconnect window")
+        await #expect(throws: PortierError.self) { _ = try await client.send("ping") }
+    }
+}

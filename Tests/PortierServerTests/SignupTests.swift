@@ -253,6 +253,23 @@ struct SignupTests {
         }
     }
 
+    @Test("R-ENV-7: an activation after the window passed settles it: the earliest activated colleague is promoted, not the one activating now")
+    func lateActivationPromotesTheEarliest() async throws {
+        try await withClient { server, client in
+            let s = Scenario(client)
+            try await s.signup("creator@acme.test")
+            try await s.signup("alice@acme.test")
+            let alice = try await s.activate("alice@acme.test")
+            #expect(alice["role"] == "basic")
+            try await s.signup("bob@acme.test")
+            try server.database.owner("UPDATE unactivated_environments SET deadline = now() - interval '1 second'")
+            let bob = try await s.activate("bob@acme.test")
+            #expect(bob["role"] == "basic", "Bob activated after Alice")
+            let env = try await client.call("environment.get", actor: alice.id)
+            #expect(env["environment"]?.objectValue?["administrators"] == [.string(alice.id)])
+        }
+    }
+
     @Test("R-ENV-7: a colleague activating after the window passed (before the janitor ran) becomes administrator at once")
     func colleagueActivatingAfterTheWindow() async throws {
         try await withClient { server, client in
