@@ -18,10 +18,8 @@ public enum OrganisationRules {
         return code
     }
 
-    /// An organisation's name: trimmed, 1 to 200 characters.
+    /// An organisation's name: 1 to 200 characters a person can read (R-SEC-3, `DisplayNames`).
     public static func name(_ raw: String) throws(InvalidInput) -> String {
-        let name = raw.trimmingWhitespace()
-        guard !name.isEmpty, name.count <= 200 else { throw .badRequest("name must be 1 to 200 characters") }
-        return name
+        try DisplayNames.validate(raw, allowEmpty: false)
     }
 }

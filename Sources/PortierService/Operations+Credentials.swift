@@ -149,5 +149,12 @@ struct LoginParams: OperationParams {
         email = try EmailAddress(try params.requiredString("email"))
         password = try params.requiredString("password")
         client = try params.optionalString("client")
+        // R-SEC-5: a throttling key is kept per failed login: bounded, not whatever a caller sends.
+        if let client, client.utf8.count > Self.maximumClientBytes {
+            throw PortierError.badRequest("client must be at most \(Self.maximumClientBytes) bytes (a front end's key for its end user, e.g. an IP address)")
+        }
     }
+
+    /// The longest `client` key (R-SEC-5).
+    static let maximumClientBytes = 256
 }

@@ -90,9 +90,11 @@ extension PortierService {
 
     /// A person's display name: trimmed, at most 200 characters.
     static func personName(_ raw: String?) throws(PortierError) -> String {
-        let name = (raw ?? "").split(whereSeparator: \.isNewline).joined(separator: " ")
-        guard name.count <= 200 else { throw .badRequest("name is longer than 200 characters") }
-        return name.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        do throws(InvalidInput) {
+            return try DisplayNames.validate(raw ?? "", allowEmpty: true)
+        } catch {
+            throw .badRequest(error.message)
+        }
     }
 }
 

@@ -31,3 +31,21 @@ struct PermissionDecisionTests {
         #expect(Permission.documentsView.decide(facts) == .deny(.blocked))
     }
 }
+
+@Suite("Readable names (R-SEC-3)")
+struct DisplayNameTests {
+    @Test("R-SEC-3: every control character and bidirectional formatting character is refused",
+          arguments: Array(0x00...0x1F) + Array(0x7F...0x9F) + Array(0x202A...0x202E) + Array(0x2066...0x2069))
+    func refused(_ code: Int) {
+        let name = "A" + String(Unicode.Scalar(UInt32(code))!) + "B"
+        #expect(throws: InvalidInput.self) { _ = try DisplayNames.validate(name, allowEmpty: false) }
+    }
+
+    @Test("R-SEC-3: other scripts and marks are kept; spaces are trimmed and folded")
+    func kept() throws {
+        #expect(try DisplayNames.validate("  Zoë   Ægir  ", allowEmpty: false) == "Zoë Ægir")
+        #expect(try DisplayNames.validate("שרה כהן", allowEmpty: false) == "שרה כהן", "right-to-left letters are fine; only overrides are refused")
+        #expect(try DisplayNames.validate("", allowEmpty: true) == "")
+        #expect(throws: InvalidInput.self) { _ = try DisplayNames.validate("   ", allowEmpty: false) }
+    }
+}
