@@ -25,3 +25,23 @@ public enum PublicSuffixList {
         return "libpsl \(String(cString: psl_get_version())), " + (count >= 0 ? "\(count) suffixes, " : "") + file
     }
 }
+
+/// Which claims can cover a domain (R-ENV-10).
+public enum ClaimedDomains {
+    /// `domain` and each parent of it that is not a public suffix, most specific
+    /// first: a claim of any of them covers the domain (the owner of
+    /// `acme.test` controls `sales.acme.test`). `sales.acme.test` →
+    /// [`sales.acme.test`, `acme.test`]; a parent at or above a public suffix
+    /// (`test`, `co.uk`) is never a candidate.
+    public static func candidates(for domain: String) -> [String] {
+        var found = [domain]
+        var labels = domain.split(separator: ".")
+        while labels.count > 2 {
+            labels.removeFirst()
+            let parent = labels.joined(separator: ".")
+            if PublicSuffixList.isPublicSuffix(parent) { break }
+            found.append(parent)
+        }
+        return found
+    }
+}

@@ -27,7 +27,7 @@ extension PortierService {
             let email = try EmailAddress(user.email)
             let confirmed = try tx.confirmClaim(email.domain, environment: environment)
             let target = user.scopedID.description
-            let details: JSONValue = ["confirmed_domain": confirmed ? .string(email.domain) : .null]
+            let details: JSONValue = ["confirmed_domain": confirmed.map(JSONValue.string) ?? .null]
             try tx.audit(environment: environment, actor: activated.auditActor, op: "user.activate", target: target, details: details.jsonText)
             // R-ENV-7: nobody is promoted while the creator's window is open (a
             // colleague who activates first stays basic). Past it, and before the

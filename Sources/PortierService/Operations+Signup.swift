@@ -30,7 +30,8 @@ extension PortierService {
         if try tx.emailOwner(email.normalized) != nil {
             throw PortierError.conflict("an account with this email already exists")
         }
-        var claimant = try tx.domainClaim(email.domain)?.environment
+        // The domain's claim or a parent's (R-ENV-10): sales.acme.test joins the environment claiming acme.test.
+        var claimant = try tx.coveringClaim(email.domain)?.environment
         if let stale = claimant, try tx.isExpiredUnactivated(stale) {
             // R-ENV-7: nobody activated in time; the claim is free again. Locked
             // and checked again first, as an activation locks it (R-SEC-4).

@@ -13,6 +13,15 @@ extension Transaction {
         return (EnvironmentID(try row.int64("environment_id")), DomainClaimStatus(rawValue: try row.string("status")) ?? .pending)
     }
 
+    /// The claim that covers `domain` (R-ENV-10): its own, or the nearest
+    /// parent's (`ClaimedDomains.candidates`), locked like `domainClaim`.
+    public func coveringClaim(_ domain: String) throws -> (domain: String, environment: EnvironmentID, status: DomainClaimStatus)? {
+        for candidate in ClaimedDomains.candidates(for: domain) {
+            if let claim = try domainClaim(candidate) { return (candidate, claim.environment, claim.status) }
+        }
+        return nil
+    }
+
     /// Every claimed domain with its environment (the start-up report of R-ENV-4).
     public func allDomainClaims() throws -> [(domain: String, environment: EnvironmentID)] {
         try query("SELECT domain, environment_id FROM domain_claims ORDER BY domain").rows
@@ -32,8 +41,13 @@ extension Transaction {
 
     /// The environment whose claim on `domain` is confirmed, if any (R-ENV-10).
     public func confirmedClaimant(_ domain: String) throws -> EnvironmentID? {
-        try query("SELECT environment_id FROM domain_claims WHERE domain = $1 AND status = 'confirmed'", [domain]).first
-            .map { EnvironmentID(try $0.int64("environment_id")) }
+        // The domain's own claim or a parent's (R-ENV-10): the owner of acme.test controls sales.acme.test.
+        for candidate in ClaimedDomains.candidates(for: domain) {
+            if let owner = try query("SELECT environment_id FROM domain_claims WHERE domain = $1 AND status = 'confirmed'", [candidate]).first {
+                return EnvironmentID(try owner.int64("environment_id"))
+            }
+        }
+        return nil
     }
 
     /// Who owns an address, primary or extra (R-ENV-6).
@@ -413,12 +427,17 @@ extension Transaction {
         ).rows.isEmpty
     }
 
-    /// Confirms `domain`'s claim if this environment holds it pending (R-ENV-7).
-    public func confirmClaim(_ domain: String, environment: EnvironmentID) throws -> Bool {
-        try query(
-            "UPDATE domain_claims SET status = 'confirmed', confirmed_at = now() WHERE domain = $1 AND environment_id = $2 AND status = 'pending'",
-            [domain, environment.raw]
-        ).affectedRows == 1
+    /// Confirms the claim covering `domain` (its own or a parent's, R-ENV-10)
+    /// if this environment holds it pending (R-ENV-7); returns the confirmed domain.
+    public func confirmClaim(_ domain: String, environment: EnvironmentID) throws -> String? {
+        for candidate in ClaimedDomains.candidates(for: domain) {
+            let updated = try query(
+                "UPDATE domain_claims SET status = 'confirmed', confirmed_at = now() WHERE domain = $1 AND environment_id = $2 AND status = 'pending'",
+                [candidate, environment.raw]
+            ).affectedRows
+            if updated == 1 { return candidate }
+        }
+        return nil
     }
 
     /// The active user who activated first, if any (R-ENV-7: the one promoted

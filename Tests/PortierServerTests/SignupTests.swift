@@ -283,6 +283,24 @@ struct SignupTests {
         }
     }
 
+    @Test("R-ENV-10: a sub-domain belongs to its parent's claim: a sign-up on it joins that environment, its activation confirms the claim, and nobody else invites there")
+    func subDomainsBelongToTheClaim() async throws {
+        try await withClient { server, client in
+            let s = Scenario(client)
+            let first = try await s.signup("a@alpha.test")
+            let zed = try await s.signup("zed@sub.alpha.test")
+            #expect(zed.string("joined") == "existing", "sales of a claimed domain join it")
+            #expect(zed.string("environment", "id") == first.string("environment", "id"))
+            #expect(try server.database.owner("SELECT count(*) AS n FROM domain_claims").first!.int64("n") == 1, "no claim of sub.alpha.test")
+            _ = try await s.activate("zed@sub.alpha.test")
+            #expect(try server.database.owner("SELECT status FROM domain_claims WHERE domain = 'alpha.test'").first?["status"] == "confirmed",
+                    "an address on a sub-domain proves control of the claim")
+            let other = try await s.environment("other.test")
+            let invite = try await client.send("user.invite", actor: other.id, params: ["email": "x@deep.sales.alpha.test"])
+            #expect(invite.errorCode == .conflict, "no other environment invites on a claimed domain's sub-domains")
+        }
+    }
+
     @Test("R-ENV-7: past the window with nobody activated, the environment is deleted and the domain is free")
     func unactivatedEnvironmentsExpire() async throws {
         try await withClient { server, client in
