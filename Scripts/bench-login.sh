@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Logins under a hashing flood (issue: who may do what; R-SEC-2, R-USR-4).
+# Logins under a hashing flood (R-SEC-2, R-SEC-5, R-USR-4).
 # portierd (release, default scrypt N = 2^17) on a throwaway PostgreSQL; one
 # real user; then `portier-bench login-flood`: that user's login latency on a
 # quiet server, then (1) right after bursts in which FLOOD_CONNECTIONS (default
@@ -32,3 +32,13 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
   --flood-connections "${FLOOD_CONNECTIONS:-3}" --flood-depth "${FLOOD_DEPTH:-128}"
 "$BIN/portier-bench" login-flood --socket "$WORK/portier.sock" --email user@login.test --password 'correct horse battery' \
   --flood-connections "${FLOOD_CONNECTIONS:-3}" --flood-depth "${FLOOD_DEPTH:-128}" --logins 20 --sustained
+# The flood shapes of R-SEC-5: the flooders spread their bogus logins over
+# CLIENT_KEYS (12) made-up client keys each, FLOOD_DEPTH_KEYS (96) in flight per
+# connection. A real login on a connection of its own (target as above), then
+# one through the first flooding connection under a client key of its own
+# (the flooding front end's real user): its fair share is one turn per waiting
+# connection, and within its connection one turn per waiting key.
+"$BIN/portier-bench" login-flood --socket "$WORK/portier.sock" --email user@login.test --password 'correct horse battery' \
+  --flood-connections "${FLOOD_CONNECTIONS:-3}" --flood-depth "${FLOOD_DEPTH_KEYS:-96}" --client-keys "${CLIENT_KEYS:-12}" --logins 20 --sustained
+"$BIN/portier-bench" login-flood --socket "$WORK/portier.sock" --email user@login.test --password 'correct horse battery' \
+  --flood-connections "${FLOOD_CONNECTIONS:-3}" --flood-depth "${FLOOD_DEPTH_KEYS:-96}" --client-keys "${CLIENT_KEYS:-12}" --logins 10 --sustained --through-flood

@@ -53,7 +53,7 @@ extension PortierService {
         let (presented, password) = (p.token, p.password)
         try PasswordHasher.validate(password)
         guard let token = SecretToken(presented: presented) else { throw PortierError(.expiredToken, "the token is not valid") }
-        let hash = try await hashTurns.run(key: Self.hashKey(context, client: nil)) {
+        let hash = try await hashTurns.run(Self.hashKey(context, client: nil)) {
             _ = try await transaction(environments: [token.environment]) { tx in try Self.usableToken(tx, token, purpose: purpose) }
             return try await passwords.hash(password)
         }
@@ -87,7 +87,7 @@ extension PortierService {
         // hasher: a flood past its bounds is refused (`overloaded`) before it
         // costs a query, and a flood within them waits its turn (R-SEC-2).
         let key = Self.hashKey(context, client: client)
-        let (found, matches): ((UserRecord, EnvironmentRecord)?, Bool) = try await hashTurns.run(key: key) {
+        let (found, matches): ((UserRecord, EnvironmentRecord)?, Bool) = try await hashTurns.run(key) {
             let found: (UserRecord, EnvironmentRecord)? = try await transaction { tx in
                 guard let owner = try tx.emailOwner(email.normalized), owner.isPrimary else { return nil }
                 try tx.setEnvironments([owner.environment])
@@ -104,7 +104,7 @@ extension PortierService {
         if user.status == .blocked { throw PortierError(.blocked, "the user is blocked; ask an administrator") }
         if passwords.needsRehash(stored) {
             // Stronger parameters than when it was stored: upgrade it now (R-USR-4).
-            let upgraded = try await hashTurns.run(key: key) { try await passwords.hash(password) }
+            let upgraded = try await hashTurns.run(key) { try await passwords.hash(password) }
             _ = try await transaction(environments: [user.environment]) { tx in
                 try tx.replacePasswordHash(user.environment, user.id, from: stored, to: upgraded)
             }
@@ -134,8 +134,8 @@ extension PortierService {
 
     /// Whose turn at the hasher a request takes: its connection's and, within
     /// it, the end user's `client` (the front end's few connections carry many).
-    static func hashKey(_ context: RequestContext, client: String?) -> String {
-        "\(context.connection)/\(client ?? "")"
+    static func hashKey(_ context: RequestContext, client: String?) -> FairQueue.Key {
+        FairQueue.Key(connection: context.connection, client: client ?? "")
     }
 }
 

@@ -88,7 +88,7 @@ extension PortierService {
                 throw PortierError(.rateLimited, "too many failed password checks for this address; try again later")
             }
             guard let stored = actor.passwordHash else { throw PortierError.invalidCredentials }
-            let (matches, newHash) = try await hashTurns.run(key: key) {
+            let (matches, newHash) = try await hashTurns.run(key) {
                 guard try await passwords.verify(current, against: stored) else { return (false, "") }
                 return (true, try await passwords.hash(new))
             }

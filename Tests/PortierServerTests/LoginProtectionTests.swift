@@ -133,14 +133,15 @@ struct LoginProtectionTests {
         await stronger.stop()
     }
 
-    @Test("R-SEC-2: the hasher's queue serves keys in turn and refuses past its bounds")
+    @Test("R-SEC-2: the hasher's queue serves connections, then keys, in turn and refuses a key past its bound")
     func fairQueue() async throws {
         let queue = FairQueue(slots: 1, perKey: 4, total: 6)
         let served = Recorder()
         let (gate, open) = AsyncStream<Void>.makeStream()
+        let flood = FairQueue.Key(connection: 1, client: "flood")
         // One of the flood's holds the only slot until the others are queued.
         let holder = Task {
-            try await queue.run(key: "flood") {
+            try await queue.run(flood) {
                 served.add("holding")
                 for await _ in gate { break }
             }
@@ -148,19 +149,52 @@ struct LoginProtectionTests {
         try await waitUntil("the holder served") { served.all.contains("holding") }
         var tasks: [Task<Void, any Error>] = []
         for i in 0..<4 {
-            tasks.append(Task { try await queue.run(key: "flood") { served.add("flood\(i)") } })
+            tasks.append(Task { try await queue.run(flood) { served.add("flood\(i)") } })
             try await waitUntil("\(i + 1) waiting") { queue.waiting >= i + 1 }
         }
         await #expect(throws: PortierError.self, "a fifth waiting from one key is refused") {
-            try await queue.run(key: "flood") {}
+            try await queue.run(flood) {}
         }
-        tasks.append(Task { try await queue.run(key: "login") { served.add("login") } })
+        tasks.append(Task { try await queue.run(FairQueue.Key(connection: 2, client: "")) { served.add("login") } })
         try await waitUntil("5 waiting") { queue.waiting >= 5 }
         open.yield()
         try await holder.value
         for task in tasks { try await task.value }
         let order = served.all.filter { $0 != "holding" }
         #expect(order.firstIndex(of: "login")! <= 1, "the login waited for at most one of the flood's turns: \(order)")
+    }
+
+    @Test("R-SEC-5: with the queue full of one connection's made-up client keys, a login on another connection drops the flood's newest, not itself; the flood's own newcomer is refused")
+    func fullQueueDropsTheFattestFlow() async throws {
+        let queue = FairQueue(slots: 1, perKey: 2, total: 6)
+        let served = Recorder()
+        let (gate, open) = AsyncStream<Void>.makeStream()
+        let holder = Task {
+            try await queue.run(FairQueue.Key(connection: 1, client: "k0")) {
+                served.add("holding")
+                for await _ in gate { break }
+            }
+        }
+        try await waitUntil("the holder served") { served.all.contains("holding") }
+        // The flooding front end (connection 1): three made-up keys, two each: the queue is full.
+        var flood: [Task<Void, any Error>] = []
+        for i in 0..<6 {
+            flood.append(Task { try await queue.run(FairQueue.Key(connection: 1, client: "k\(i % 3 + 1)")) { served.add("flood") } })
+            try await waitUntil("\(i + 1) waiting") { queue.waiting >= i + 1 }
+        }
+        await #expect(throws: PortierError.self, "the flooding connection's own newcomer is refused when full") {
+            try await queue.run(FairQueue.Key(connection: 1, client: "k9")) {}
+        }
+        let login = Task { try await queue.run(FairQueue.Key(connection: 2, client: "")) { served.add("login") } }
+        try await waitUntil("the login queued") { queue.dropped == 1 }
+        #expect(queue.waiting == 6, "one of the flood's waiters made room")
+        open.yield()
+        try await holder.value
+        try await login.value
+        var refused = 0
+        for task in flood { if (try? await task.value) == nil { refused += 1 } }
+        #expect(refused == 1, "exactly the dropped waiter of the fattest flow was refused")
+        #expect(served.all.filter { $0 != "holding" }.firstIndex(of: "login")! <= 1, "the login waited at most one turn: \(served.all)")
     }
 }
 
