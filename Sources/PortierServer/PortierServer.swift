@@ -20,6 +20,8 @@ public final class PortierServer: Service, Sendable {
     private let serviceAdmission: SocketAdmission
     private let supportAdmission: SocketAdmission
     private let inFlight = InFlightCounter()
+    /// Repeated warnings of all connections summarised per second (R-SEC-5).
+    private let logThrottle = LogThrottle()
     private let state: Mutex<State>
     /// Requests, latency, connections, pool and index, in Prometheus form.
     public let metrics = ServerMetrics()
@@ -135,7 +137,7 @@ public final class PortierServer: Service, Sendable {
                 try channel.pipeline.syncOperations.addHandler(
                     ConnectionHandler(
                         responder: service, admission: admission, settings: settings, inFlightTotal: inFlight,
-                        stats: metrics.requests(on: channel.eventLoop), metrics: self, logger: logger
+                        stats: metrics.requests(on: channel.eventLoop), metrics: self, logger: logger, logThrottle: self.logThrottle
                     )
                 )
                 if draining { channel.pipeline.fireUserInboundEventTriggered(DrainEvent()) }

@@ -27,7 +27,7 @@ extension PortierService {
                 emailNorm: email.normalized, lifetimeSeconds: configuration.tokenLifetimeSeconds
             )
             let details: JSONValue = ["user": .string(user.scopedID.description), "email": .string(email.display)]
-            try Self.enqueueCapped(tx, environment: user.environment, kind: .emailVerification, to: email.display, token: token.text, payload: details.jsonText, configuration: configuration)
+            try Self.enqueueCapped(tx, environment: user.environment, kind: .emailVerification, to: email.display, token: token.text, payload: details.jsonText, sender: .environment(user.environment), configuration: configuration)
             try tx.audit(environment: user.environment, actor: user.auditActor, op: "user.email.add", target: user.scopedID.description, details: JSONValue.object(["email": .string(email.display)]).jsonText)
             let record = ExtraEmailRecord(email: email.display, emailNorm: email.normalized, verified: false)
             return .result(["email": record.json], revision: try tx.bumpRevision(user.environment))

@@ -74,7 +74,7 @@ extension PortierService {
                     let req = try tx.insertRequest(user.environment, kind: "membership", addressee: user.id, organisation: orgID, partnershipID: nil)
                     let message: JSONObject = ["request": .string(req.scopedID.description), "organisation": .string(orgID.description),
                                                "organisation_name": .string(org.name), "invited_by": .string(actor.email)]
-                    try Self.enqueueCoalesced(tx, environment: user.environment, kind: .membershipRequest, to: user.email, payload: message, configuration: configuration)
+                    try Self.enqueueCoalesced(tx, environment: user.environment, kind: .membershipRequest, to: user.email, payload: message, sender: .environment(org.environment), configuration: configuration)
                     try tx.audit(environment: user.environment, actor: actor.auditActor, op: "member.add", target: user.scopedID.description, details: details.jsonText)
                     touched.append(user.environment)
                 }

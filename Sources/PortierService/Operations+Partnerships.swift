@@ -40,7 +40,7 @@ extension PortierService {
                 try tx.insertRequest(target, kind: "partnership", addressee: nil, organisation: nil, partnershipID: partnership.id)
                 for user in try tx.users(target, role: .advanced, excludingStatus: .blocked) + tx.users(target, role: .administrator, excludingStatus: .blocked) where user.status == .active {
                     let message: JSONValue = ["partnership": .string(partnership.scopedID.description), "from": .string(actor.environment.description), "proposed_by": .string(actor.email)]
-                    try Self.enqueueCapped(tx, environment: target, kind: .partnershipRequest, to: user.email, payload: message.jsonText, configuration: configuration)
+                    try Self.enqueueCapped(tx, environment: target, kind: .partnershipRequest, to: user.email, payload: message.jsonText, sender: .environment(actor.environment), configuration: configuration)
                 }
                 let details: JSONValue = ["proposer": .string(actor.environment.description), "partner": .string(target.description)]
                 for env in [actor.environment, target] {

@@ -41,7 +41,7 @@ extension PortierService {
                                   emailNorm: nil, lifetimeSeconds: configuration.passwordResetLifetimeSeconds)
                 let message: JSONValue = ["user": .string(user.scopedID.description), "expires_in_seconds": .int(configuration.passwordResetLifetimeSeconds)]
                 try Self.enqueueCapped(tx, environment: user.environment, kind: .passwordReset, to: user.email, token: token.text,
-                                       payload: message.jsonText, configuration: configuration)
+                                       payload: message.jsonText, sender: .own("password_reset"), configuration: configuration)
                 try tx.audit(environment: user.environment, actor: .system, op: "user.password.forgot", target: user.scopedID.description)
             }
         } catch let error as PortierError where error.code == .rateLimited {

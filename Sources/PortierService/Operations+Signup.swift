@@ -81,7 +81,7 @@ extension PortierService {
             emailNorm: nil, lifetimeSeconds: configuration.tokenLifetimeSeconds
         )
         let message: JSONValue = ["user": .string(user.scopedID.description)]
-        try enqueueCapped(tx, environment: environment, kind: .activation, to: email.display, token: token.text, payload: message.jsonText, configuration: configuration)
+        try enqueueCapped(tx, environment: environment, kind: .activation, to: email.display, token: token.text, payload: message.jsonText, sender: .own("signup"), configuration: configuration)
         let details: JSONValue = ["joined": .string(joined), "role": .string(user.role.rawValue), "email": .string(email.display)]
         try tx.audit(environment: environment, actor: user.auditActor, op: "signup", target: user.scopedID.description, details: details.jsonText)
         let revision = try tx.bumpRevision(environment)

@@ -62,7 +62,7 @@ extension PortierService {
             emailNorm: nil, lifetimeSeconds: configuration.tokenLifetimeSeconds
         )
         let details: JSONValue = ["user": .string(user.scopedID.description), "invited_by": .string(invitedBy.email)]
-        try enqueueCapped(tx, environment: user.environment, kind: .activation, to: user.email, token: token.text, payload: details.jsonText, configuration: configuration)
+        try enqueueCapped(tx, environment: user.environment, kind: .activation, to: user.email, token: token.text, payload: details.jsonText, sender: .environment(invitedBy.environment), configuration: configuration)
     }
 
     /// `user.resend_invitation` (R-USR-3): only for `invited` users.

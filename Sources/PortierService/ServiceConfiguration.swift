@@ -53,9 +53,14 @@ public struct ServiceConfiguration: Sendable {
     /// occasional wrong passwords never wait; a flood does.
     public var refusalBurst = 32
     public var refusalsPerSecond = 16.0
-    /// Messages requests may cause to one address in an hour, over every
-    /// environment (R-USR-16; default 5); past it, `rate_limited`.
+    /// Messages one sender (an environment, or the person's own sign-up or
+    /// password reset) may cause to one address in an hour (R-USR-16; default
+    /// 5); past it, `rate_limited`.
     public var messagesPerRecipientPerHour = 5
+    /// Messages all environments together may cause to one address in an hour:
+    /// four times the per-sender cap (default 20). The person's own sign-up
+    /// and reset messages are not counted in it, nor refused by it.
+    public var messagesPerRecipientTotalPerHour: Int { 4 * messagesPerRecipientPerHour }
     /// `domain_join` notices an environment's administrators get in an hour
     /// (default 10 joins); past it, one summary notice an hour instead.
     public var domainJoinNoticesPerHour = 10

@@ -14,5 +14,6 @@ public enum Migrations {
         Migration(version: 3, name: "messages per recipient", sql: schemaV3),
         Migration(version: 4, name: "password resets, appointment notices, withdrawn messages", sql: schemaV4),
         Migration(version: 5, name: "permission event log (watch)", sql: schemaV5),
+        Migration(version: 6, name: "message senders", sql: schemaV6),
     ]
 }

@@ -310,17 +310,23 @@ extension Transaction {
         ).first!.int64("message_id")
     }
 
-    /// R-USR-16: how many messages went to `recipient` (normalised) in the last
-    /// hour, from every environment; when under `cap`, records one more.
-    /// Serialised per recipient (an advisory lock until commit), so two requests
-    /// cannot both take the last one.
-    public func takeRecipientMessage(_ recipient: String, cap: Int) throws -> Bool {
+    /// R-USR-16: whether one more message from `sender` to `recipient`
+    /// (normalised) fits the last hour's caps: at most `perSender` from this
+    /// sender and, when `total` is given, at most `total` from all senders but
+    /// the person's own requests (senders `own:…`);
+    /// records it when it fits. Serialised per recipient (an advisory lock until
+    /// commit), so two requests cannot both take the last one.
+    public func takeRecipientMessage(_ recipient: String, sender: String, perSender: Int, total: Int?) throws -> Bool {
         try query("SELECT pg_advisory_xact_lock(hashtext('portier.recipient'), hashtext($1))", [recipient])
-        let sent = try query(
-            "SELECT count(*) AS n FROM recipient_messages WHERE recipient = $1 AND sent_at > now() - interval '1 hour'", [recipient]
-        ).first!.int64("n")
-        guard sent < cap else { return false }
-        try query("INSERT INTO recipient_messages (recipient) VALUES ($1)", [recipient])
+        let row = try query(
+            """
+            SELECT count(*) FILTER (WHERE sender = $2) AS mine, count(*) FILTER (WHERE sender NOT LIKE 'own:%') AS everyone
+            FROM recipient_messages WHERE recipient = $1 AND sent_at > now() - interval '1 hour'
+            """, [recipient, sender]
+        ).first!
+        guard try row.int64("mine") < perSender else { return false }
+        if let total, try row.int64("everyone") >= total { return false }
+        try query("INSERT INTO recipient_messages (recipient, sender) VALUES ($1, $2)", [recipient, sender])
         return true
     }
 

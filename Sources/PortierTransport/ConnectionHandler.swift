@@ -39,6 +39,8 @@ public final class ConnectionHandler: ChannelDuplexHandler {
     private let stats: RequestStats?
     let logger: Logger
     private let identifyPeer: PeerIdentification
+    /// Shared by the server's connections: repeated warnings are summarised (R-SEC-5).
+    private let logThrottle: LogThrottle
 
     private var buffer: ByteBuffer?
     private(set) var peer: PeerCredentials?
@@ -84,8 +86,10 @@ public final class ConnectionHandler: ChannelDuplexHandler {
         stats: RequestStats? = nil,
         metrics: (any MetricsSource)? = nil,
         logger: Logger,
+        logThrottle: LogThrottle = LogThrottle(),
         identifyPeer: @escaping PeerIdentification = { $0.peerCredentials() }
     ) {
+        self.logThrottle = logThrottle
         self.machine = ConnectionStateMachine(limits: settings.machineLimits, now: .now())
         self.responder = responder
         self.admission = admission
@@ -124,7 +128,7 @@ public final class ConnectionHandler: ChannelDuplexHandler {
         peer = credentials
         capabilities = admission.policy.capabilities(for: credentials)
         let allowed = admission.allows(credentials) && !capabilities.isEmpty
-        if !allowed {
+        if !allowed, admitLog("refused peer") {
             logger.warning("refused peer", metadata: [
                 "socket": "\(admission.socket.rawValue)", "peer": "\(credentials.map(\.description) ?? "unknown")",
             ])
@@ -422,9 +426,20 @@ public final class ConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Logs and numbers
 
+    /// Whether a warning of this kind is written now (R-SEC-5: at most a few a
+    /// second per server); says once how many of the kind were left out.
+    private func admitLog(_ kind: String) -> Bool {
+        let (write, leftOut) = logThrottle.admit(kind, now: .now())
+        if let leftOut {
+            logger.warning("repeated log lines left out", metadata: ["kind": "\(kind)", "count": "\(leftOut)", "interval_s": "1"])
+        }
+        return write
+    }
+
     private func logClose(_ reason: ConnectionStateMachine.CloseReason) {
         switch reason {
         case .writeStall:
+            guard admitLog("cut off a client that does not read its replies") else { break }
             logger.warning("cut off a client that does not read its replies", metadata: [
                 "socket": "\(admission.socket.rawValue)", "peer": "\(peer.map(\.description) ?? "unknown")",
             ])
@@ -461,6 +476,8 @@ public final class ConnectionHandler: ChannelDuplexHandler {
             "socket": "\(admission.socket.rawValue)",
         ]
         if let actor = request?.actor, let id = ScopedID(actor, kind: .user) { metadata["environment"] = "\(id.environment)" }
-        logger.log(level: level, code == "ok" ? "slow request" : "request failed", metadata: metadata)
+        let message = code == "ok" ? "slow request" : "request failed"
+        guard level < .warning || admitLog(message) else { return }
+        logger.log(level: level, "\(message)", metadata: metadata)
     }
 }

@@ -239,7 +239,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Milliseconds a refused user.activate or user.authenticate (wrong token or password, rate_limited, overloaded) waits before its answer, holding only its connection's in-flight slot (R-SEC-2).")
     var credentialRefusalDelayMs: Int = 1000
 
-    @Option(help: "Messages requests may cause to one address in an hour, over every environment (R-USR-16); past it: rate_limited. portier-load's scripts raise it.")
+    @Option(help: "Messages one sender (an environment, or the person's own sign-up or reset) may cause to one address in an hour; all environments together: four times this (R-USR-16). Past it: rate_limited.")
     var messagesPerRecipientPerHour: Int = 5
 
     @Option(help: "domain_join notices an environment's administrators get in an hour; past it, one summary an hour (sign-ups are never refused for it).")

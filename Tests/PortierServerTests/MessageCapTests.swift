@@ -37,18 +37,45 @@ struct MessageCapTests {
         }
     }
 
-    @Test("R-USR-16: partnership proposals count against their recipients' caps")
+    @Test("R-USR-16: partnership proposals from many senders count against the recipient's total (four times the per-sender cap); the recipient's own messages do not")
     func proposals() async throws {
-        try await withClient(configure: { _, s in s.messagesPerRecipientPerHour = 2 }) { _, client in
+        try await withClient(configure: { _, s in s.messagesPerRecipientPerHour = 1 }) { _, client in
             let s = Scenario(client)
-            let target = try await s.environment("target.test")
+            let target = try await s.environment("target.test")  // its own activation: not counted in the total
             var codes: [ErrorCode?] = []
-            for i in 0..<3 {
+            for i in 0..<5 {
                 let proposer = try await s.environment("p\(i).test").id
                 codes.append(try await client.send("partnership.propose", actor: proposer, params: ["email": .string(target.string("email")!)]).errorCode)
             }
-            // The administrator's own activation message counts too: 1 + 1 proposal = the cap.
-            #expect(codes == [nil, .rateLimited, .rateLimited])
+            #expect(codes == [nil, nil, nil, nil, .rateLimited], "four senders fill the total of 4")
+            #expect(try await client.send("user.password.forgot", params: ["email": "admin@target.test"]).isSuccess)
+            #expect(try await outboxCount(client, to: "admin@target.test", kind: "password_reset") == 1, "the person's own reset is not refused by the total")
+        }
+    }
+
+    @Test("R-USR-16: a third party that invites, resends and revokes five times cannot block the owner's own sign-up")
+    func thirdPartyCannotBlockSignup() async throws {
+        try await withClient(configure: { _, s in s.messagesPerRecipientPerHour = 5 }) { _, client in
+            let s = Scenario(client)
+            let a = try await s.environment("a-corp.test").id
+            let founder = try await s.invite("founder@startup.test", as: a).id
+            for _ in 0..<4 { try await client.call("user.resend_invitation", actor: a, params: ["user": .string(founder)]) }
+            #expect(try await client.send("user.resend_invitation", actor: a, params: ["user": .string(founder)]).errorCode == .rateLimited,
+                    "A's own allowance is spent")
+            try await client.call("user.remove", actor: a, params: ["user": .string(founder)])
+            let signup = try await client.send("signup", params: ["email": "founder@startup.test"])
+            #expect(signup.isSuccess, "the owner's sign-up goes ahead")
+        }
+    }
+
+    @Test("R-USR-16: five forgot calls on an administrator's address do not block proposals to that environment or a partner's work")
+    func forgotCannotBlockPartners() async throws {
+        try await withClient(configure: { _, s in s.messagesPerRecipientPerHour = 5 }) { _, client in
+            let s = Scenario(client)
+            let target = try await s.environment("target.test")
+            for _ in 0..<5 { #expect(try await client.send("user.password.forgot", params: ["email": "admin@target.test"]).isSuccess) }
+            let proposer = try await s.environment("bookkeepers.test").id
+            #expect(try await client.send("partnership.propose", actor: proposer, params: ["email": .string(target.string("email")!)]).isSuccess)
         }
     }
 
