@@ -74,6 +74,8 @@ extension PortierService {
             let actor = try Self.administrator(tx, actorRef, to: "resend invitations")
             let user = try Self.targetUser(tx, in: actorRef.environment, target, lock: true)
             guard user.status == .invited else { throw PortierError.invalidState("only invited users can be re-invited; this one is \(user.status.rawValue)") }
+            // R-ENV-10: a resend never extends a hold past another environment's confirmation of the domain.
+            try Self.refuseOthersDomain(tx, try EmailAddress(user.email), for: user.environment)
             try Self.sendActivation(tx, to: user, invitedBy: actor, configuration: configuration)
             try tx.audit(environment: user.environment, actor: actor.auditActor, op: "user.resend_invitation", target: user.scopedID.description)
             return .result(["user": user.json], revision: try tx.bumpRevision(user.environment))

@@ -301,6 +301,25 @@ struct SignupTests {
         }
     }
 
+    @Test("R-ENV-10: once another environment confirms the domain, resending an earlier invitation to it is refused (conflict) and sends nothing")
+    func resendStopsAtConfirmation() async throws {
+        try await withClient { server, client in
+            let s = Scenario(client)
+            let a = try await s.environment("a-corp.test")
+            let ceo = try await s.invite("ceo@newcorp.test", as: a.id)
+            try await client.call("user.resend_invitation", actor: a.id, params: ["user": .string(ceo.id)])
+            // newcorp's own environment confirms its domain (through a colleague: the CEO's address is held by A's invitation).
+            try await s.activeUser("cfo@newcorp.test")
+            func written() throws -> Int64 {
+                try server.database.owner("SELECT count(*) AS n FROM outbox WHERE recipient = 'ceo@newcorp.test'").first!.int64("n")
+            }
+            let before = try written()
+            let resend = try await client.send("user.resend_invitation", actor: a.id, params: ["user": .string(ceo.id)])
+            #expect(resend.errorCode == .conflict)
+            #expect(try written() == before, "nothing sent")
+        }
+    }
+
     @Test("R-ENV-7: past the window with nobody activated, the environment is deleted and the domain is free")
     func unactivatedEnvironmentsExpire() async throws {
         try await withClient { server, client in
