@@ -308,12 +308,7 @@ class Manager:
             except OSError:
                 return
             with connection:
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = connection.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
+                data = read_line(connection)
                 try:
                     request = json.loads(data)
                     out, err = [], []
@@ -943,6 +938,17 @@ class Manager:
         self.server.close()
 
 
+def read_line(connection):
+    """Bytes from a socket up to a newline (or its end): one message between the shim and the manager."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def text_has(text, line):
     return line in text.split("\n")
 
@@ -956,13 +962,7 @@ def shim(tool, control, argv):
         print(f"{tool} shim: the check's manager is not running ({error})", file=sys.stderr)
         return 1
     connection.sendall(json.dumps({"tool": tool, "argv": argv}).encode() + b"\n")
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = connection.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    reply = json.loads(data)
+    reply = json.loads(read_line(connection))
     sys.stdout.write(reply["out"])
     sys.stderr.write(reply["err"])
     return reply["code"]

@@ -397,12 +397,7 @@ final class ReplyHandler: ChannelInboundHandler, Sendable {
         let frame = unwrapInboundIn(data)
         let parsed: JSONValue? = frame.withUnsafeReadableBytes { try? JSONParser.parse($0, limits: .trusted) }
         if case .object(let frame)? = parsed, case .object(let event)? = frame["event"] {
-            let id: RequestID? = switch frame["id"] {
-            case .int(let i)?: .int(i)
-            case .string(let s)?: .string(s)
-            default: nil
-            }
-            pending.deliverEvent(id, event)
+            pending.deliverEvent(RequestID(frame["id"]), event)
             return
         }
         if case .object(let frame)? = parsed, let notice = ClosingNotice.decode(frame) {

@@ -21,13 +21,8 @@ public struct ClosingNotice: Sendable, Equatable {
     /// The notice in a frame's object, or nil when the frame is something else.
     public static func decode(_ frame: JSONObject) -> ClosingNotice? {
         guard case .object(let body)? = frame["closing"] else { return nil }
-        let id: RequestID? = switch body["last_id"] {
-        case .int(let i)?: .int(i)
-        case .string(let s)?: .string(s)
-        default: nil
-        }
         guard case .string(let reason)? = body["reason"] else { return nil }
-        return ClosingNotice(lastID: id, reason: reason)
+        return ClosingNotice(lastID: RequestID(body["last_id"]), reason: reason)
     }
 }
 

@@ -19,6 +19,15 @@ public enum RequestID: Sendable, Hashable, CustomStringConvertible {
         case .string(let s): s
         }
     }
+
+    /// The id a frame carries, when it is an integer or a string.
+    public init?(_ value: JSONValue?) {
+        switch value {
+        case .int(let i)?: self = .int(i)
+        case .string(let s)?: self = .string(s)
+        default: return nil
+        }
+    }
 }
 
 /// How fresh a read must be (R-PRM-5).

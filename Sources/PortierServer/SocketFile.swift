@@ -47,12 +47,15 @@ enum SocketFile {
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let code = errno
             close(fd)
-            if code == EWOULDBLOCK {
-                throw ServerError("\(path) is in use by a running server: stop it first, or choose another --socket-dir (or --state-dir)")
-            }
+            if code == EWOULDBLOCK { throw inUse(path) }
             return nil
         }
         return fd
+    }
+
+    /// The refusal for a socket a running server holds.
+    static func inUse(_ path: String) -> ServerError {
+        ServerError("\(path) is in use by a running server: stop it first, or choose another --socket-dir (or --state-dir)")
     }
 
     /// Whether something answers on `path`: a `ping` frame gets any bytes back

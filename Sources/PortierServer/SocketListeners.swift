@@ -85,9 +85,7 @@ public final class SocketListeners: Sendable {
                 if SocketFile.isInUse(socket.path) {
                     // Taken over only when nobody holds its lock (or its lock cannot be
                     // read) and nothing answers on it: a socket nobody serves.
-                    guard lockFD != nil, !SocketFile.answers(socket.path) else {
-                        throw ServerError("\(socket.path) is in use by a running server: stop it first, or choose another --socket-dir (or --state-dir)")
-                    }
+                    guard lockFD != nil, !SocketFile.answers(socket.path) else { throw SocketFile.inUse(socket.path) }
                     logger.warning("taking over a socket that accepts connections but no running portierd serves (a process that inherited it from a crashed server?)", metadata: ["path": "\(socket.path)"])
                 }
                 var keepLock = false

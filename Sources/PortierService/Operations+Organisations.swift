@@ -103,7 +103,7 @@ extension PortierService {
             }
             // Members see only active organisations (R-ORG-2); administrators see all of their environment's.
             let visible = try tx.organisations(Array(ids)).filter { $0.status == .active || (actor.role == .administrator && $0.environment == actor.environment) }
-            let orgs = try tx.organisations(Set(visible.map(\.scopedID)).page(page) { $0 })  // ordered by id, like the page
+            let orgs = visible.page(page) { $0.scopedID }  // in id order, like the page
             return .result(page.result("organisations", orgs, id: \.scopedID, json: \.json))
         }
     }

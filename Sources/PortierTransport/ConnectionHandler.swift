@@ -289,30 +289,9 @@ public final class ConnectionHandler: ChannelDuplexHandler {
             context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in bound.value.close(promise: nil) }
         }
         if actions.flush { context.flush() }
-        switch actions.partialFrameTimer {
-        case .start?:
-            partialFrameTimer = schedule(.partialFrame, in: settings.partialFrameTimeout, context: context)
-        case .cancel?:
-            partialFrameTimer?.cancel()
-            partialFrameTimer = nil
-        case nil: break
-        }
-        switch actions.writeStallTimer {
-        case .start?:
-            writeStallTimer = schedule(.writeStall, in: settings.writeStallTimeout, context: context)
-        case .cancel?:
-            writeStallTimer?.cancel()
-            writeStallTimer = nil
-        case nil: break
-        }
-        switch actions.drainReadTimer {
-        case .start?:
-            drainReadTimer = schedule(.drainRead, in: settings.drainReadWindow, context: context)
-        case .cancel?:
-            drainReadTimer?.cancel()
-            drainReadTimer = nil
-        case nil: break
-        }
+        partialFrameTimer = change(partialFrameTimer, actions.partialFrameTimer, .partialFrame, in: settings.partialFrameTimeout, context: context)
+        writeStallTimer = change(writeStallTimer, actions.writeStallTimer, .writeStall, in: settings.writeStallTimeout, context: context)
+        drainReadTimer = change(drainReadTimer, actions.drainReadTimer, .drainRead, in: settings.drainReadWindow, context: context)
         if actions.read { context.read() }
         if let reason = actions.close {
             logClose(reason)
@@ -358,6 +337,19 @@ public final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     private enum Timer { case partialFrame, writeStall, drainRead }
+
+    /// A timer after the machine's change: started, cancelled, or left as it was.
+    private func change(
+        _ current: Scheduled<Void>?, _ change: ConnectionStateMachine.TimerChange?, _ timer: Timer, in delay: TimeAmount, context: ChannelHandlerContext
+    ) -> Scheduled<Void>? {
+        switch change {
+        case .start?: return schedule(timer, in: delay, context: context)
+        case .cancel?:
+            current?.cancel()
+            return nil
+        case nil: return current
+        }
+    }
 
     private func schedule(_ timer: Timer, in delay: TimeAmount, context: ChannelHandlerContext) -> Scheduled<Void> {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
